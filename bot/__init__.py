@@ -1,0 +1,1 @@
+"""Offhours: keep your working hours in Slack without leaving anyone hanging."""

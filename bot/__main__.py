@@ -1,0 +1,152 @@
+"""Command line: `python -m bot [run|web|scheduler|migrate|check|manifest|hours]`.
+
+Configuration problems end with exit status 2 and one clear message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.errors import ConfigError
+
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    # Bolt and slack_sdk log request and response bodies (tokens, message text) at DEBUG: keep them quieter.
+    for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load():
+    from bot.config import load_config, load_settings
+
+    settings = load_settings()
+    config = load_config(settings.config_path)
+    return settings, config
+
+
+def _store(settings, config):
+    from bot.store import Store
+
+    store = Store(settings.database_url or config.storage.url, client_id=settings.client_id)
+    store.migrate()
+    return store
+
+
+def serve(*, with_scheduler: bool) -> int:
+    """Serve HTTP on $PORT with waitress, the reply sender beside it, and the recap scheduler if asked."""
+    import waitress
+
+    from bot.app import create_app
+    from bot.reply_sender import ReplySender
+    from bot.web import create_wsgi
+
+    settings, config = _load()
+    store = _store(settings, config)
+    app = create_app(config, store, settings=settings)
+    sender = ReplySender(app.services)
+    sender.start()
+    scheduler = None
+    if with_scheduler:
+        from bot.scheduler import start_scheduler
+
+        scheduler = start_scheduler(app.services)
+    server = waitress.create_server(create_wsgi(app), host="0.0.0.0", port=settings.port, threads=16)
+    logging.getLogger("bot").info("serving on port=%d scheduler=%s", settings.port, with_scheduler)
+
+    def shut_down(*_args) -> None:
+        server.close()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        sender.stop()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        store.close()
+    return 0
+
+
+def run_scheduler() -> int:
+    import threading
+
+    from bot.app import build_services
+    from bot.scheduler import start_scheduler
+
+    settings, config = _load()
+    store = _store(settings, config)
+    services = build_services(config, store, settings=settings)
+    scheduler = start_scheduler(services)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    scheduler.shutdown(wait=False)
+    return 0
+
+
+def migrate() -> int:
+    import os
+
+    from bot.config import load_config
+    from bot.store import Store
+
+    config = load_config()
+    url = os.environ.get("DATABASE_URL") or config.storage.url
+    Store(url).migrate()
+    print("database is up to date")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "hours":
+        from bot.cli_hours import main as hours_main
+
+        return hours_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Offhours: keep your working hours in Slack.")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "web", "scheduler", "migrate", "check", "manifest", "hours"],
+        help="run (default): web app and scheduler; web: web app only; scheduler: recap scheduler only",
+    )
+    parser.add_argument("--url", help="manifest: the public base URL of this app, e.g. https://offhours.example.com")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        if args.command == "run":
+            return serve(with_scheduler=True)
+        if args.command == "web":
+            return serve(with_scheduler=False)
+        if args.command == "scheduler":
+            return run_scheduler()
+        if args.command == "migrate":
+            return migrate()
+        if args.command == "manifest":
+            from bot.manifest import print_manifest
+
+            return print_manifest(args.url)
+        if args.command == "check":
+            from bot.check import run_check
+
+            return run_check()
+    except ConfigError as e:
+        print(f"offhours: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Small builders shared by the Block Kit payloads, each keeping within Slack's limits."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+SECTION_TEXT_LIMIT = 3000
+HEADER_TEXT_LIMIT = 150
+MESSAGE_BLOCK_LIMIT = 50
+VIEW_BLOCK_LIMIT = 100
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut text to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """Escape user text for mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(text: str, *, accessory=None, block_id: str | None = None) -> dict:
+    return SectionBlock(
+        text=MarkdownTextObject(text=clip(text, SECTION_TEXT_LIMIT)), accessory=accessory, block_id=block_id
+    ).to_dict()
+
+
+def header(text: str) -> dict:
+    return HeaderBlock(text=PlainTextObject(text=clip(text, HEADER_TEXT_LIMIT), emoji=True)).to_dict()
+
+
+def context(*texts: str) -> dict:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, SECTION_TEXT_LIMIT)) for t in texts]).to_dict()
+
+
+def divider() -> dict:
+    return DividerBlock().to_dict()

@@ -1,0 +1,185 @@
+"""Database schema and engine set-up: one SQLAlchemy metadata for Offhours' tables and Bolt's.
+
+Every instant is stored as naive UTC (SQLite has no time zones) through `UTCDateTime`, and read back as
+aware UTC, so code above this module only ever sees aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+# Bolt's installation and OAuth-state tables live in the same database, declared from slack_sdk's own
+# definitions so Alembic manages them with ours.
+installations = SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations")
+bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
+oauth_states = SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, "slack_oauth_states")
+
+ID = sa.String(32)
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("tz", sa.String(64)),  # None: not known yet; the config's policy decides
+    sa.Column("hours", sa.String(1000)),  # canonical hours text; None: the config default
+    sa.Column("message", sa.Text),  # boundary template; None: the config default
+    sa.Column("reply_within_s", sa.Integer),  # None: the config default
+    sa.Column("days_off", sa.Text, nullable=False, server_default=""),  # canonical, ";"-separated
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+profiles = sa.Table(  # users.info cache: sender zones for the auto-reply
+    "profiles",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("tz", sa.String(64)),
+    sa.Column("is_bot", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+dm_channels = sa.Table(  # conversations.info cache: the two members of a 1:1 DM
+    "dm_channels",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("user_a", ID, nullable=False),
+    sa.Column("user_b", ID, nullable=False),
+)
+
+# Every after-hours DM, recorded before the ack: what the morning recap is made of.
+messages = sa.Table(
+    "after_hours_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),  # the thread root (= ts for a top-level message)
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("text", sa.Text),  # only with recap.include_text
+    sa.Column("due_at", UTCDateTime, nullable=False),  # when the recap holding it is due; re-evaluated
+    # pending; answered (the recipient wrote in that DM); deleted; recapped; done (ticked off in the recap)
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("recap_id", sa.Integer),
+    sa.UniqueConstraint("team_id", "recipient_id", "channel_id", "ts", name="uq_message_once"),
+    sa.Index("ix_messages_due", "state", "due_at"),
+    sa.Index("ix_messages_channel", "team_id", "recipient_id", "channel_id", "state"),
+)
+
+# The auto-reply outbox. The unique key is RFC 3834's once-per-sender rule, enforced by the database.
+replies = sa.Table(
+    "auto_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False),
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("window_key", sa.String(40), nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("message_ts", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("reply_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
+    sa.Index("ix_replies_due", "state", "next_attempt_at"),
+)
+
+recaps = sa.Table(
+    "recaps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("window_start", UTCDateTime),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("channel_id", ID),
+    sa.Column("message_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "user_id", "due_at", name="uq_recap_per_window"),
+    sa.Index("ix_recaps_due", "state", "next_attempt_at"),
+)
+
+
+def make_engine(url: str, **kwargs) -> sa.Engine:
+    """An engine tuned for several threads: SQLite in WAL mode with a busy timeout, PostgreSQL pooled."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if ":memory:" not in url and url != "sqlite://":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:
+            # IMMEDIATE takes the write lock up front, so concurrent writers wait on busy_timeout instead of
+            # failing with "database is locked" when a read transaction tries to upgrade.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _dialect_insert(engine: sa.Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]):
+    """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike: rowcount 0 means "already there"."""
+    return _dialect_insert(engine)(table).on_conflict_do_nothing(index_elements=conflict)
+
+
+def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict):
+    """INSERT ... ON CONFLICT (keys) DO UPDATE the other columns."""
+    stmt = _dialect_insert(engine)(table).values(**values)
+    return stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})

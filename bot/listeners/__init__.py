@@ -1,0 +1,14 @@
+"""Listeners grouped by Slack surface; each module exposes `register(app, services)`."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.app import Services
+
+
+def register_all(app: App, services: Services) -> None:
+    from bot.listeners import commands, lifecycle, messages
+
+    for module in (commands, messages, lifecycle):
+        module.register(app, services)

@@ -1,0 +1,184 @@
+"""After-hours messages and the auto-reply outbox: recorded once, claimed with a lease, sent once.
+
+`record` is one transaction: the message row (unique per recipient, channel and ts) and, for the first
+message from a sender in an off-window, the pending reply (unique per recipient, sender and window).
+A redelivered or concurrently delivered event hits the unique keys and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bot import db
+
+REPLY_LEASE = timedelta(seconds=60)  # a claimed reply not marked sent by then is claimed again
+MAX_REPLY_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    team_id: str
+    recipient_id: str
+    sender_id: str
+    channel_id: str
+    ts: str
+    thread_ts: str
+    received_at: datetime
+    due_at: datetime
+    text: str | None
+    window_key: str
+    reply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReply:
+    id: int
+    team_id: str
+    recipient_id: str
+    sender_id: str
+    channel_id: str
+    message_ts: str
+    thread_ts: str
+    received_at: datetime
+    attempts: int
+
+
+class Outbox:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def record(self, rec: IncomingRecord, *, now: datetime) -> str:
+        """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled" or "recorded"."""
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                db.insert_ignore(self.engine, db.messages, ["team_id", "recipient_id", "channel_id", "ts"]).values(
+                    team_id=rec.team_id,
+                    recipient_id=rec.recipient_id,
+                    channel_id=rec.channel_id,
+                    ts=rec.ts,
+                    thread_ts=rec.thread_ts,
+                    sender_id=rec.sender_id,
+                    received_at=rec.received_at,
+                    text=rec.text,
+                    due_at=rec.due_at,
+                )
+            ).rowcount
+            if not inserted:
+                return "duplicate"
+            if not rec.reply:
+                return "recorded"
+            queued = conn.execute(
+                db.insert_ignore(
+                    self.engine, db.replies, ["team_id", "recipient_id", "sender_id", "window_key"]
+                ).values(
+                    team_id=rec.team_id,
+                    recipient_id=rec.recipient_id,
+                    sender_id=rec.sender_id,
+                    window_key=rec.window_key,
+                    channel_id=rec.channel_id,
+                    message_ts=rec.ts,
+                    thread_ts=rec.thread_ts,
+                    received_at=rec.received_at,
+                    next_attempt_at=now,
+                )
+            ).rowcount
+        return "replied" if queued else "throttled"
+
+    def mark_answered(self, team_id: str, recipient_id: str, channel_id: str) -> int:
+        """The recipient wrote in this DM: what waited for them there no longer needs a recap."""
+        m = db.messages.c
+        with self.engine.begin() as conn:
+            return conn.execute(
+                db.messages.update()
+                .where(
+                    m.team_id == team_id, m.recipient_id == recipient_id, m.channel_id == channel_id,
+                    m.state == "pending",
+                )
+                .values(state="answered")
+            ).rowcount  # fmt: skip
+
+    def drop_deleted(self, team_id: str, channel_id: str, ts: str) -> int:
+        m = db.messages.c
+        with self.engine.begin() as conn:
+            return conn.execute(
+                db.messages.update()
+                .where(m.team_id == team_id, m.channel_id == channel_id, m.ts == ts, m.state == "pending")
+                .values(state="deleted", text=None)
+            ).rowcount
+
+    def dm_members(self, team_id: str, channel_id: str) -> tuple[str, str] | None:
+        c = db.dm_channels.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(c.user_a, c.user_b).where(c.team_id == team_id, c.channel_id == channel_id)
+            ).first()
+        return (row.user_a, row.user_b) if row else None
+
+    def remember_dm(self, team_id: str, channel_id: str, user_a: str, user_b: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                db.insert_ignore(self.engine, db.dm_channels, ["team_id", "channel_id"]).values(
+                    team_id=team_id, channel_id=channel_id, user_a=user_a, user_b=user_b
+                )
+            )
+
+    # --- the reply sender's side ------------------------------------------------------------------------
+
+    def claim_due_replies(self, *, now: datetime, limit: int = 50) -> list[PendingReply]:
+        """Lease up to `limit` due replies to this process (SKIP LOCKED on PostgreSQL; SQLite serialises)."""
+        r = db.replies.c
+        query = (
+            sa.select(db.replies)
+            .where(r.state == "pending", r.next_attempt_at <= now)
+            .order_by(r.next_attempt_at, r.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).mappings().all()
+            if not rows:
+                return []
+            conn.execute(
+                db.replies.update()
+                .where(r.id.in_([row["id"] for row in rows]))
+                .values(next_attempt_at=now + REPLY_LEASE, attempts=r.attempts + 1)
+            )
+        return [
+            PendingReply(
+                id=row["id"],
+                team_id=row["team_id"],
+                recipient_id=row["recipient_id"],
+                sender_id=row["sender_id"],
+                channel_id=row["channel_id"],
+                message_ts=row["message_ts"],
+                thread_ts=row["thread_ts"],
+                received_at=row["received_at"],
+                attempts=row["attempts"] + 1,
+            )
+            for row in rows
+        ]
+
+    def mark_reply_sent(self, reply_id: int, *, reply_ts: str | None) -> None:
+        self._set_reply(reply_id, state="sent", reply_ts=reply_ts, last_error=None)
+
+    def retry_reply(self, reply_id: int, *, at: datetime, error: str) -> None:
+        self._set_reply(reply_id, next_attempt_at=at, last_error=error[:200])
+
+    def give_up_reply(self, reply_id: int, *, state: str, error: str) -> None:
+        """Final: `failed` (Slack said no for good) or `expired` (the person is back; the reply would be wrong)."""
+        self._set_reply(reply_id, state=state, last_error=error[:200])
+
+    def _set_reply(self, reply_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(db.replies.update().where(db.replies.c.id == reply_id).values(**values))
+
+    def reply_states(self, team_id: str) -> dict[str, int]:
+        """Counts by state, for `check` and the tests."""
+        r = db.replies.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(r.state, sa.func.count()).where(r.team_id == team_id).group_by(r.state)).all()
+        return {state: n for state, n in rows}

@@ -1,0 +1,169 @@
+"""A person's settings: what they chose, merged with the config's defaults, changed through one code path.
+
+`/hours` and the App Home both call `PeopleService`, so a change made in one shows in the other and is
+validated the same way. Every setter validates first and writes nothing on bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from bot.config import Config
+from bot.errors import HoursError
+from bot.hours import (
+    DayOff,
+    Schedule,
+    WeeklyHours,
+    parse_days_off,
+    parse_duration,
+    parse_hours,
+    render_days_off,
+    render_hours,
+    resolve_timezone,
+)
+from bot.store import PersonRow, Store
+from bot.templates import validate_template
+
+MAX_DAYS_OFF = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What applies to one person right now: their choices, or the defaults where they made none."""
+
+    team_id: str
+    user_id: str
+    schedule: Schedule
+    message: str
+    reply_within: timedelta
+    paused: bool
+    custom_hours: bool
+    custom_message: bool
+
+    @property
+    def tz(self) -> str:
+        return self.schedule.tz
+
+    @property
+    def weekly(self) -> WeeklyHours:
+        return self.schedule.weekly
+
+    @property
+    def days_off(self) -> tuple[DayOff, ...]:
+        return self.schedule.days_off
+
+    @property
+    def hours_text(self) -> str:
+        return render_hours(self.schedule.weekly)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_hours(text: str) -> WeeklyHours:
+    return parse_hours(text)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
+    return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
+
+
+def serialize_days_off(days_off: tuple[DayOff, ...]) -> str:
+    return ";".join(f"{d.start.isoformat()}..{d.end.isoformat()}" for d in days_off)
+
+
+def preferences(row: PersonRow | None, config: Config, *, team_id: str, user_id: str) -> Preferences:
+    """Merge a stored row with the config's defaults."""
+    defaults = config.defaults
+    tz = (row.tz if row else None) or defaults.timezone or defaults.fallback_timezone
+    hours_text = row.hours if row and row.hours else None
+    weekly = _parsed_hours(hours_text) if hours_text else defaults.weekly
+    days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
+    reply_within = (
+        timedelta(seconds=row.reply_within_s) if row and row.reply_within_s is not None else defaults.reply_within
+    )
+    return Preferences(
+        team_id=team_id,
+        user_id=user_id,
+        schedule=Schedule(tz=tz, weekly=weekly, days_off=days_off),
+        message=(row.message if row and row.message else defaults.message),
+        reply_within=reply_within,
+        paused=bool(row and row.paused),
+        custom_hours=hours_text is not None,
+        custom_message=bool(row and row.message),
+    )
+
+
+class PeopleService:
+    """Reads and changes people's settings; the only writer of the `people` table."""
+
+    def __init__(self, store: Store, config: Config, *, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        # Called after any change, with (team_id, user_id): the recap due times and the Home tab follow.
+        self.on_change: list[Callable[[str, str], None]] = []
+
+    def get(self, team_id: str, user_id: str) -> Preferences:
+        return preferences(self.store.get_person(team_id, user_id), self.config, team_id=team_id, user_id=user_id)
+
+    def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
+        row = self.store.save_person(team_id, user_id, now=self.clock(), **fields)
+        for callback in self.on_change:
+            callback(team_id, user_id)
+        return preferences(row, self.config, team_id=team_id, user_id=user_id)
+
+    def ensure(self, team_id: str, user_id: str, *, profile_tz: str | None) -> Preferences:
+        """Create the person's row on first contact, taking their Slack profile zone when the config says so."""
+        row = self.store.get_person(team_id, user_id)
+        if row is not None:
+            return preferences(row, self.config, team_id=team_id, user_id=user_id)
+        tz = None
+        if self.config.defaults.timezone is None and profile_tz:
+            try:
+                tz = resolve_timezone(profile_tz)
+            except HoursError:
+                tz = None
+        return self._save(team_id, user_id, tz=tz)
+
+    def set_hours(self, team_id: str, user_id: str, text: str) -> Preferences:
+        weekly = parse_hours(text)
+        return self._save(team_id, user_id, hours=render_hours(weekly))
+
+    def set_timezone(self, team_id: str, user_id: str, text: str) -> Preferences:
+        return self._save(team_id, user_id, tz=resolve_timezone(text.strip()))
+
+    def set_message(self, team_id: str, user_id: str, text: str) -> Preferences:
+        return self._save(team_id, user_id, message=validate_template(text))
+
+    def reset_message(self, team_id: str, user_id: str) -> Preferences:
+        return self._save(team_id, user_id, message=None)
+
+    def set_reply_within(self, team_id: str, user_id: str, text: str) -> Preferences:
+        duration = parse_duration(text)
+        return self._save(team_id, user_id, reply_within_s=int(duration.total_seconds()))
+
+    def add_days_off(self, team_id: str, user_id: str, text: str, *, today: date) -> tuple[Preferences, DayOff]:
+        day_off = parse_days_off(text)
+        if day_off.end < today:
+            raise HoursError(
+                f"{render_days_off(day_off)} is already over — give a date from today on, like "
+                f"{today.isoformat()} or {today.isoformat()}..{(today + timedelta(days=2)).isoformat()}"
+            )
+        current = self.get(team_id, user_id).days_off
+        if day_off in current:
+            raise HoursError(f"{render_days_off(day_off)} is already in your days off — see /hours off list")
+        # Ended ranges are dropped on every change so the list stays short.
+        kept = tuple(d for d in current if d.end >= today)
+        if len(kept) >= MAX_DAYS_OFF:
+            raise HoursError(f"you already have {MAX_DAYS_OFF} upcoming days off — clear some with /hours off clear")
+        updated = tuple(sorted((*kept, day_off), key=lambda d: (d.start, d.end)))
+        return self._save(team_id, user_id, days_off=serialize_days_off(updated)), day_off
+
+    def clear_days_off(self, team_id: str, user_id: str) -> Preferences:
+        return self._save(team_id, user_id, days_off="")
+
+    def set_paused(self, team_id: str, user_id: str, paused: bool) -> Preferences:
+        return self._save(team_id, user_id, paused=paused)

@@ -1,0 +1,192 @@
+"""Offhours' storage: the small interface the app and scheduler use, over SQLAlchemy Core.
+
+Correctness lives here, not in memory: the unique keys in bot/db.py decide "record once" and "reply once";
+claims with a lease decide which process sends a pending reply or recap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+from bot import db, migrate
+from bot.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """What a person set; None means "the config's default"."""
+
+    team_id: str
+    user_id: str
+    tz: str | None = None
+    hours: str | None = None
+    message: str | None = None
+    reply_within_s: int | None = None
+    days_off: str = ""
+    paused: bool = False
+
+
+class Store:
+    """The database behind Offhours. One per process; thread-safe (a connection per call)."""
+
+    def __init__(self, url: str, *, client_id: str = "offhours", state_expiration_seconds: int = 600) -> None:
+        self.url = url
+        self.engine = db.make_engine(url)
+        self.installation_store = SQLAlchemyInstallationStore(
+            client_id=client_id,
+            engine=self.engine,
+            bots_table_name=db.bots.name,
+            installations_table_name=db.installations.name,
+        )
+        self.oauth_state_store = SQLAlchemyOAuthStateStore(
+            expiration_seconds=state_expiration_seconds, engine=self.engine, table_name=db.oauth_states.name
+        )
+        self.outbox = Outbox(self.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # --- people -----------------------------------------------------------------------------------------
+
+    def get_person(self, team_id: str, user_id: str) -> PersonRow | None:
+        p = db.people.c
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().first()
+            )
+        return _person(row) if row else None
+
+    def people_with_ids(self, team_id: str, user_ids: Iterable[str]) -> dict[str, PersonRow]:
+        p = db.people.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id.in_(list(user_ids))))
+            return {r["user_id"]: _person(r) for r in rows.mappings()}
+
+    def save_person(self, team_id: str, user_id: str, *, now: datetime, **fields) -> PersonRow:
+        """Create or update a person's settings; only the given fields change."""
+        unknown = set(fields) - set(PERSON_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown person fields: {sorted(unknown)}")
+        p = db.people.c
+        with self._tx() as conn:
+            exists = conn.execute(sa.select(p.user_id).where(p.team_id == team_id, p.user_id == user_id)).first()
+            if exists:
+                conn.execute(
+                    db.people.update()
+                    .where(p.team_id == team_id, p.user_id == user_id)
+                    .values(updated_at=now, **fields)
+                )
+            else:
+                conn.execute(
+                    db.insert_ignore(self.engine, db.people, ["team_id", "user_id"]).values(
+                        team_id=team_id, user_id=user_id, updated_at=now, **fields
+                    )
+                )
+                if fields:  # lost a creation race: apply the change on the row the other writer made
+                    conn.execute(
+                        db.people.update()
+                        .where(p.team_id == team_id, p.user_id == user_id)
+                        .values(updated_at=now, **fields)
+                    )
+            row = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().one()
+        return _person(row)
+
+    # --- tokens -----------------------------------------------------------------------------------------
+
+    def user_token(self, team_id: str, user_id: str, *, enterprise_id: str | None = None) -> str | None:
+        """The person's own token (user scopes), or None when they have not connected their DMs."""
+        inst = self.installation_store.find_installation(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
+        return inst.user_token if inst is not None and inst.user_id == user_id else None
+
+    def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:
+        bot = self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        return bot.bot_token if bot is not None else None
+
+    def connected_user_ids(self, team_id: str) -> set[str]:
+        i = db.installations.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(i.user_id).where(i.team_id == team_id, i.user_token.is_not(None)).distinct())
+            return {r[0] for r in rows}
+
+    # --- forgetting -------------------------------------------------------------------------------------
+
+    def forget_person(self, team_id: str, user_id: str) -> None:
+        """Delete everything held about one person: settings, tokens, recorded messages, pending replies."""
+        with self._tx() as conn:
+            conn.execute(db.people.delete().where(db.people.c.team_id == team_id, db.people.c.user_id == user_id))
+            conn.execute(
+                db.messages.delete().where(
+                    db.messages.c.team_id == team_id,
+                    sa.or_(db.messages.c.recipient_id == user_id, db.messages.c.sender_id == user_id),
+                )
+            )
+            conn.execute(
+                db.replies.delete().where(db.replies.c.team_id == team_id, db.replies.c.recipient_id == user_id)
+            )
+            conn.execute(db.recaps.delete().where(db.recaps.c.team_id == team_id, db.recaps.c.user_id == user_id))
+            conn.execute(db.profiles.delete().where(db.profiles.c.team_id == team_id, db.profiles.c.user_id == user_id))
+            conn.execute(
+                db.installations.delete().where(
+                    db.installations.c.team_id == team_id, db.installations.c.user_id == user_id
+                )
+            )
+
+    def forget_team(self, team_id: str) -> None:
+        """The app was uninstalled: delete every row of that workspace, tokens included."""
+        with self._tx() as conn:
+            for table in (db.people, db.profiles, db.dm_channels, db.messages, db.replies, db.recaps):
+                conn.execute(table.delete().where(table.c.team_id == team_id))
+            conn.execute(db.installations.delete().where(db.installations.c.team_id == team_id))
+            conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
+
+    def revoke_user_tokens(self, team_id: str, user_ids: Iterable[str]) -> None:
+        """tokens_revoked: drop the tokens and the person's data (they disconnected)."""
+        for user_id in user_ids:
+            self.forget_person(team_id, user_id)
+
+    def revoke_bot_tokens(self, team_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
+            conn.execute(db.installations.update().where(db.installations.c.team_id == team_id).values(bot_token=None))
+
+
+def _person(row) -> PersonRow:
+    return PersonRow(
+        team_id=row["team_id"],
+        user_id=row["user_id"],
+        tz=row["tz"],
+        hours=row["hours"],
+        message=row["message"],
+        reply_within_s=row["reply_within_s"],
+        days_off=row["days_off"] or "",
+        paused=bool(row["paused"]),
+    )

@@ -1,0 +1,190 @@
+"""Fixtures that build on each other: clock -> fake Slack -> store -> app -> a running server -> signed HTTP.
+
+The database is SQLite in a temporary file, or PostgreSQL when TEST_DATABASE_URL is set (CI runs both).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+import waitress
+from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store.models.installation import Installation
+
+from bot import db
+from bot.app import OffhoursApp, create_app
+from bot.config import Config, Settings
+from bot.store import Store
+from bot.web import create_wsgi
+from tests.fakeslack import FakeSlack
+from tests.slackhttp import SIGNING_SECRET, SlackHTTP
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+_installs = itertools.count(1)
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, **kwargs) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # A Tuesday evening in New York: 2026-03-03 22:00 EST.
+    return FakeClock(datetime(2026, 3, 4, 3, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if TEST_DATABASE_URL:
+        return TEST_DATABASE_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'offhours-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url) -> str:
+    store = Store(database_url)
+    if store.is_postgres:
+        with store.engine.begin() as conn:  # start from nothing: a previous run may have left tables
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    store.migrate()
+    store.close()
+    return database_url
+
+
+def wipe(store: Store) -> None:
+    with store.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def store(migrated) -> Iterator[Store]:
+    store = Store(migrated, client_id="111.222")
+    wipe(store)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config()
+
+
+@pytest.fixture
+def settings(fake_slack) -> Settings:
+    return Settings(
+        signing_secret=SIGNING_SECRET,
+        client_id="111.222",
+        client_secret="client-secret",
+        slack_api_url=fake_slack.base_url,
+    )
+
+
+@pytest.fixture
+def make_app(store, settings, fake_slack, clock):
+    """Build an app, optionally with config changes: make_app(reply=replace(config.reply, mode="ephemeral"))."""
+
+    def build(config: Config | None = None, **changes) -> OffhoursApp:
+        config = replace(config or Config(), **changes)
+        client = WebClient(base_url=fake_slack.base_url, timeout=5)
+        return create_app(config, store, settings=settings, client=client, clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def offhours(make_app) -> OffhoursApp:
+    return make_app()
+
+
+class RunningServer:
+    """The production WSGI server (waitress) on an ephemeral 127.0.0.1 port, in a thread."""
+
+    def __init__(self, app: OffhoursApp) -> None:
+        self.app = app
+        self.server = waitress.create_server(
+            create_wsgi(app), host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.05
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.effective_port}"
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server(offhours) -> Iterator[RunningServer]:
+    running = RunningServer(offhours)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def slack(server) -> SlackHTTP:
+    return SlackHTTP(server.url)
+
+
+def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1", tz: str = "America/New_York",
+            now: datetime | None = None) -> str:  # fmt: skip
+    """Save an installation for `user_id` as the OAuth flow would, and make the fake Slack know them."""
+    token = f"xoxp-{team_id}-{user_id}"
+    # The installation store tells rows apart by installed_at: give every connection its own instant.
+    store.installation_store.save(
+        Installation(
+            app_id="A1",
+            enterprise_id=None,
+            team_id=team_id,
+            team_name="Example",
+            bot_token=f"xoxb-{team_id}",
+            bot_id="B1",
+            bot_user_id="UBOT",
+            bot_scopes="commands,chat:write,im:write,users:read",
+            user_id=user_id,
+            user_token=token,
+            user_scopes="im:history,chat:write",
+            installed_at=(now or datetime.now(UTC)).timestamp() + next(_installs) / 1000,
+        )
+    )
+    fake.add_user(user_id, tz=tz)
+    fake.tokens[token] = {"team_id": team_id, "user_id": user_id}
+    return token
+
+
+def table_count(store: Store, table: sa.Table, **where) -> int:
+    with store.engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(table)
+        for key, value in where.items():
+            query = query.where(table.c[key] == value)
+        return conn.execute(query).scalar_one()

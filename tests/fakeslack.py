@@ -1,0 +1,268 @@
+"""A fake Slack Web API on 127.0.0.1 that records every call, in the style of bolt-python's mock_web_api_server.
+
+Tests point `WebClient(base_url=fake.base_url)` at it, script failures with `fail(...)`, and assert on `calls`.
+It is also used by the benchmarks, where `rate_limits` makes it enforce Slack's posting limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class Call:
+    method: str
+    token: str | None
+    params: dict[str, Any]
+
+
+@dataclass
+class Failure:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class User:
+    id: str
+    tz: str | None = "America/New_York"
+    is_bot: bool = False
+    name: str = ""
+
+
+@dataclass
+class RateLimits:
+    """Slack-like posting limits for the benchmarks: per channel and per workspace, answered with 429."""
+
+    per_channel_per_second: float = 1.0
+    workspace_per_minute: float | None = None
+    _last_post: dict[str, float] = field(default_factory=dict)
+    _window: deque = field(default_factory=deque)
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.users: dict[str, User] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}  # token -> auth.test answer
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.dm_members: dict[str, tuple[str, str]] = {}  # channel -> the two members of the DM
+        self.rate_limits: RateLimits | None = None
+        self.record_calls = True
+        self._failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._ts = count(1)
+        self.post_counts: dict[str, int] = defaultdict(int)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    # --- scripting --------------------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, *, tz: str | None = "America/New_York", is_bot: bool = False) -> None:
+        self.users[user_id] = User(id=user_id, tz=tz, is_bot=is_bot, name=user_id.lower())
+
+    def fail(self, method: str, *, times: int = 1, **failure: Any) -> None:
+        """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=..."""
+        with self._lock:
+            for _ in range(times):
+                self._failures[method].append(Failure(**failure))
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def wait_for(self, method: str, n: int = 1, timeout: float = 10.0) -> list[Call]:
+        """Block (on a condition, not a sleep loop) until `method` has been called `n` times."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(1 for c in self.calls if c.method == method) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{method} called fewer than {n} times within {timeout} s")
+                self._changed.wait(remaining)
+            return [c for c in self.calls if c.method == method]
+
+    # --- answers ----------------------------------------------------------------------------------------
+
+    def answer(self, method: str, token: str | None, params: dict[str, Any]) -> tuple[int, dict[str, str], dict]:
+        with self._changed:
+            if self.record_calls:
+                self.calls.append(Call(method, token, params))
+            self._changed.notify_all()
+            failure = self._failures[method].popleft() if self._failures[method] else None
+        if failure is not None:
+            if failure.delay:
+                time.sleep(failure.delay)  # a slow Slack, for timeout tests
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            if failure.status == 429:
+                return 429, headers, {"ok": False, "error": "ratelimited"}
+            if failure.status != 200:
+                return failure.status, headers, {"ok": False, "error": "internal_error"}
+            if failure.error:
+                return 200, headers, {"ok": False, "error": failure.error}
+        if method == "chat.postMessage" and self.rate_limits is not None:
+            limited = self._rate_limited(params.get("channel", ""))
+            if limited is not None:
+                return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {}, {"ok": True}
+        return 200, {}, handler(token, params)
+
+    def _rate_limited(self, channel: str) -> int | None:
+        limits = self.rate_limits
+        now = time.monotonic()
+        with self._lock:
+            last = limits._last_post.get(channel)
+            if last is not None and now - last < 1.0 / limits.per_channel_per_second:
+                return 1
+            if limits.workspace_per_minute is not None:
+                while limits._window and now - limits._window[0] > 60:
+                    limits._window.popleft()
+                if len(limits._window) >= limits.workspace_per_minute:
+                    return max(1, int(60 - (now - limits._window[0])) + 1)
+                limits._window.append(now)
+            limits._last_post[channel] = now
+        return None
+
+    def _new_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.000100"
+
+    def _auth_test(self, token, params):
+        known = self.tokens.get(token or "")
+        if known is None:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, **known}
+
+    def _oauth_v2_access(self, token, params):
+        answer = self.oauth_codes.get(params.get("code", ""))
+        return answer if answer is not None else {"ok": False, "error": "invalid_code"}
+
+    def _users_info(self, token, params):
+        user = self.users.get(params.get("user", ""))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title()}
+        if user.tz:
+            body.update(tz=user.tz, tz_label=user.tz, tz_offset=0)
+        return {"ok": True, "user": body}
+
+    def _conversations_info(self, token, params):
+        channel = params.get("channel", "")
+        members = self.dm_members.get(channel)
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        me = (self.tokens.get(token or "") or {}).get("user_id")
+        other = members[1] if me == members[0] else members[0]
+        return {"ok": True, "channel": {"id": channel, "is_im": True, "user": other}}
+
+    def _conversations_open(self, token, params):
+        users = str(params.get("users", ""))
+        return {"ok": True, "channel": {"id": "D" + users.replace(",", "")[:10]}}
+
+    def _chat_postMessage(self, token, params):
+        with self._lock:
+            self.post_counts[params.get("channel", "")] += 1
+        return {"ok": True, "channel": params.get("channel"), "ts": self._new_ts(), "message": {"text": ""}}
+
+    def _chat_postEphemeral(self, token, params):
+        return {"ok": True, "message_ts": self._new_ts()}
+
+    def _chat_update(self, token, params):
+        return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
+
+    def _chat_getPermalink(self, token, params):
+        channel, ts = params.get("channel", ""), str(params.get("message_ts", ""))
+        return {"ok": True, "permalink": f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _views_publish(self, token, params):
+        return {"ok": True, "view": {"id": "V1"}}
+
+    def _views_open(self, token, params):
+        return {"ok": True, "view": {"id": "V2"}}
+
+    def _views_update(self, token, params):
+        return {"ok": True, "view": {"id": "V2"}}
+
+    def _auth_revoke(self, token, params):
+        return {"ok": True, "revoked": True}
+
+    # --- HTTP -------------------------------------------------------------------------------------------
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                self._serve(parse_qs(urlparse(self.path).query))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode() if length else ""
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = {k: v[0] for k, v in parse_qs(raw).items()}
+                for k, v in parse_qs(urlparse(self.path).query).items():
+                    params.setdefault(k, v[0])
+                self._serve(params)
+
+            def _serve(self, params) -> None:
+                params = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in params.items()}
+                for key in ("blocks", "metadata", "view"):
+                    if isinstance(params.get(key), str):
+                        with contextlib.suppress(ValueError):
+                            params[key] = json.loads(params[key])
+                auth = self.headers.get("Authorization") or ""
+                token = auth.removeprefix("Bearer ") or params.get("token")
+                if auth.startswith("Basic "):
+                    token = None
+                method = urlparse(self.path).path.removeprefix("/api/")
+                status, headers, body = fake.answer(method, token, params)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
