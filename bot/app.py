@@ -96,13 +96,21 @@ def build_services(
     clock: Callable[[], datetime] = utc_now,
 ) -> Services:
     client = client or make_client(settings)
+    people = PeopleService(store, config, clock=clock)
+
+    def reschedule_recap(team_id: str, user_id: str) -> None:
+        # Hours or days off changed: the waiting messages' recap moves to the new first working interval.
+        schedule = people.get(team_id, user_id).schedule
+        store.recaps.reschedule(team_id, user_id, schedule.next_start)
+
+    people.on_change.append(reschedule_recap)
     return Services(
         config=config,
         settings=settings,
         store=store,
         client=client,
         clock=clock,
-        people=PeopleService(store, config, clock=clock),
+        people=people,
         profiles=ProfileCache(store, client, clock=clock),
     )
 

@@ -124,8 +124,10 @@ recaps = sa.Table(
     sa.Column("team_id", ID, nullable=False),
     sa.Column("user_id", ID, nullable=False),
     sa.Column("due_at", UTCDateTime, nullable=False),
+    # 0 for a window's recap; 1, 2... for follow-ups carrying messages recorded after it was sent.
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
     sa.Column("window_start", UTCDateTime),
-    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|empty|failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
@@ -133,7 +135,7 @@ recaps = sa.Table(
     sa.Column("channel_id", ID),
     sa.Column("message_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
-    sa.UniqueConstraint("team_id", "user_id", "due_at", name="uq_recap_per_window"),
+    sa.UniqueConstraint("team_id", "user_id", "due_at", "seq", name="uq_recap_per_window"),
     sa.Index("ix_recaps_due", "state", "next_attempt_at"),
 )
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -18,6 +18,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot import db, migrate
 from bot.outbox import Outbox
+from bot.recap_store import RecapStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Store:
             expiration_seconds=state_expiration_seconds, engine=self.engine, table_name=db.oauth_states.name
         )
         self.outbox = Outbox(self.engine)
+        self.recaps = RecapStore(self.engine)
 
     @property
     def is_postgres(self) -> bool:
@@ -172,6 +174,19 @@ class Store:
         """tokens_revoked: drop the tokens and the person's data (they disconnected)."""
         for user_id in user_ids:
             self.forget_person(team_id, user_id)
+
+    def purge_expired(self, *, now: datetime, days: int) -> int:
+        """Retention: drop what is older than `days` and finished; never a message still waiting for a recap."""
+        cutoff = now - timedelta(days=days)
+        m, r, c = db.messages.c, db.replies.c, db.recaps.c
+        with self._tx() as conn:
+            removed = conn.execute(db.messages.delete().where(m.received_at < cutoff, m.state != "pending")).rowcount
+            # A message still waiting keeps its place in the recap, but not its text.
+            conn.execute(db.messages.update().where(m.received_at < cutoff, m.text.is_not(None)).values(text=None))
+            removed += conn.execute(db.replies.delete().where(r.received_at < cutoff, r.state != "pending")).rowcount
+            removed += conn.execute(db.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
+            removed += conn.execute(db.profiles.delete().where(db.profiles.c.fetched_at < cutoff)).rowcount
+        return removed
 
     def revoke_bot_tokens(self, team_id: str) -> None:
         with self._tx() as conn:

@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("due_at", sa.DateTime(), nullable=False),
+        sa.Column("seq", sa.Integer(), server_default="0", nullable=False),
         sa.Column("window_start", sa.DateTime(), nullable=True),
         sa.Column("state", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
@@ -107,7 +108,7 @@ def upgrade() -> None:
         sa.Column("message_ts", sa.String(length=32), nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("team_id", "user_id", "due_at", name="uq_recap_per_window"),
+        sa.UniqueConstraint("team_id", "user_id", "due_at", "seq", name="uq_recap_per_window"),
     )
     with op.batch_alter_table("recaps", schema=None) as batch_op:
         batch_op.create_index("ix_recaps_due", ["state", "next_attempt_at"], unique=False)

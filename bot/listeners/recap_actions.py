@@ -1,0 +1,37 @@
+"""The recap's "Done" buttons: tick one conversation off and update the recap message."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+
+from bot.app import Services
+from bot.blocks.recap import DONE_ACTION
+from bot.recap_sender import RecapSender
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    sender = RecapSender(services, workers=1)
+
+    @app.action(DONE_ACTION)
+    def recap_done(ack: Ack, body: dict, action: dict) -> None:
+        ack()
+        team_id = (body.get("team") or {}).get("id") or ""
+        user_id = (body.get("user") or {}).get("id") or ""
+        recap_id, _, channel_id = str(action.get("value") or "").partition(":")
+        if not recap_id.isdigit() or not channel_id:
+            log.info("action type=recap_done outcome=invalid")
+            return
+        if not services.store.recaps.mark_done(int(recap_id), channel_id, team_id=team_id, user_id=user_id):
+            log.info("action type=recap_done outcome=refused")  # someone else's recap
+            return
+        try:
+            sender.refresh(int(recap_id), now=services.clock())
+        except SlackApiError as e:
+            log.warning("action type=recap_done outcome=update_failed error=%s", e.response.get("error"))
+            return
+        log.info("action type=recap_done outcome=done")

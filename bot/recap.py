@@ -1,0 +1,86 @@
+"""What a start-of-day recap contains, pure: the conversations still waiting, grouped, ordered and capped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMessage:
+    """One after-hours DM that the person has not answered yet."""
+
+    channel_id: str
+    sender_id: str
+    ts: str
+    thread_ts: str
+    received_at: datetime
+    text: str | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecapItem:
+    """One conversation: who wrote, how often, when, and where to pick it up."""
+
+    channel_id: str
+    sender_id: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    thread_ts: str  # the thread to open: the earliest message's thread root
+    texts: tuple[str, ...]
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recap:
+    window_start: datetime | None
+    window_end: datetime
+    items: tuple[RecapItem, ...]  # at most max_items, oldest conversation first
+    more_conversations: int  # not listed because of max_items
+    more_messages: int
+    late: bool
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.items
+
+
+LATE_AFTER_SECONDS = 15 * 60
+
+
+def build_recap(
+    messages: list[WaitingMessage],
+    *,
+    window_start: datetime | None,
+    window_end: datetime,
+    now: datetime,
+    max_items: int,
+) -> Recap:
+    """Group waiting messages by conversation, oldest first; items all ticked "done" still show, as done."""
+    by_channel: dict[str, list[WaitingMessage]] = {}
+    for message in sorted(messages, key=lambda m: (m.received_at, m.ts)):
+        by_channel.setdefault(message.channel_id, []).append(message)
+    items = [
+        RecapItem(
+            channel_id=channel,
+            sender_id=group[0].sender_id,
+            count=len(group),
+            first_at=group[0].received_at,
+            last_at=group[-1].received_at,
+            thread_ts=group[0].thread_ts,
+            texts=tuple(m.text for m in group if m.text),
+            done=all(m.done for m in group),
+        )
+        for channel, group in by_channel.items()
+    ]
+    shown, rest = items[:max_items], items[max_items:]
+    return Recap(
+        window_start=window_start,
+        window_end=window_end,
+        items=tuple(shown),
+        more_conversations=len(rest),
+        more_messages=sum(item.count for item in rest),
+        late=(now - window_end).total_seconds() > LATE_AFTER_SECONDS,
+    )

@@ -1,0 +1,199 @@
+"""Recap bookkeeping: which person's recap is due, who sends it (a leased claim), and what it holds.
+
+A recap row is unique per person, window (`due_at`) and `seq`. Whoever inserts it, or takes over its
+expired lease, owns it; the owner moves the person's due messages into it in one UPDATE, so a message is
+in exactly one recap. Messages recorded after a window's recap went out get a follow-up (`seq` + 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bot import db
+from bot.recap import WaitingMessage
+
+RECAP_LEASE = timedelta(minutes=5)  # longer than any send with its retries can take
+MAX_RECAP_ATTEMPTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecap:
+    id: int
+    team_id: str
+    user_id: str
+    due_at: datetime
+    attempts: int
+
+
+class RecapStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @property
+    def _pg(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def due_people(self, *, now: datetime, limit: int = 1000) -> list[tuple[str, str, datetime]]:
+        """(team, person, earliest due) for everyone with waiting messages whose recap is due."""
+        m = db.messages.c
+        query = (
+            sa.select(m.team_id, m.recipient_id, sa.func.min(m.due_at))
+            .where(m.state == "pending", m.due_at <= now)
+            .group_by(m.team_id, m.recipient_id)
+            .order_by(sa.func.min(m.due_at))
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(team, user, due) for team, user, due in conn.execute(query).all()]
+
+    def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
+        """Own the recap of this person's window, creating it (or a follow-up) if needed; None if another has it."""
+        r = db.recaps.c
+        with self.engine.begin() as conn:
+            latest = conn.execute(
+                sa.select(r.id, r.seq, r.state, r.next_attempt_at, r.attempts)
+                .where(r.team_id == team_id, r.user_id == user_id, r.due_at == due_at)
+                .order_by(r.seq.desc())
+                .limit(1)
+            ).first()
+            if latest is not None and latest.state == "pending":
+                return self._take_over(conn, latest.id, now=now)
+            seq = 0 if latest is None else latest.seq + 1
+            inserted = conn.execute(
+                db.insert_ignore(self.engine, db.recaps, ["team_id", "user_id", "due_at", "seq"])
+                .values(team_id=team_id, user_id=user_id, due_at=due_at, seq=seq, attempts=1,
+                        next_attempt_at=now + RECAP_LEASE)
+                .returning(r.id)
+            ).first()  # fmt: skip
+        if inserted is None:
+            return None  # another process created it a moment ago
+        return ClaimedRecap(id=inserted.id, team_id=team_id, user_id=user_id, due_at=due_at, attempts=1)
+
+    def claim_retries(self, *, now: datetime, limit: int = 100) -> list[ClaimedRecap]:
+        """Own recaps whose send failed (or whose owner died) and whose next attempt is due."""
+        r = db.recaps.c
+        query = (
+            sa.select(r.id, r.team_id, r.user_id, r.due_at, r.attempts)
+            .where(r.state == "pending", r.next_attempt_at <= now)
+            .order_by(r.next_attempt_at)
+            .limit(limit)
+        )
+        if self._pg:
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    db.recaps.update()
+                    .where(r.id.in_([row.id for row in rows]))
+                    .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
+                )
+        return [ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts + 1) for row in rows]
+
+    def _take_over(self, conn: sa.Connection, recap_id: int, *, now: datetime) -> ClaimedRecap | None:
+        r = db.recaps.c
+        row = conn.execute(
+            db.recaps.update()
+            .where(r.id == recap_id, r.state == "pending", r.next_attempt_at <= now)
+            .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
+            .returning(r.id, r.team_id, r.user_id, r.due_at, r.attempts)
+        ).first()
+        return ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts) if row else None
+
+    def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
+        """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""
+        m = db.messages.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                db.messages.update()
+                .where(
+                    m.team_id == recap.team_id, m.recipient_id == recap.user_id, m.state == "pending",
+                    m.due_at <= now,
+                )
+                .values(state="recapped", recap_id=recap.id)
+            )  # fmt: skip
+            rows = conn.execute(
+                sa.select(m.channel_id, m.sender_id, m.ts, m.thread_ts, m.received_at, m.text, m.state)
+                .where(m.recap_id == recap.id, m.state.in_(("recapped", "done")))
+                .order_by(m.received_at)
+            ).all()
+        return [_waiting(row) for row in rows]
+
+    def read(self, recap_id: int) -> list[WaitingMessage]:
+        m = db.messages.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.channel_id, m.sender_id, m.ts, m.thread_ts, m.received_at, m.text, m.state)
+                .where(m.recap_id == recap_id, m.state.in_(("recapped", "done")))
+                .order_by(m.received_at)
+            ).all()
+        return [_waiting(row) for row in rows]
+
+    def get(self, recap_id: int):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(db.recaps).where(db.recaps.c.id == recap_id)).mappings().first()
+
+    def mark_sent(self, recap_id: int, *, channel_id: str, message_ts: str | None, now: datetime, late: bool) -> None:
+        self._set(recap_id, state="sent", channel_id=channel_id, message_ts=message_ts, sent_at=now, late=late,
+                  last_error=None)  # fmt: skip
+
+    def mark_empty(self, recap_id: int) -> None:
+        self._set(recap_id, state="empty")
+
+    def retry(self, recap_id: int, *, at: datetime, error: str) -> None:
+        self._set(recap_id, next_attempt_at=at, last_error=error[:200])
+
+    def give_up(self, recap_id: int, *, error: str) -> None:
+        self._set(recap_id, state="failed", last_error=error[:200])
+
+    def _set(self, recap_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(db.recaps.update().where(db.recaps.c.id == recap_id).values(**values))
+
+    def mark_done(self, recap_id: int, channel_id: str, *, team_id: str, user_id: str) -> bool:
+        """The person ticked one conversation off. Only the recap's owner can (checked here, not trusted)."""
+        m, r = db.messages.c, db.recaps.c
+        with self.engine.begin() as conn:
+            owner = conn.execute(
+                sa.select(r.id).where(r.id == recap_id, r.team_id == team_id, r.user_id == user_id)
+            ).first()
+            if owner is None:
+                return False
+            conn.execute(
+                db.messages.update()
+                .where(m.recap_id == recap_id, m.channel_id == channel_id, m.state == "recapped")
+                .values(state="done")
+            )
+        return True
+
+    def reschedule(self, team_id: str, user_id: str, due_for) -> int:
+        """Hours or days off changed: recompute `due_at` of the person's waiting messages with `due_for(received)`."""
+        m = db.messages.c
+        changed = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(m.id, m.received_at, m.due_at).where(
+                    m.team_id == team_id, m.recipient_id == user_id, m.state == "pending"
+                )
+            ).all()
+            for row in rows:
+                due = due_for(row.received_at)
+                if due != row.due_at:
+                    conn.execute(db.messages.update().where(m.id == row.id).values(due_at=due))
+                    changed += 1
+        return changed
+
+
+def _waiting(row) -> WaitingMessage:
+    return WaitingMessage(
+        channel_id=row.channel_id,
+        sender_id=row.sender_id,
+        ts=row.ts,
+        thread_ts=row.thread_ts,
+        received_at=row.received_at,
+        text=row.text,
+        done=row.state == "done",
+    )
