@@ -20,7 +20,7 @@ LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     # Bolt and slack_sdk log request and response bodies (tokens, message text) at DEBUG: keep them quieter.
-    for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler.executors.default"):
+    for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -58,8 +58,17 @@ def serve(*, with_scheduler: bool) -> int:
         from bot.scheduler import start_scheduler
 
         scheduler = start_scheduler(app.services)
+    socket_mode = None
+    if settings.app_token:
+        # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_mode = SocketModeHandler(app.bolt, app_token=settings.app_token, web_client=app.services.client)
+        socket_mode.connect()
     server = waitress.create_server(create_wsgi(app), host="0.0.0.0", port=settings.port, threads=16)
-    logging.getLogger("bot").info("serving on port=%d scheduler=%s", settings.port, with_scheduler)
+    logging.getLogger("bot").info(
+        "serving port=%d scheduler=%s socket_mode=%s", settings.port, with_scheduler, socket_mode is not None
+    )
 
     def shut_down(*_args) -> None:
         server.close()
@@ -70,6 +79,8 @@ def serve(*, with_scheduler: bool) -> int:
     except (KeyboardInterrupt, OSError):
         pass
     finally:
+        if socket_mode is not None:
+            socket_mode.close()
         sender.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
@@ -123,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run (default): web app and scheduler; web: web app only; scheduler: recap scheduler only",
     )
     parser.add_argument("--url", help="manifest: the public base URL of this app, e.g. https://offhours.example.com")
+    parser.add_argument("--socket-mode", action="store_true", help="manifest: for Socket Mode (no request URLs)")
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -137,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "manifest":
             from bot.manifest import print_manifest
 
-            return print_manifest(args.url)
+            return print_manifest(args.url, socket_mode=args.socket_mode)
         if args.command == "check":
             from bot.check import run_check
 

@@ -1,0 +1,102 @@
+"""`python -m bot check`: is this deployment ready? A checklist with what to fix, exit status 1 if not.
+
+Checks the environment, config.yaml, the database (reachable, migrated), and each installed workspace's bot
+token with auth.test. Never prints a token.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from slack_sdk.errors import SlackApiError
+
+from bot import db
+from bot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    label: str
+    fix: str = ""
+
+
+def run_check(environ: Mapping[str, str] = os.environ, out: TextIO = sys.stdout) -> int:
+    checks = list(_checks(environ))
+    for check in checks:
+        mark = "✔" if check.ok else "✘"
+        out.write(f"{mark} {check.label}\n")
+        if not check.ok and check.fix:
+            out.write(f"    → {check.fix}\n")
+    failed = sum(not c.ok for c in checks)
+    out.write(
+        f"\n{len(checks) - failed} passed, {failed} failed\n" if failed else f"\nAll {len(checks)} checks passed\n"
+    )
+    return 1 if failed else 0
+
+
+def _checks(environ: Mapping[str, str]):
+    from bot.app import make_client
+    from bot.config import load_config, load_settings
+    from bot.migrate import alembic_config
+    from bot.store import Store
+
+    try:
+        settings = load_settings(environ)
+    except ConfigError as e:
+        yield Check(False, "environment", str(e))
+        return
+    yield Check(True, "environment: SLACK_SIGNING_SECRET, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET are set")
+    try:
+        config = load_config(settings.config_path, environ=environ)
+    except ConfigError as e:
+        yield Check(False, "config.yaml", str(e))
+        return
+    yield Check(True, f"config: {settings.config_path or environ.get('OFFHOURS_CONFIG') or 'config.yaml'} is valid")
+
+    url = settings.database_url or config.storage.url
+    store = Store(url, client_id=settings.client_id)
+    try:
+        with store.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.SQLAlchemyError as e:
+        yield Check(False, "database reachable", f"{type(e).__name__}: check DATABASE_URL and that the server runs")
+        return
+    yield Check(True, f"database reachable ({store.engine.dialect.name})")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    yield Check(current == head, f"database schema at revision {current} (newest: {head})",
+                "run: python -m bot migrate")  # fmt: skip
+    if current != head:
+        return
+
+    with store.engine.connect() as conn:
+        bots = conn.execute(
+            sa.select(db.bots.c.team_id, db.bots.c.team_name, db.bots.c.bot_token)
+            .where(db.bots.c.client_id == settings.client_id, db.bots.c.bot_token.is_not(None))
+            .order_by(db.bots.c.installed_at.desc())
+        ).all()
+    latest = {}
+    for team_id, team_name, token in bots:
+        latest.setdefault(team_id, (team_name, token))
+    if not latest:
+        yield Check(False, "installed in a workspace", "open /slack/install on this app's public URL to install it")
+        return
+    client = make_client(settings)
+    for team_id, (team_name, token) in latest.items():
+        try:
+            client.auth_test(token=token)
+            yield Check(True, f"workspace {team_name or team_id}: bot token works (auth.test)")
+        except SlackApiError as e:
+            code = e.response.get("error")
+            yield Check(False, f"workspace {team_name or team_id}: auth.test failed ({code})",
+                        "reinstall the app from /slack/install")  # fmt: skip
+        except OSError as e:
+            yield Check(False, f"workspace {team_name or team_id}: Slack unreachable ({type(e).__name__})",
+                        f"check network access to {settings.slack_api_url}")  # fmt: skip
