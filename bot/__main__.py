@@ -35,7 +35,11 @@ def _load():
 def _store(settings, config):
     from bot.store import Store
 
-    store = Store(settings.database_url or config.storage.url, client_id=settings.client_id)
+    store = Store(
+        settings.database_url or config.storage.url,
+        client_id=settings.client_id,
+        encryption_key=settings.encryption_key,
+    )
     store.migrate()
     return store
 

@@ -62,7 +62,11 @@ def _checks(environ: Mapping[str, str]):
     yield Check(True, f"config: {settings.config_path or environ.get('OFFHOURS_CONFIG') or 'config.yaml'} is valid")
 
     url = settings.database_url or config.storage.url
-    store = Store(url, client_id=settings.client_id)
+    try:
+        store = Store(url, client_id=settings.client_id, encryption_key=settings.encryption_key)
+    except ConfigError as e:
+        yield Check(False, "OFFHOURS_ENCRYPTION_KEY", str(e))
+        return
     try:
         with store.engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
@@ -77,14 +81,19 @@ def _checks(environ: Mapping[str, str]):
         return
 
     with store.engine.connect() as conn:
-        bots = conn.execute(
-            sa.select(db.bots.c.team_id, db.bots.c.team_name, db.bots.c.bot_token)
+        teams = conn.execute(
+            sa.select(db.bots.c.team_id, db.bots.c.team_name)
             .where(db.bots.c.client_id == settings.client_id, db.bots.c.bot_token.is_not(None))
             .order_by(db.bots.c.installed_at.desc())
         ).all()
     latest = {}
-    for team_id, team_name, token in bots:
-        latest.setdefault(team_id, (team_name, token))
+    for team_id, team_name in teams:
+        if team_id not in latest:
+            try:
+                latest[team_id] = (team_name, store.bot_token(team_id))
+            except ConfigError as e:
+                yield Check(False, f"workspace {team_name or team_id}: tokens readable", str(e))
+                return
     if not latest:
         yield Check(False, "installed in a workspace", "open /slack/install on this app's public URL to install it")
         return

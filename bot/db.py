@@ -37,6 +37,12 @@ metadata = sa.MetaData()
 installations = SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations")
 bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
 oauth_states = SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, "slack_oauth_states")
+# Room for tokens encrypted at rest (a Fernet token of a 150-character Slack token is about 290 characters).
+TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
+for _table in (installations, bots):
+    for _name in TOKEN_COLUMNS:
+        if _name in _table.c:
+            _table.c[_name].type = sa.String(500)
 
 ID = sa.String(32)
 

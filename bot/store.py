@@ -19,6 +19,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from bot import db, migrate
 from bot.outbox import Outbox
 from bot.recap_store import RecapStore
+from bot.token_crypto import EncryptedInstallationStore, TokenCipher
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,23 @@ class PersonRow:
 class Store:
     """The database behind Offhours. One per process; thread-safe (a connection per call)."""
 
-    def __init__(self, url: str, *, client_id: str = "offhours", state_expiration_seconds: int = 600) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str = "offhours",
+        encryption_key: str | None = None,
+        state_expiration_seconds: int = 600,
+    ) -> None:
         self.url = url
         self.engine = db.make_engine(url)
-        self.installation_store = SQLAlchemyInstallationStore(
-            client_id=client_id,
-            engine=self.engine,
-            bots_table_name=db.bots.name,
-            installations_table_name=db.installations.name,
-        )
+        tables = {"bots_table_name": db.bots.name, "installations_table_name": db.installations.name}
+        if encryption_key:
+            self.installation_store: SQLAlchemyInstallationStore = EncryptedInstallationStore(
+                client_id=client_id, engine=self.engine, cipher=TokenCipher(encryption_key), **tables
+            )
+        else:
+            self.installation_store = SQLAlchemyInstallationStore(client_id=client_id, engine=self.engine, **tables)
         self.oauth_state_store = SQLAlchemyOAuthStateStore(
             expiration_seconds=state_expiration_seconds, engine=self.engine, table_name=db.oauth_states.name
         )
