@@ -1,6 +1,9 @@
 """`python -m bot hours`: ask the hours engine about one schedule and print the answer as JSON.
 
-    python -m bot hours --spec "mon-fri 9-17:30" --tz Europe/Rome [--at 2026-03-28T20:00:00+00:00] [--off 2026-12-24..2027-01-02]
+    python -m bot hours --spec "mon-fri 9-17:30" --tz Europe/Rome
+        [--at 2026-03-28T20:00:00+00:00] [--off 2026-12-24..2027-01-02 ...]
+
+--at defaults to the current time (the only clock read of the hours engine); --off is repeatable.
 
 Exit status 0 with one JSON object on stdout; 2 with the message on stderr when the input is wrong.
 """

@@ -43,8 +43,8 @@ from bot.timezones import format_local, resolve_timezone, wall_timestamp, zone
 
 __all__ = [
     "HORIZON_DAYS",
-    "HoursError",
     "DayOff",
+    "HoursError",
     "Interval",
     "Schedule",
     "WeeklyHours",

@@ -128,7 +128,9 @@ class DayOff:
         if not (isinstance(self.start, date) and isinstance(self.end, date)):
             raise HoursError("A day off is a pair of dates, e.g. DayOff(date(2026, 12, 24), date(2026, 12, 26))")
         if self.end < self.start:
-            raise HoursError(f"{self.end} is before {self.start} — write the earlier date first, e.g. 2026-12-24..2027-01-02")
+            raise HoursError(
+                f"{self.end} is before {self.start} — write the earlier date first, e.g. 2026-12-24..2027-01-02"
+            )
         if (self.end - self.start).days + 1 > MAX_DAY_OFF_SPAN:
             raise HoursError(
                 f"{self.start}..{self.end} is longer than {MAX_DAY_OFF_SPAN} days — split it or shorten it, "

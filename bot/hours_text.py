@@ -158,7 +158,8 @@ def _parse_interval(start_text: str, end_text: str) -> Interval:
     if end < start and start_bare and end_bare and start < 720:
         raise HoursError(
             f"{shown} would run overnight from {hhmm(start)} to {hhmm(end)} — times are 24-hour: write "
-            f"{start // 60}-{end // 60 + 12} or {start // 60}am-{end // 60}pm (or {hhmm(start)}-{hhmm(end)} for overnight)"
+            f"{start // 60}-{end // 60 + 12} or {start // 60}am-{end // 60}pm "
+            f"(or {hhmm(start)}-{hhmm(end)} for overnight)"
         )
     return Interval(start, end)
 
@@ -273,7 +274,8 @@ def parse_duration(text: str) -> timedelta:
     duration = timedelta(seconds=min(seconds, 10**9))
     if duration <= timedelta(0) or duration > MAX_DURATION:
         raise HoursError(
-            f"“{_clip(text.strip())}” is out of range — durations are above zero and at most 14 days, {DURATION_EXAMPLE}"
+            f"“{_clip(text.strip())}” is out of range — durations are above zero and at most 14 days, "
+            f"{DURATION_EXAMPLE}"
         )
     return duration
 

@@ -182,13 +182,31 @@ ADD_WORKING_TIME = [
     ("Europe/Rome", "mon-fri 9-17:30", "2026-03-27T16:30:00+01:00", timedelta(hours=2), "2026-03-30T10:00:00+02:00"),
     ("Europe/Rome", "mon-fri 9-17:30", "2026-03-28T12:00:00+01:00", timedelta(0), "2026-03-30T09:00:00+02:00"),
     ("Europe/Rome", "mon-fri 9-17:30", "2026-03-30T10:15:00+02:00", timedelta(0), "2026-03-30T10:15:00+02:00"),
-    ("Europe/Rome", "mon-fri 9-17:30", "2026-03-30T10:00:00+02:00", timedelta(hours=7, minutes=30), "2026-03-30T17:30:00+02:00"),
+    (
+        "Europe/Rome",
+        "mon-fri 9-17:30",
+        "2026-03-30T10:00:00+02:00",
+        timedelta(hours=7, minutes=30),
+        "2026-03-30T17:30:00+02:00",
+    ),
     ("Europe/Rome", "mon-fri 9-17:30", "2026-03-30T10:00:00+02:00", timedelta(hours=8), "2026-03-31T09:30:00+02:00"),
-    ("Europe/Rome", "mon-fri 9-12, 13-17", "2026-03-30T11:00:00+02:00", timedelta(hours=2), "2026-03-30T14:00:00+02:00"),
+    (
+        "Europe/Rome",
+        "mon-fri 9-12, 13-17",
+        "2026-03-30T11:00:00+02:00",
+        timedelta(hours=2),
+        "2026-03-30T14:00:00+02:00",
+    ),
     # The spring-forward night has one hour less of a 01:00-05:00 shift.
     ("America/New_York", "sun 1-5", "2026-03-08T00:00:00-05:00", timedelta(hours=3), "2026-03-08T05:00:00-04:00"),
     ("America/New_York", "sun 1-5", "2026-11-01T00:00:00-04:00", timedelta(hours=4), "2026-11-01T04:00:00-05:00"),
-    ("Asia/Kolkata", "mon-fri 9:30-18", "2026-03-13T17:00:00+05:30", timedelta(hours=1, minutes=30), "2026-03-16T10:00:00+05:30"),
+    (
+        "Asia/Kolkata",
+        "mon-fri 9:30-18",
+        "2026-03-13T17:00:00+05:30",
+        timedelta(hours=1, minutes=30),
+        "2026-03-16T10:00:00+05:30",
+    ),
 ]
 
 
@@ -232,15 +250,16 @@ def test_hours_with_no_time_off_never_end() -> None:
     with pytest.raises(HoursError, match="never stop"):
         always.next_end(at("2026-03-16T12:00:00+09:00"))
     # ... unless days off interrupt them.
-    assert always.with_days_off([parse_days_off("2026-03-20")]).next_end(
-        at("2026-03-16T12:00:00+09:00")
-    ).isoformat() == "2026-03-20T00:00:00+09:00"
+    assert (
+        always.with_days_off([parse_days_off("2026-03-20")]).next_end(at("2026-03-16T12:00:00+09:00")).isoformat()
+        == "2026-03-20T00:00:00+09:00"
+    )
 
 
 def test_schedule_is_immutable_hashable_and_canonical() -> None:
     a = schedule("europe/rome", "mon-fri 9-17", "2026-12-24", "2026-08-10..2026-08-14")
-    b = Schedule("Europe/Rome", parse_hours("weekdays 9:00-17:00"),
-                 (DayOff(date(2026, 8, 10), date(2026, 8, 14)), DayOff(date(2026, 12, 24), date(2026, 12, 24))))  # fmt: skip
+    days_off = (DayOff(date(2026, 8, 10), date(2026, 8, 14)), DayOff(date(2026, 12, 24), date(2026, 12, 24)))
+    b = Schedule("Europe/Rome", parse_hours("weekdays 9:00-17:00"), days_off)
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert a.tz == "Europe/Rome"
     with pytest.raises(AttributeError):
