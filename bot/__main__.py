@@ -14,11 +14,13 @@ from collections.abc import Sequence
 
 from bot.errors import ConfigError
 
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+# logfmt: every field is key=value (the time too, in ISO 8601), so a log platform parses lines without a pattern.
+LOG_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr)
     # Bolt and slack_sdk log request and response bodies (tokens, message text) at DEBUG: keep them quieter.
     for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -46,15 +48,23 @@ def _store(settings, config):
 
 def serve(*, with_scheduler: bool) -> int:
     """Serve HTTP on $PORT with waitress, the reply sender beside it, and the recap scheduler if asked."""
+    settings, config = _load()  # first: a configuration mistake is reported before the slow imports
+
     import waitress
 
     from bot.app import create_app
     from bot.reply_sender import ReplySender
     from bot.web import create_wsgi
 
-    settings, config = _load()
     store = _store(settings, config)
     app = create_app(config, store, settings=settings)
+    socket_mode = None
+    if settings.app_token:
+        # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
+        # Connected first, so that a token Slack refuses stops start-up before any thread is running.
+        from bot.socket_mode import start_socket_mode
+
+        socket_mode = start_socket_mode(app, app_token=settings.app_token)
     sender = ReplySender(app.services)
     sender.start()
     scheduler = None
@@ -62,13 +72,6 @@ def serve(*, with_scheduler: bool) -> int:
         from bot.scheduler import start_scheduler
 
         scheduler = start_scheduler(app.services)
-    socket_mode = None
-    if settings.app_token:
-        # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        socket_mode = SocketModeHandler(app.bolt, app_token=settings.app_token, web_client=app.services.client)
-        socket_mode.connect()
     server = waitress.create_server(create_wsgi(app), host="0.0.0.0", port=settings.port, threads=16)
     logging.getLogger("bot").info(
         "serving port=%d scheduler=%s socket_mode=%s", settings.port, with_scheduler, socket_mode is not None

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_bolt import App
+from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.oauth.installation_store import Installation
 
 from bot.authorize import StoreAuthorize
 from bot.config import Config, Settings
@@ -142,7 +144,7 @@ def create_app(
     bolt = App(
         signing_secret=settings.signing_secret,
         client=services.client,
-        oauth_settings=oauth_settings,
+        oauth_flow=_OAuthFlow(client=services.client, logger=logging.getLogger("bot.bolt"), settings=oauth_settings),
         authorize=StoreAuthorize(store.installation_store),
         # Listeners run before the HTTP 200 so that an after-hours DM is stored before Slack hears "ok";
         # the slow part (posting the reply) happens later in the reply sender.
@@ -162,18 +164,33 @@ def create_app(
     return OffhoursApp(bolt=bolt, services=services)
 
 
+class _OAuthFlow(OAuthFlow):
+    """Bolt's flow, with a timed-out oauth.v2.access shown as its "try again" page rather than a bare 500."""
+
+    def run_installation(self, code: str) -> Installation | None:
+        try:
+            return super().run_installation(code)
+        except OSError as e:  # Bolt catches SlackApiError only; None makes it answer with the failure page
+            log.warning("install: oauth.v2.access failed error=%s", type(e).__name__)
+            return None
+
+
 def _on_installed(services: Services) -> Callable[[SuccessArgs], BoltResponse]:
     def success(args: SuccessArgs) -> BoltResponse:
         installation = args.installation
         if installation.user_token and installation.user_id:
             profile_tz = None
+            team_id = installation.team_id or ""
+            # A person connecting to an installed workspace brings only a user token (no users:read): ask with
+            # the workspace's bot token.
+            bot_token = installation.bot_token or services.store.bot_token(team_id)
             try:
-                profile_tz = services.profiles.timezone(
-                    installation.team_id or "", installation.user_id, token=installation.bot_token
-                )
+                profile_tz = services.profiles.timezone(team_id, installation.user_id, token=bot_token)
             except SlackApiError as e:
                 log.warning("install: users.info failed error=%s", e.response.get("error"))
-            services.people.ensure(installation.team_id or "", installation.user_id, profile_tz=profile_tz)
+            except OSError as e:  # a timeout must not fail the connection itself
+                log.warning("install: users.info failed error=%s", type(e).__name__)
+            services.people.ensure(team_id, installation.user_id, profile_tz=profile_tz)
             log.info("install: connected team=%s user=%s", installation.team_id, installation.user_id)
         return args.default.success(args)
 

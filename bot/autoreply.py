@@ -31,6 +31,8 @@ class DirectMessage:
     is_bot: bool
     metadata_event_type: str | None
     text: str
+    # Posted through Offhours itself (the event's app_id is ours): with a user token we only ever post auto-replies.
+    from_this_app: bool = False
 
     @property
     def thread_root(self) -> str:
@@ -39,8 +41,10 @@ class DirectMessage:
     @property
     def is_auto_reply(self) -> bool:
         """Ours (marked with our metadata) or anyone's (an auto-reply marker in metadata or subtype)."""
+        if self.from_this_app or self.metadata_event_type == METADATA_EVENT_TYPE:
+            return True
         marker = (self.metadata_event_type or "") + " " + (self.subtype or "")
-        return self.metadata_event_type == METADATA_EVENT_TYPE or "auto_re" in marker or "autorespon" in marker
+        return "auto_re" in marker or "autorespon" in marker
 
 
 def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | None:
@@ -62,6 +66,17 @@ def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | 
     if message.sender_id == recipient_id:
         return "self"
     return None
+
+
+def is_person_writing(message: DirectMessage) -> bool:
+    """The sender typed this themselves (not an app, an auto-reply, an edit or a deletion)."""
+    return (
+        message.sender_id is not None
+        and message.sender_id != SLACKBOT
+        and not message.is_bot
+        and not message.is_auto_reply
+        and message.subtype in COUNTED_SUBTYPES
+    )
 
 
 def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None:

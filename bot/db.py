@@ -184,7 +184,10 @@ def _dialect_insert(engine: sa.Engine):
 
 def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]):
     """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike: rowcount 0 means "already there"."""
-    return _dialect_insert(engine)(table).on_conflict_do_nothing(index_elements=conflict)
+    # preserve_rowcount: with SQLAlchemy 2.1 and psycopg, rowcount is -1 here unless asked for, so on PostgreSQL a
+    # duplicate looked inserted (Outbox.record answered "replied" to every redelivered copy, never "duplicate").
+    stmt = _dialect_insert(engine)(table).on_conflict_do_nothing(index_elements=conflict)
+    return stmt.execution_options(preserve_rowcount=True)
 
 
 def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict):

@@ -88,26 +88,50 @@ class Outbox:
         return "replied" if queued else "throttled"
 
     def mark_answered(self, team_id: str, recipient_id: str, channel_id: str) -> int:
-        """The recipient wrote in this DM: what waited for them there no longer needs a recap."""
-        m = db.messages.c
+        """The recipient wrote in this DM: what waited for them there no longer needs a recap.
+
+        That includes messages already in a recap not sent yet (waiting for a retry), so the retry leaves them out.
+        """
+        m, r = db.messages.c, db.recaps.c
+        unsent = sa.select(r.id).where(r.state == "pending")
         with self.engine.begin() as conn:
             return conn.execute(
                 db.messages.update()
                 .where(
                     m.team_id == team_id, m.recipient_id == recipient_id, m.channel_id == channel_id,
-                    m.state == "pending",
+                    sa.or_(m.state == "pending", sa.and_(m.state == "recapped", m.recap_id.in_(unsent))),
                 )
                 .values(state="answered")
             ).rowcount  # fmt: skip
 
     def drop_deleted(self, team_id: str, channel_id: str, ts: str) -> int:
-        m = db.messages.c
+        """The sender deleted the message: out of the recap, and its reply is not sent if no one has claimed it yet.
+
+        The unclaimed reply row goes away entirely, so the sender's next message in that window still gets one.
+        """
+        m, r = db.messages.c, db.replies.c
         with self.engine.begin() as conn:
+            conn.execute(
+                db.replies.delete().where(
+                    r.team_id == team_id, r.channel_id == channel_id, r.message_ts == ts,
+                    r.state == "pending", r.attempts == 0,
+                )
+            )  # fmt: skip
             return conn.execute(
                 db.messages.update()
                 .where(m.team_id == team_id, m.channel_id == channel_id, m.ts == ts, m.state == "pending")
                 .values(state="deleted", text=None)
             ).rowcount
+
+    def message_state(self, team_id: str, recipient_id: str, channel_id: str, ts: str) -> str | None:
+        """pending, answered, deleted, recapped...; None when not recorded (or forgotten)."""
+        m = db.messages.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(m.state).where(
+                    m.team_id == team_id, m.recipient_id == recipient_id, m.channel_id == channel_id, m.ts == ts
+                )
+            ).scalar_one_or_none()
 
     def dm_members(self, team_id: str, channel_id: str) -> tuple[str, str] | None:
         c = db.dm_channels.c

@@ -20,15 +20,18 @@ class ProfileCache:
         self.client = client
         self.clock = clock
 
-    def timezone(self, team_id: str, user_id: str, *, token: str | None) -> str | None:
-        """The person's profile zone, from the cache while fresh, else from users.info (raises SlackApiError)."""
+    def timezone(self, team_id: str, user_id: str, *, token: str | None, client: WebClient | None = None) -> str | None:
+        """The person's profile zone, from the cache while fresh, else from users.info (raises SlackApiError).
+
+        `client`: another client for this call, e.g. one with a short timeout inside a 3-second ack.
+        """
         now = self.clock()
         c = db.profiles.c
         with self.store.engine.connect() as conn:
             row = conn.execute(sa.select(c.tz, c.fetched_at).where(c.team_id == team_id, c.user_id == user_id)).first()
         if row is not None and now - row.fetched_at < MAX_AGE:
             return row.tz
-        user = self.client.users_info(token=token, user=user_id)["user"]
+        user = (client or self.client).users_info(token=token, user=user_id)["user"]
         tz = user.get("tz")
         with self.store.engine.begin() as conn:
             conn.execute(

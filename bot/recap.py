@@ -57,8 +57,13 @@ def build_recap(
     window_end: datetime,
     now: datetime,
     max_items: int,
+    due_at: datetime | None = None,
 ) -> Recap:
-    """Group waiting messages by conversation, oldest first; items all ticked "done" still show, as done."""
+    """Group waiting messages by conversation, oldest first; items all ticked "done" still show, as done.
+
+    `due_at` (default `window_end`) is when the recap should have gone out: later than 15 minutes is "late".
+    A recap that catches up on several windows ends at the last one but is late from the first.
+    """
     by_channel: dict[str, list[WaitingMessage]] = {}
     for message in sorted(messages, key=lambda m: (m.received_at, m.ts)):
         by_channel.setdefault(message.channel_id, []).append(message)
@@ -82,5 +87,5 @@ def build_recap(
         items=tuple(shown),
         more_conversations=len(rest),
         more_messages=sum(item.count for item in rest),
-        late=(now - window_end).total_seconds() > LATE_AFTER_SECONDS,
+        late=(now - (due_at or window_end)).total_seconds() > LATE_AFTER_SECONDS,
     )

@@ -7,7 +7,7 @@ A failed post leaves the recap pending with a later attempt time, so the next ti
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -15,10 +15,12 @@ from slack_sdk.errors import SlackApiError
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
 from bot.recap import Recap, build_recap
-from bot.recap_store import MAX_RECAP_ATTEMPTS, ClaimedRecap
+from bot.recap_store import ClaimedRecap
 from bot.reply_sender import backoff, retry_after, sending_client
 
 log = logging.getLogger(__name__)
+
+MAX_ROUNDS_PER_TICK = 100  # of up to 1,000 people each: a bound, not a target
 
 
 class RecapSender:
@@ -32,31 +34,50 @@ class RecapSender:
     def tick(self, now: datetime | None = None) -> int:
         """Send every recap due at `now`; returns how many were posted."""
         now = now or self.services.clock()
-        claimed = list(self.recaps.claim_retries(now=now))
-        for team_id, user_id, due_at in self.recaps.due_people(now=now):
-            recap = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
-            if recap is not None:
-                claimed.append(recap)
-        if not claimed:
-            return 0
+        bot_tokens: dict[str, str | None] = {}  # one lookup per workspace per tick, not one per recap
+
+        def deliver(recap: ClaimedRecap) -> bool:
+            return self.deliver(recap, now=now, bot_tokens=bot_tokens)
+
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="recap") as pool:
-            return sum(pool.map(lambda recap: self.deliver(recap, now=now), claimed))
+            # Each recap is posted as soon as it is claimed, so the (serial) claims overlap the posting
+            # instead of all claims of the tick finishing first (bench/RESULTS.md, morning fan-out).
+            futures = [pool.submit(deliver, recap) for recap in self.recaps.claim_retries(now=now)]
+            # due_people answers at most 1,000 people: keep claiming until a round finds no one new, so a morning
+            # with more than that is sent in one tick instead of 1,000 per poll interval. A person claimed by
+            # another process (or leased) is not claimed again, which ends the loop.
+            for _round in range(MAX_ROUNDS_PER_TICK):
+                claimed = 0
+                for team_id, user_id, due_at in self.recaps.due_people(now=now):
+                    recap = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
+                    if recap is not None:
+                        futures.append(pool.submit(deliver, recap))
+                        claimed += 1
+                if claimed == 0:
+                    break
+                # Let this round's deliveries move their messages out of "pending" before asking again.
+                wait(futures)
+            return sum(future.result() for future in futures)
 
     def compose(self, recap_id: int, *, team_id: str, user_id: str, due_at: datetime, now: datetime,
                 messages=None) -> tuple[Recap, str]:  # fmt: skip
         prefs = self.services.people.get(team_id, user_id)
         messages = self.recaps.read(recap_id) if messages is None else messages
         window = prefs.schedule.off_window(min((m.received_at for m in messages), default=due_at))
+        # After downtime one recap can hold several windows' messages: the title runs to the end of the last one.
+        last = prefs.schedule.off_window(max((m.received_at for m in messages), default=due_at))
+        window_end = last[1] if last is not None and due_at < last[1] <= now else due_at
         content = build_recap(
             messages,
             window_start=window[0] if window else None,
-            window_end=due_at,
+            window_end=window_end,
             now=now,
             max_items=self.services.config.recap.max_items,
+            due_at=due_at,
         )
         return content, prefs.tz
 
-    def deliver(self, recap: ClaimedRecap, *, now: datetime) -> bool:
+    def deliver(self, recap: ClaimedRecap, *, now: datetime, bot_tokens: dict[str, str | None] | None = None) -> bool:
         messages = self.recaps.attach_and_read(recap, now=now)
         if not any(not m.done for m in messages):
             self.recaps.mark_empty(recap.id)  # everything was answered: no recap at all
@@ -66,7 +87,12 @@ class RecapSender:
                                    now=now, messages=messages)  # fmt: skip
         permalinks = self._permalinks(recap, content)
         blocks = recap_blocks(content, recap_id=recap.id, tz=tz, permalinks=permalinks)
-        token = self.store.bot_token(recap.team_id)
+        if bot_tokens is None:
+            token = self.store.bot_token(recap.team_id)
+        else:
+            if recap.team_id not in bot_tokens:
+                bot_tokens[recap.team_id] = self.store.bot_token(recap.team_id)
+            token = bot_tokens[recap.team_id]
         try:
             response = self.client.chat_postMessage(
                 token=token, channel=recap.user_id, text=recap_fallback_text(content, tz), blocks=blocks
@@ -100,10 +126,15 @@ class RecapSender:
     def _failed(self, recap: ClaimedRecap, error: SlackApiError, *, now: datetime) -> None:
         status = error.response.status_code
         code = _code(error)
-        if (status != 429 and status < 500 and code not in ("ratelimited",)) or recap.attempts >= MAX_RECAP_ATTEMPTS:
-            self.recaps.give_up(recap.id, error=code)
-            log.warning("recap id=%s outcome=failed error=%s", recap.id, code)
+        retryable = status == 429 or status >= 500 or code == "ratelimited"
+        if not retryable:
+            # Slack refused for good (the bot's DM is gone, say). The messages are not lost: they go back to
+            # waiting, due at the person's next working start, and come in the next recap.
+            prefs = self.services.people.get(recap.team_id, recap.user_id)
+            self.recaps.give_up(recap.id, error=code, release_until=prefs.schedule.next_start(now))
+            log.warning("recap id=%s outcome=failed error=%s messages=released", recap.id, code)
             return
+        # Retryable failures are retried for as long as they last, backing off to once every 10 minutes.
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
         self.recaps.retry(recap.id, at=now + delay, error=code)
         log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, code, delay.total_seconds())

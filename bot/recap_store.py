@@ -16,7 +16,6 @@ from bot import db
 from bot.recap import WaitingMessage
 
 RECAP_LEASE = timedelta(minutes=5)  # longer than any send with its retries can take
-MAX_RECAP_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +145,18 @@ class RecapStore:
     def retry(self, recap_id: int, *, at: datetime, error: str) -> None:
         self._set(recap_id, next_attempt_at=at, last_error=error[:200])
 
-    def give_up(self, recap_id: int, *, error: str) -> None:
-        self._set(recap_id, state="failed", last_error=error[:200])
+    def give_up(self, recap_id: int, *, error: str, release_until: datetime) -> None:
+        """Mark the recap failed and put its unanswered messages back to waiting, due at `release_until`."""
+        m = db.messages.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                db.recaps.update().where(db.recaps.c.id == recap_id).values(state="failed", last_error=error[:200])
+            )
+            conn.execute(
+                db.messages.update()
+                .where(m.recap_id == recap_id, m.state == "recapped")
+                .values(state="pending", recap_id=None, due_at=release_until)
+            )
 
     def _set(self, recap_id: int, **values) -> None:
         with self.engine.begin() as conn:

@@ -82,13 +82,35 @@ class ReplySender:
             # Hours changed or the person is already back: "I'm offline" would now be untrue.
             outbox.give_up_reply(reply.id, state="expired", error="recipient_back")
             return False
+        if prefs.paused:
+            outbox.give_up_reply(reply.id, state="expired", error="paused")
+            return False
+        state = outbox.message_state(reply.team_id, reply.recipient_id, reply.channel_id, reply.message_ts)
+        if state in ("answered", "deleted"):
+            # The person already answered (or the sender took the message back) while the reply waited.
+            outbox.give_up_reply(reply.id, state="expired", error=f"message_{state}")
+            return False
         text = autoreply.compose(
             prefs, now=max(now, reply.received_at), sender_id=reply.sender_id, sender_tz=self._sender_tz(reply)
         )
+        ephemeral = self.services.config.reply.mode == "ephemeral"
         try:
-            ts = self._post(reply, token=token, text=text)
+            # A retry may follow a post that Slack carried out but answered too late (a timeout): look for it
+            # in the thread first, so the sender never gets the auto-reply twice.
+            ts = self._already_posted(reply, token=token) if reply.attempts > 1 and not ephemeral else None
+            if ts is None:
+                ts = self._post(reply, token=token, text=text)
         except SlackApiError as e:
             self._failed(reply, e, now=now)
+            return False
+        except TimeoutError:
+            if ephemeral:
+                # An ephemeral post cannot be looked up afterwards: it may have been shown, so never repeat it.
+                outbox.give_up_reply(reply.id, state="failed", error="timeout")
+                log.warning("reply id=%s outcome=failed error=timeout", reply.id)
+                return False
+            outbox.retry_reply(reply.id, at=now + backoff(reply.attempts), error="timeout")
+            log.warning("reply id=%s outcome=retry error=timeout", reply.id)
             return False
         except OSError as e:  # connection refused, reset, timed out
             outbox.retry_reply(reply.id, at=now + backoff(reply.attempts), error=type(e).__name__)
@@ -97,6 +119,19 @@ class ReplySender:
         outbox.mark_reply_sent(reply.id, reply_ts=ts)
         log.info("reply id=%s outcome=sent attempts=%d", reply.id, reply.attempts)
         return True
+
+    def _already_posted(self, reply: PendingReply, *, token: str) -> str | None:
+        """The ts of this reply if an earlier attempt did post it (found by its metadata in the thread), else None."""
+        response = self.client.conversations_replies(
+            token=token, channel=reply.channel_id, ts=reply.thread_ts, oldest=reply.message_ts,
+            include_all_metadata=True, limit=200,
+        )  # fmt: skip
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == autoreply.METADATA_EVENT_TYPE and payload.get("reply_id") == str(reply.id):
+                return message.get("ts")
+        return None
 
     def _post(self, reply: PendingReply, *, token: str, text: str) -> str | None:
         blocks = auto_reply_blocks(text)

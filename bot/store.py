@@ -160,8 +160,18 @@ class Store:
                     sa.or_(db.messages.c.recipient_id == user_id, db.messages.c.sender_id == user_id),
                 )
             )
+            # Replies sent *to* them name them too (sender_id), as do the DM-membership cache rows.
             conn.execute(
-                db.replies.delete().where(db.replies.c.team_id == team_id, db.replies.c.recipient_id == user_id)
+                db.replies.delete().where(
+                    db.replies.c.team_id == team_id,
+                    sa.or_(db.replies.c.recipient_id == user_id, db.replies.c.sender_id == user_id),
+                )
+            )
+            conn.execute(
+                db.dm_channels.delete().where(
+                    db.dm_channels.c.team_id == team_id,
+                    sa.or_(db.dm_channels.c.user_a == user_id, db.dm_channels.c.user_b == user_id),
+                )
             )
             conn.execute(db.recaps.delete().where(db.recaps.c.team_id == team_id, db.recaps.c.user_id == user_id))
             conn.execute(db.profiles.delete().where(db.profiles.c.team_id == team_id, db.profiles.c.user_id == user_id))

@@ -6,11 +6,14 @@ throughput on this workload, and it runs in-process beside the reply sender and 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import EVENTS_PATH, OffhoursApp
 
@@ -23,6 +26,7 @@ def create_wsgi(app: OffhoursApp) -> Callable:
     """A WSGI callable serving /slack/events, /slack/install, /slack/oauth_redirect and /healthz."""
     slack = SlackRequestHandler(app.bolt, path=EVENTS_PATH)
     store = app.services.store
+    verifier = SignatureVerifier(app.services.settings.signing_secret)
 
     def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -34,9 +38,65 @@ def create_wsgi(app: OffhoursApp) -> Callable:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
             return _plain(start_response, "413 Payload Too Large" if length > 0 else "400 Bad Request", "")
+        if path == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads the body again
+            refusal = _refusal(verifier, environ, body)
+            if refusal is not None:
+                return _plain(start_response, refusal, "")
         return slack(environ, start_response)
 
     return wsgi
+
+
+def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> str | None:
+    """Why a POST to /slack/events is refused before Bolt sees it, or None to let Bolt handle it.
+
+    Bolt parses the body before it checks the signature, and some malformed bodies (broken JSON, a list, an event
+    that is not an object, a non-numeric timestamp) crash it into a 500, which Slack would retry. Bolt still
+    verifies the signature itself; this check only comes first.
+    """
+    timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+    try:
+        body = raw.decode("utf-8")
+        signed = bool(timestamp and timestamp.isdigit()) and verifier.is_valid(body, timestamp, signature)
+    except (UnicodeDecodeError, ValueError):
+        signed = False
+    if not signed:
+        log.warning("request refused reason=bad_signature")
+        return "401 Unauthorized"
+    if not _well_formed(body, environ.get("CONTENT_TYPE")):
+        log.warning("request refused reason=malformed_body")
+        return "400 Bad Request"
+    return None
+
+
+# Keys Bolt reads as objects (or, for some payloads, as ids): anything else there makes it crash.
+_OBJECT_OR_ID_KEYS = ("team", "user", "channel", "enterprise", "view", "container", "message", "item")
+
+
+def _well_formed(body: str, content_type: str | None) -> bool:
+    """Whether Bolt can parse the body into a payload of the shape it expects."""
+    try:
+        payload = parse_body(body, content_type)
+    except ValueError:  # json.JSONDecodeError included
+        return False
+    if not isinstance(payload, dict):
+        return False
+    event = payload.get("event")
+    if event is not None and not isinstance(event, dict):
+        return False
+    authorizations = payload.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
+    ):
+        return False
+    for part in (payload, event or {}):
+        for key in _OBJECT_OR_ID_KEYS:
+            if part.get(key) is not None and not isinstance(part[key], dict | str):
+                return False
+    return True
 
 
 def _healthz(store, start_response: Callable) -> Iterable[bytes]:

@@ -140,8 +140,15 @@ class RunningServer:
         return f"http://127.0.0.1:{self.server.effective_port}"
 
     def close(self) -> None:
-        self.server.close()
+        # Closing sockets under the running select() makes it fail with EBADF: empty the loop's map instead,
+        # wake it so it sees the empty map and returns, and only then close the sockets and the worker threads.
+        channels = list(self.server._map.values())
+        self.server._map.clear()
+        self.server.pull_trigger()
         self.thread.join(5)
+        for channel in channels:
+            channel.close()
+        self.server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
@@ -179,6 +186,8 @@ def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1",
     )
     fake.add_user(user_id, tz=tz)
     fake.tokens[token] = {"team_id": team_id, "user_id": user_id}
+    if store.get_person(team_id, user_id) is None:  # as the OAuth success callback does: the profile zone
+        store.save_person(team_id, user_id, now=now or datetime.now(UTC), tz=tz)
     return token
 
 
@@ -188,3 +197,35 @@ def table_count(store: Store, table: sa.Table, **where) -> int:
         for key, value in where.items():
             query = query.where(table.c[key] == value)
         return conn.execute(query).scalar_one()
+
+
+def person_snapshot(store: Store, user_id: str, *, team_id: str = "T1") -> dict | None:
+    """Every column of a person's row (updated_at included), to prove that a rejected change wrote nothing."""
+    with store.engine.connect() as conn:
+        row = (
+            conn.execute(sa.select(db.people).where(db.people.c.team_id == team_id, db.people.c.user_id == user_id))
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
+def block_text(blocks: list[dict]) -> str:
+    """All the text a person sees in Block Kit blocks (sections, fields, contexts, headers, button URLs)."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key in ("text", "url"):
+                value = node.get(key)
+                if isinstance(value, str):
+                    parts.append(value)
+            for value in node.values():
+                if isinstance(value, dict | list):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(parts)

@@ -6,6 +6,7 @@ It is also used by the benchmarks, where `rate_limits` makes it enforce Slack's 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -23,6 +24,8 @@ class Call:
     method: str
     token: str | None
     params: dict[str, Any]
+    client_id: str | None = None  # from HTTP Basic auth (oauth.v2.access authenticates the app this way)
+    client_secret: str | None = None
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Failure:
     error: str | None = None
     retry_after: int | None = None
     delay: float = 0.0
+    disconnect: bool = False  # close the connection without an answer (a network failure)
 
 
 @dataclass
@@ -59,6 +63,7 @@ class FakeSlack:
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.dm_members: dict[str, tuple[str, str]] = {}  # channel -> the two members of the DM
         self.rate_limits: RateLimits | None = None
+        self.socket_url: str | None = None  # answered by apps.connections.open: ws://127.0.0.1:<port>/link
         self.record_calls = True
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -67,7 +72,10 @@ class FakeSlack:
         self.post_counts: dict[str, int] = defaultdict(int)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        # A short poll interval: shutdown() waits for it, and every test stops a fake Slack.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -90,7 +98,8 @@ class FakeSlack:
         self.users[user_id] = User(id=user_id, tz=tz, is_bot=is_bot, name=user_id.lower())
 
     def fail(self, method: str, *, times: int = 1, **failure: Any) -> None:
-        """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=..."""
+        """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=...,
+        disconnect=True (the connection drops without an answer)."""
         with self._lock:
             for _ in range(times):
                 self._failures[method].append(Failure(**failure))
@@ -116,15 +125,19 @@ class FakeSlack:
 
     # --- answers ----------------------------------------------------------------------------------------
 
-    def answer(self, method: str, token: str | None, params: dict[str, Any]) -> tuple[int, dict[str, str], dict]:
+    def answer(
+        self, method: str, token: str | None, params: dict[str, Any], *, basic: tuple[str, str] | None = None
+    ) -> tuple[int, dict[str, str], dict]:
         with self._changed:
             if self.record_calls:
-                self.calls.append(Call(method, token, params))
+                self.calls.append(Call(method, token, params, *(basic or (None, None))))
             self._changed.notify_all()
             failure = self._failures[method].popleft() if self._failures[method] else None
         if failure is not None:
             if failure.delay:
                 time.sleep(failure.delay)  # a slow Slack, for timeout tests
+            if failure.disconnect:
+                return 0, {}, {}
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             if failure.status == 429:
                 return 429, headers, {"ok": False, "error": "ratelimited"}
@@ -219,6 +232,14 @@ class FakeSlack:
     def _auth_revoke(self, token, params):
         return {"ok": True, "revoked": True}
 
+    def _apps_connections_open(self, token, params):
+        # Socket Mode: the WebSocket URL of the fake endpoint a test started (tests/fakesocket.py).
+        if not (token or "").startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if self.socket_url is None:
+            return {"ok": False, "error": "internal_error"}
+        return {"ok": True, "url": self.socket_url}
+
     # --- HTTP -------------------------------------------------------------------------------------------
 
     def _handler_class(self):
@@ -252,10 +273,16 @@ class FakeSlack:
                             params[key] = json.loads(params[key])
                 auth = self.headers.get("Authorization") or ""
                 token = auth.removeprefix("Bearer ") or params.get("token")
+                basic = None
                 if auth.startswith("Basic "):
                     token = None
+                    user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+                    basic = (user, password)
                 method = urlparse(self.path).path.removeprefix("/api/")
-                status, headers, body = fake.answer(method, token, params)
+                status, headers, body = fake.answer(method, token, params, basic=basic)
+                if status == 0:  # a scripted network failure: hang up without answering
+                    self.close_connection = True
+                    return
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

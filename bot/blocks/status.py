@@ -11,6 +11,7 @@ from bot.blocks.common import context, divider, escape, header, section
 from bot.hours import format_local, render_days_off, render_duration
 from bot.people import Preferences
 from bot.templates import PLACEHOLDERS, render_back_in
+from bot.timezones import zone
 
 
 def now_line(prefs: Preferences, *, now: datetime) -> str:
@@ -26,21 +27,28 @@ def now_line(prefs: Preferences, *, now: datetime) -> str:
     )
 
 
-def settings_lines(prefs: Preferences, *, now: datetime) -> list[str]:
-    days_off = ", ".join(render_days_off(d) for d in prefs.days_off if d.end >= now.date()) or "none"
-    return [
+def settings_lines(prefs: Preferences, *, now: datetime, connected: bool | None = None) -> list[str]:
+    # "Upcoming" is judged by the person's own calendar: at 22:00 in New York it is already tomorrow in UTC.
+    today = now.astimezone(zone(prefs.tz)).date()
+    days_off = ", ".join(render_days_off(d) for d in prefs.days_off if d.end >= today) or "none"
+    lines = [
         f"*Hours:* {prefs.hours_text}" + ("" if prefs.custom_hours else " _(default)_"),
         f"*Time zone:* {prefs.tz}",
         f"*Reply time once back:* {render_duration(prefs.reply_within)}",
         f"*Days off:* {days_off}",
         f"*Auto-replies:* {'paused' if prefs.paused else 'on'}",
     ]
+    if connected is not None:
+        lines.append("*DMs:* " + ("connected" if connected else "not connected — auto-replies can't be sent"))
+    return lines
 
 
-def status_blocks(prefs: Preferences, *, now: datetime, preview: str, command: str) -> list[dict]:
+def status_blocks(
+    prefs: Preferences, *, now: datetime, preview: str, command: str, connected: bool | None = None
+) -> list[dict]:
     return [
         section(now_line(prefs, now=now)),
-        section("\n".join(settings_lines(prefs, now=now))),
+        section("\n".join(settings_lines(prefs, now=now, connected=connected))),
         divider(),
         section("*What a sender gets when you are off:*\n" + quote(preview)),
         context(f"Change anything with `{command} help`, or open Offhours' Home tab."),
@@ -55,8 +63,11 @@ def confirmation_blocks(text: str, prefs: Preferences, *, now: datetime) -> list
     return [section(":white_check_mark: " + text), context(now_line(prefs, now=now))]
 
 
-def error_blocks(message: str, *, command: str) -> list[dict]:
-    return [section(":warning: " + escape(message)), context(f"`{command} help` lists everything you can do.")]
+def error_blocks(message: str, *, command: str, example: str | None = None) -> list[dict]:
+    blocks = [section(":warning: " + escape(message))]
+    if example:
+        blocks.append(section(f"For example: `{escape(example)}`"))
+    return [*blocks, context(f"`{command} help` lists everything you can do.")]
 
 
 def connect_blocks(install_url: str, *, command: str) -> list[dict]:

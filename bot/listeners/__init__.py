@@ -8,7 +8,7 @@ from bot.app import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from bot.listeners import commands, lifecycle, messages, recap_actions
+    from bot.listeners import commands, home, lifecycle, messages, recap_actions
 
-    for module in (commands, messages, lifecycle, recap_actions):
+    for module in (commands, messages, lifecycle, recap_actions, home):
         module.register(app, services)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import pytz
 from slack_bolt import Ack, App, BoltRequest
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import autoreply
@@ -26,6 +27,15 @@ from bot.people import Preferences
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = ("show", "set", "tz", "message", "reply", "off", "pause", "resume", "preview", "help", "forget")
+
+# A correct example for each subcommand that takes a value: every refusal shows one, whatever the engine said.
+EXAMPLES = {
+    "set": "set mon-thu 9-17:30; fri 9am-1pm",
+    "tz": "tz Europe/Rome",
+    "message": "message Hi {sender}, I'm off until {back_at}.",
+    "reply": "reply 2h",
+    "off": "off 2026-12-24..2027-01-02",
+}
 
 
 class UsageError(OffhoursError):
@@ -62,7 +72,8 @@ def register(app: App, services: Services) -> None:
             blocks, text = handler.run(sub, arg)
             outcome = "ok"
         except OffhoursError as e:
-            blocks, text = ui.error_blocks(str(e), command=command), str(e)
+            example = f"{command} {EXAMPLES[sub]}" if sub in EXAMPLES else None
+            blocks, text = ui.error_blocks(str(e), command=command, example=example), str(e)
             outcome = "invalid"
         ack(blocks=blocks, text=text[:300], response_type="ephemeral")
         _log(sub if sub in SUBCOMMANDS else "unknown", outcome, started)
@@ -103,16 +114,22 @@ class Subcommands:
             return self.people.get(self.team_id, self.user_id)
         profile_tz = None
         try:
+            # Inside the 3-second ack: a short timeout and no retries; the default zone is the fallback.
             profile_tz = self.services.profiles.timezone(
-                self.team_id, self.user_id, token=self.services.store.bot_token(self.team_id)
+                self.team_id,
+                self.user_id,
+                token=self.services.store.bot_token(self.team_id),
+                client=WebClient(base_url=self.services.client.base_url, timeout=2, retry_handlers=[]),
             )
         except SlackApiError as e:
             log.warning("command: users.info failed error=%s", e.response.get("error"))
+        except OSError as e:  # a timeout or a dropped connection: the config's zone policy applies for now
+            log.warning("command: users.info failed error=%s", type(e).__name__)
         return self.people.ensure(self.team_id, self.user_id, profile_tz=profile_tz)
 
-    def _require(self, arg: str, usage: str) -> str:
+    def _require(self, arg: str, sub: str) -> str:
         if not arg:
-            raise UsageError(f"That needs a value — for example `{self.command} {usage}`")
+            raise UsageError(f"`{self.command} {sub}` needs a value.")
         return arg
 
     def _done(self, text: str, prefs: Preferences) -> tuple[list[dict], str]:
@@ -121,20 +138,20 @@ class Subcommands:
     def show(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.get(self.team_id, self.user_id)
         preview = self._preview_text(prefs)
-        return ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command), ui.now_line(
-            prefs, now=self.now
-        )
+        # Only connected people get this far (the others get the connect prompt).
+        blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
+        return blocks, ui.now_line(prefs, now=self.now)
 
     def set_hours(self, arg: str) -> tuple[list[dict], str]:
-        prefs = self.people.set_hours(self.team_id, self.user_id, self._require(arg, "set mon-fri 9-17:30"))
+        prefs = self.people.set_hours(self.team_id, self.user_id, self._require(arg, "set"))
         return self._done(f"Your hours are now *{prefs.hours_text}* ({prefs.tz}).", prefs)
 
     def set_tz(self, arg: str) -> tuple[list[dict], str]:
-        prefs = self.people.set_timezone(self.team_id, self.user_id, self._require(arg, "tz Europe/Rome"))
+        prefs = self.people.set_timezone(self.team_id, self.user_id, self._require(arg, "tz"))
         return self._done(f"Your time zone is now *{prefs.tz}*.", prefs)
 
     def set_message(self, arg: str) -> tuple[list[dict], str]:
-        arg = self._require(arg, "message Hi {sender}, I'm off until {back_at}.")
+        arg = self._require(arg, "message")
         if arg.lower() == "reset":
             prefs = self.people.reset_message(self.team_id, self.user_id)
             return self._done("Your boundary message is back to the default.", prefs)
@@ -145,11 +162,11 @@ class Subcommands:
     def set_reply(self, arg: str) -> tuple[list[dict], str]:
         from bot.hours import render_duration
 
-        prefs = self.people.set_reply_within(self.team_id, self.user_id, self._require(arg, "reply 2h"))
+        prefs = self.people.set_reply_within(self.team_id, self.user_id, self._require(arg, "reply"))
         return self._done(f"Once back, you aim to reply within *{render_duration(prefs.reply_within)}*.", prefs)
 
     def days_off(self, arg: str) -> tuple[list[dict], str]:
-        arg = self._require(arg, "off 2026-12-24..2027-01-02")
+        arg = self._require(arg, "off")
         today = self.now.astimezone(pytz.timezone(self.people.get(self.team_id, self.user_id).tz)).date()
         if arg.lower() == "list":
             prefs = self.people.get(self.team_id, self.user_id)
@@ -185,6 +202,8 @@ class Subcommands:
                 self.services.client.auth_revoke(token=token)
             except SlackApiError as e:
                 log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))
+            except OSError as e:  # forgetting never depends on Slack answering: the token is deleted below
+                log.warning("forget: auth.revoke failed error=%s", type(e).__name__)
         self.services.store.forget_person(self.team_id, self.user_id)
         text = "Done: Offhours deleted your hours, messages and tokens, and disconnected your DMs."
         return ui.forgotten_blocks(text), text

@@ -10,13 +10,14 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot import autoreply
 from bot.app import Services
 from bot.autoreply import DirectMessage
 from bot.outbox import IncomingRecord
+from bot.reply_sender import REVOKED
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def parse_message(event: dict, body: dict) -> DirectMessage:
         is_bot=bool(event.get("bot_id") or event.get("bot_profile")),
         metadata_event_type=metadata.get("event_type") if isinstance(metadata, dict) else None,
         text=event.get("text") or "",
+        from_this_app=bool(event.get("app_id")) and event.get("app_id") == body.get("api_app_id"),
     )
 
 
@@ -56,13 +58,15 @@ def register(app: App, services: Services) -> None:
     handler = MessageHandler(services)
 
     @app.event("message")
-    def on_message(event: dict, body: dict) -> None:
+    def on_message(event: dict, body: dict, request: BoltRequest) -> None:
         started = time.perf_counter()
         outcome = handler.handle(event, body)
         latency = (time.perf_counter() - started) * 1000
+        # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
+        retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
         log.info(
             "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
-            outcome, body.get("team_id"), body.get("event_id"), body.get("_retry_num", 0), latency,
+            outcome, body.get("team_id"), body.get("event_id"), retry, latency,
         )  # fmt: skip
 
 
@@ -84,12 +88,16 @@ class MessageHandler:
         message = parse_message(event, body)
         authorized = authorized_user(body)
         answered = 0
-        if message.sender_id and not message.is_auto_reply and message.subtype in autoreply.COUNTED_SUBTYPES:
+        if autoreply.is_person_writing(message):
             # The sender wrote in this DM: whatever waited for them here is answered (a no-op for most senders).
-            answered = self.store.outbox.mark_answered(team_id, message.sender_id, message.channel_id)
-        recipient = self._recipient(message, authorized)
-        reason = autoreply.ignore_reason(message, recipient_id=recipient)
-        if reason is not None:
+            answered = self.store.outbox.mark_answered(team_id, message.sender_id or "", message.channel_id)
+        # Rule out bots, edits, auto-replies... before looking the recipient up (maybe a Web API call, before the ack).
+        reason = autoreply.ignore_reason(message, recipient_id=authorized)
+        recipient = authorized
+        if reason == "self":
+            recipient = self._recipient(message, authorized)
+            reason = autoreply.ignore_reason(message, recipient_id=recipient)
+        if reason is not None or recipient is None:
             return "answered" if answered else f"ignored:{reason}"
         return self._after_hours(message, recipient)
 
@@ -110,7 +118,15 @@ class MessageHandler:
             try:
                 other = self.services.client.conversations_info(token=token, channel=channel_id)["channel"].get("user")
             except SlackApiError as e:
-                log.warning("conversations.info failed error=%s", e.response.get("error"))
+                code = e.response.get("error")
+                log.warning("conversations.info failed error=%s", code)
+                if code in REVOKED:  # this person's own token was refused: they are disconnected
+                    self.store.revoke_user_tokens(team_id, [me])
+                    return None
+                if e.response.status_code == 429 or e.response.status_code >= 500:
+                    # Slack will answer later: a 5xx (via the error handler) makes it redeliver the event, which
+                    # may be the only copy of a DM to a connected person.
+                    raise
                 return None
             if not other:
                 return None

@@ -34,4 +34,7 @@ def register(app: App, services: Services) -> None:
         except SlackApiError as e:
             log.warning("action type=recap_done outcome=update_failed error=%s", e.response.get("error"))
             return
+        except OSError as e:  # a timeout: the tick is saved; the next click re-renders the recap
+            log.warning("action type=recap_done outcome=update_failed error=%s", type(e).__name__)
+            return
         log.info("action type=recap_done outcome=done")

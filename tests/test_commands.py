@@ -1,0 +1,396 @@
+"""/hours over signed HTTP: every subcommand, every class of bad input, and the not-connected answer.
+
+The clock is Tuesday 2026-03-03 22:00 in New York (03:00 UTC on the 4th): U1 is connected, with the default
+hours (Mon–Fri 09:00–17:30), so they are off until Wednesday 09:00.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bot import db
+from tests.conftest import block_text, connect, person_snapshot, table_count
+from tests.fakeslack import FakeSlack
+from tests.slackhttp import SlackHTTP
+
+
+@dataclass
+class Answer:
+    text: str  # everything the person sees: the blocks' text (and the fallback text)
+    body: dict
+
+
+@pytest.fixture
+def hours(slack: SlackHTTP, store, fake_slack: FakeSlack):
+    """hours("set mon-fri 9-17") -> the ephemeral Answer U1 sees (U1 is connected)."""
+    connect(store, fake_slack, "U1", tz="America/New_York")
+
+    def send(text: str, *, user: str = "U1") -> Answer:
+        response = slack.command(text, user=user)
+        assert response.status == 200, response.text
+        body = response.json
+        assert body.get("response_type") == "ephemeral", body
+        return Answer(text=block_text(body.get("blocks") or []) + "\n" + body.get("text", ""), body=body)
+
+    return send
+
+
+@pytest.fixture
+def row(store):
+    """row() -> U1's people row as stored, every column."""
+    return lambda user="U1": person_snapshot(store, user)
+
+
+# --- show ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "show", "  SHOW  "])
+def test_show_tells_status_schedule_zone_reply_time_preview_days_off_and_connection(hours, text):
+    answer = hours(text)
+    assert "*Off*" in answer.text
+    assert "back Wed 09:00" in answer.text
+    assert "Mon–Fri 09:00–17:30" in answer.text
+    assert "America/New_York" in answer.text  # the Slack profile zone, from users.info
+    assert "4 h" in answer.text  # the default expected response time
+    assert "*Days off:* none" in answer.text
+    assert "*Auto-replies:* on" in answer.text
+    assert "*DMs:* connected" in answer.text
+    assert "Hi <@U1>, thanks for your message!" in answer.text  # the message preview
+
+
+def test_a_connected_person_without_a_row_gets_one_with_their_profile_zone(hours, row, store, fake_slack):
+    # e.g. the connect callback could not reach users.info: the first command creates the row instead.
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    hours("show")
+    assert row()["tz"] == "America/New_York"
+    [call] = fake_slack.calls_to("users.info")
+    assert call.params["user"] == "U1"
+    assert call.token == "xoxb-T1"
+
+
+def test_show_while_working_says_until_when(hours, clock):
+    clock.advance(hours=12)  # Wednesday 10:00 in New York
+    answer = hours("show")
+    assert "*Working* until Wed 17:30" in answer.text
+
+
+# --- set / tz / message / reply -----------------------------------------------------------------------
+
+
+def test_set_hours_saves_them_in_canonical_form(hours, row):
+    answer = hours("set mon-thu 9-17:30; fri 9am-1pm")
+    assert "Mon–Thu 09:00–17:30 · Fri 09:00–13:00" in answer.text
+    assert row()["hours"] == "Mon–Thu 09:00–17:30 · Fri 09:00–13:00"
+    assert "Mon–Thu 09:00–17:30 · Fri 09:00–13:00" in hours("show").text
+
+
+def test_tz_changes_the_zone(hours, row):
+    answer = hours("tz Europe/Rome")
+    assert "Europe/Rome" in answer.text
+    assert row()["tz"] == "Europe/Rome"
+    # 04:00 on Wednesday in Rome: still off, back at 09:00 Rome time.
+    assert "back Wed 09:00 (in 5 h)" in hours("show").text
+
+
+def test_message_sets_the_template_and_previews_it(hours, row):
+    answer = hours("message Off now, back {back_at}. Ping {user} later.")
+    assert row()["message"] == "Off now, back {back_at}. Ping {user} later."
+    assert "Off now, back Wed 09:00. Ping <@U1> later." in answer.text
+
+
+def test_message_reset_restores_the_default(hours, row):
+    hours("message Gone fishing until {back_at}.")
+    answer = hours("message reset")
+    assert "default" in answer.text
+    assert row()["message"] is None
+    assert "thanks for your message" in hours("preview").text
+
+
+def test_reply_sets_the_expected_response_time(hours, row):
+    answer = hours("reply 2h")
+    assert "2 h" in answer.text
+    assert row()["reply_within_s"] == 7200
+    assert "*Reply time once back:* 2 h" in hours("show").text
+
+
+# --- days off -----------------------------------------------------------------------------------------
+
+
+def test_off_one_date(hours, row):
+    answer = hours("off 2026-03-10")
+    assert "2026-03-10" in answer.text
+    assert row()["days_off"] == "2026-03-10..2026-03-10"
+
+
+def test_off_a_range(hours, row):
+    answer = hours("off 2026-12-24..2027-01-02")
+    assert "2026-12-24 → 2027-01-02" in answer.text
+    assert row()["days_off"] == "2026-12-24..2027-01-02"
+
+
+def test_off_today_in_the_persons_zone_is_accepted_and_shown(hours, row):
+    # 22:00 on the 3rd in New York is already the 4th in UTC: "today" is the person's local date.
+    hours("off 2026-03-03")
+    assert row()["days_off"] == "2026-03-03..2026-03-03"
+    assert "*Days off:* 2026-03-03" in hours("show").text
+
+
+def test_off_list_shows_upcoming_days_off(hours, row):
+    hours("off 2026-12-24..2027-01-02")
+    hours("off 2026-03-10")
+    before = row()
+    answer = hours("off list")
+    assert "Your days off: 2026-03-10, 2026-12-24 → 2027-01-02" in answer.text
+    assert row() == before  # listing changes nothing
+
+
+def test_off_list_when_none(hours):
+    assert "none planned" in hours("off list").text
+
+
+def test_off_clear_removes_all_days_off(hours, row):
+    hours("off 2026-03-10")
+    answer = hours("off clear")
+    assert "cleared" in answer.text
+    assert row()["days_off"] == ""
+
+
+def test_a_day_off_today_makes_show_say_off_until_after_it(hours, clock):
+    clock.advance(hours=12)  # Wednesday 10:00: working
+    hours("off 2026-03-04")
+    answer = hours("show")
+    assert "*Off*" in answer.text
+    assert "back Thu 09:00" in answer.text
+
+
+# --- pause / resume / preview / help ------------------------------------------------------------------
+
+
+def test_pause_and_resume(hours, row):
+    answer = hours("pause")
+    assert "paused" in answer.text
+    assert row()["paused"] is True
+    assert "*Auto-replies:* paused" in hours("show").text
+    answer = hours("resume")
+    assert "back on" in answer.text
+    assert row()["paused"] is False
+
+
+def test_preview_while_off_is_what_a_sender_would_get_now(hours):
+    hours("message Back {back_at}, in {back_in}; I answer by {reply_by}.")
+    answer = hours("preview")
+    assert "right now" in answer.text
+    assert "Back Wed 09:00, in 11 h; I answer by Wed 13:00." in answer.text
+
+
+def test_preview_while_working_is_what_a_sender_gets_at_the_next_off_time(hours, clock):
+    clock.advance(hours=12)  # Wednesday 10:00 New York, working until 17:30
+    hours("message Back {back_at}.")
+    answer = hours("preview")
+    assert "next off time" in answer.text
+    assert "Back Thu 09:00." in answer.text
+
+
+def test_help_lists_every_subcommand(hours):
+    answer = hours("help")
+    for usage in (
+        "/hours set",
+        "/hours tz",
+        "/hours message",
+        "/hours reply",
+        "/hours off",
+        "pause",
+        "resume",
+        "/hours preview",
+        "/hours forget",
+    ):
+        assert usage in answer.text
+    assert "{back_at}" in answer.text
+
+
+def test_commands_answer_in_the_ack_without_posting(hours, fake_slack):
+    hours("show")
+    hours("set mon-fri 9-17")
+    posted = [c.method for c in fake_slack.calls if c.method.startswith("chat.")]
+    assert posted == []
+
+
+# --- forget -------------------------------------------------------------------------------------------
+
+
+def test_forget_revokes_the_token_and_deletes_everything(hours, row, store, fake_slack):
+    hours("set mon-fri 9-17")
+    answer = hours("forget")
+    assert "deleted" in answer.text
+    [revoke] = fake_slack.calls_to("auth.revoke")
+    assert revoke.token == "xoxp-T1-U1"
+    assert row() is None
+    assert store.user_token("T1", "U1") is None
+    assert table_count(store, db.installations, user_id="U1") == 0
+    # Afterwards they are a stranger again: every command answers with the connect link.
+    assert "/slack/install" in hours("show").text
+
+
+@pytest.mark.parametrize("failure", [{"error": "invalid_auth"}, {"status": 500}, {"disconnect": True, "times": 2}])
+def test_forget_deletes_everything_even_when_slack_fails_to_revoke(hours, row, store, fake_slack, failure):
+    fake_slack.fail("auth.revoke", **failure)
+    answer = hours("forget")
+    assert "deleted" in answer.text
+    assert row() is None
+    assert store.user_token("T1", "U1") is None
+
+
+@pytest.mark.parametrize("failure", [{"error": "user_not_found"}, {"disconnect": True, "times": 2}])
+def test_an_unreachable_profile_gives_the_fallback_zone_not_an_error(hours, row, store, fake_slack, failure):
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    fake_slack.fail("users.info", **failure)
+    answer = hours("show")
+    assert "*Time zone:* UTC" in answer.text
+    assert row()["tz"] is None  # nothing guessed is stored: the profile zone can still be learnt later
+
+
+def test_forget_keeps_the_workspace_install_for_everyone_else(hours, store, fake_slack):
+    connect(store, fake_slack, "U2")
+    hours("forget")
+    assert store.user_token("T1", "U2") == "xoxp-T1-U2"
+    assert store.bot_token("T1") == "xoxb-T1"
+    assert "Mon–Fri" in hours("show", user="U2").text
+
+
+# --- unknown and missing ------------------------------------------------------------------------------
+
+
+def test_unknown_subcommand_suggests_the_closest(hours, row):
+    hours("show")
+    before = row()
+    answer = hours("stet mon-fri 9-17")
+    assert "`stet` is not something /hours knows" in answer.text
+    assert "did you mean `/hours set`" in answer.text
+    assert row() == before
+
+
+def test_unknown_subcommand_without_a_close_match_points_to_help(hours):
+    answer = hours("xyzzy")
+    assert "/hours help" in answer.text
+
+
+# --- bad input: an explanation with an example, and nothing changes -----------------------------------
+
+BAD_INPUT = [
+    # (command text, something the explanation must say, an example it must show)
+    ("set", "needs a value", "/hours set mon-thu 9-17:30; fri 9am-1pm"),
+    ("set mon-fri 25-26", "25 is not a time", "/hours set "),
+    ("set whenever", "not a day", "mon-thu 9-17:30"),
+    ("set mon-fri", "no times", "mon-thu 9-17:30"),
+    ("tz", "needs a value", "/hours tz Europe/Rome"),
+    ("tz Europe/Rom", "did you mean Europe/Rome", "/hours tz "),
+    ("tz Mars/Olympus", "not a time zone", "Europe/Rome"),
+    ("message", "needs a value", "/hours message Hi {sender}"),
+    ("message Hi {nme}!", "{nme} is not a known placeholder", "/hours message "),
+    ("message Hi {user.__class__}", "attribute access", "/hours message "),
+    ("message Hi {sender[0]}", "indexing", "/hours message "),
+    ("message Hi {sender", "never closed", "/hours message "),
+    ("message " + "x" * 3001, "the limit is 3,000", "/hours message "),
+    ("reply", "needs a value", "/hours reply 2h"),
+    ("reply soon", "not a duration", "2h"),
+    ("reply 0m", "out of range", "2h"),
+    ("reply 30d", "out of range", "2h"),
+    ("off", "needs a value", "/hours off 2026-12-24..2027-01-02"),
+    ("off 2026-02-30", "not a date", "2026-12-24"),
+    ("off tomorrow", "not a date", "2026-12-24"),
+    ("off 2026-03-10..2026-03-05", "write the earlier date first", "2026-12-24..2027-01-02"),
+    ("off 2026-03-10..2030-03-05", "longer than 366 days", "2026-12-24..2027-01-02"),
+    ("off 2026-03-02", "already over", "2026-03-04"),
+    ("off 2026-02-20..2026-03-02", "already over", "2026-03-04"),
+]
+
+
+@pytest.mark.parametrize(("text", "explains", "example"), BAD_INPUT, ids=[case[0][:40] for case in BAD_INPUT])
+def test_bad_input_is_explained_with_an_example_and_changes_nothing(hours, row, store, clock, text, explains, example):
+    # Every setting already has a value of the person's own, so that any change at all would show.
+    store.save_person(
+        "T1",
+        "U1",
+        now=clock(),
+        tz="Europe/Berlin",
+        hours="Mon–Fri 08:00–16:00",
+        message="Away until {back_at}.",
+        reply_within_s=3600,
+        days_off="2026-04-01..2026-04-01",
+    )
+    before = row()
+    answer = hours(text)
+    assert ":warning:" in answer.text
+    assert explains in answer.text
+    assert example in answer.text
+    assert row() == before
+
+
+def test_bad_input_before_the_person_has_a_row_creates_nothing_but_the_row(hours, row, store):
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    hours("set nonsense")
+    created = row()
+    assert created is not None  # first contact: the row with the profile zone, nothing else
+    assert (created["hours"], created["message"], created["reply_within_s"], created["days_off"]) == (
+        None,
+        None,
+        None,
+        "",
+    )
+
+
+def test_the_same_day_off_twice_is_refused(hours, row):
+    hours("off 2026-03-10")
+    before = row()
+    answer = hours("off 2026-03-10")
+    assert "already in your days off" in answer.text
+    assert row() == before
+
+
+def test_bad_input_is_never_a_server_error(slack, store, fake_slack):
+    connect(store, fake_slack, "U1")
+    for text in [
+        "set \x00",
+        "tz ../../etc/passwd",
+        "message {" * 50,
+        "off 9999-12-31..9999-12-31",
+        "reply 1e308h",
+        "off " + "9" * 500,
+        "set " + "mon-fri 9-17; " * 500,
+    ]:
+        response = slack.command(text, user="U1")
+        assert response.status == 200, (text[:40], response.text)
+        assert response.json["response_type"] == "ephemeral"
+
+
+# --- not connected ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "show", "help", "set mon-fri 9-17", "tz Europe/Rome", "forget", "xyzzy"])
+def test_a_person_who_has_not_connected_gets_the_connect_link_whatever_they_type(hours, row, fake_slack, text):
+    answer = hours(text, user="U2")
+    assert "can't see your direct messages yet" in answer.text
+    assert "/slack/install" in answer.text
+    assert row("U2") is None  # nothing stored for them
+    assert fake_slack.calls_to("auth.revoke") == []
+
+
+def test_the_connect_link_uses_the_configured_public_url(make_app, store, fake_slack, settings):
+    from dataclasses import replace
+
+    from tests.conftest import RunningServer
+
+    app = make_app()
+    app.services.settings = replace(settings, base_url="https://offhours.example.com")
+    running = RunningServer(app)
+    try:
+        connect(store, fake_slack, "U1")
+        response = SlackHTTP(running.url).command("show", user="U2")
+    finally:
+        running.close()
+    assert "https://offhours.example.com/slack/install" in block_text(response.json["blocks"])
