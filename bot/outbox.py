@@ -44,6 +44,14 @@ class PendingReply:
     thread_ts: str
     received_at: datetime
     attempts: int
+    last_error: str | None = None  # why the previous attempt failed; None after a lost lease (a crash)
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """An earlier attempt may have posted: it timed out, or its process died mid-send."""
+        if self.attempts <= 1:
+            return False
+        return self.last_error is None or self.last_error in ("timeout", "TimeoutError", "URLError", "OSError")
 
 
 class Outbox:
@@ -182,6 +190,7 @@ class Outbox:
                 thread_ts=row["thread_ts"],
                 received_at=row["received_at"],
                 attempts=row["attempts"] + 1,
+                last_error=row["last_error"],
             )
             for row in rows
         ]

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from bot.config import Config
-from bot.errors import HoursError
+from bot.errors import HoursError, TemplateError
 from bot.hours import (
     DayOff,
     Schedule,
@@ -136,7 +136,11 @@ class PeopleService:
         return self._save(team_id, user_id, tz=resolve_timezone(text.strip()))
 
     def set_message(self, team_id: str, user_id: str, text: str) -> Preferences:
-        return self._save(team_id, user_id, message=validate_template(text))
+        message = validate_template(text)
+        if "\x00" in message:
+            # PostgreSQL text cannot hold NUL: saving one was a 500 (from /hours and the Home modal). Refuse it.
+            raise TemplateError("The message contains a NUL character (\\0); remove it and try again.")
+        return self._save(team_id, user_id, message=message)
 
     def reset_message(self, team_id: str, user_id: str) -> Preferences:
         return self._save(team_id, user_id, message=None)

@@ -20,6 +20,7 @@ from bot.reply_sender import backoff, retry_after, sending_client
 
 log = logging.getLogger(__name__)
 
+RECAP_EVENT_TYPE = "offhours_recap"  # message metadata on every recap, to find it again after a timeout
 MAX_ROUNDS_PER_TICK = 100  # of up to 1,000 people each: a bound, not a target
 
 
@@ -94,8 +95,20 @@ class RecapSender:
                 bot_tokens[recap.team_id] = self.store.bot_token(recap.team_id)
             token = bot_tokens[recap.team_id]
         try:
+            if recap.outcome_unknown:
+                # The last attempt may have posted before it timed out (or its process died): look first.
+                found = self._already_posted(recap, bot_token=token)
+                if found is not None:
+                    self.recaps.mark_sent(recap.id, channel_id=found[0], message_ts=found[1], now=now,
+                                          late=content.late)  # fmt: skip
+                    log.info("recap id=%s outcome=found_posted", recap.id)
+                    return True
             response = self.client.chat_postMessage(
-                token=token, channel=recap.user_id, text=recap_fallback_text(content, tz), blocks=blocks
+                token=token,
+                channel=recap.user_id,
+                text=recap_fallback_text(content, tz),
+                blocks=blocks,
+                metadata={"event_type": RECAP_EVENT_TYPE, "event_payload": {"recap_id": str(recap.id)}},
             )
         except SlackApiError as e:
             self._failed(recap, e, now=now)
@@ -107,6 +120,27 @@ class RecapSender:
                               message_ts=response.get("ts"), now=now, late=content.late)  # fmt: skip
         log.info("recap id=%s outcome=sent items=%d late=%s", recap.id, len(content.items), content.late)
         return True
+
+    def _already_posted(self, recap: ClaimedRecap, *, bot_token: str | None) -> tuple[str, str] | None:
+        """(channel, ts) of this recap if an earlier attempt posted it, found by its metadata in the app's DM.
+
+        The bot has no history scope; the person's own token (im:history) reads their DM with the app. Only
+        called after an unknown outcome: conversations.history is rate-limited hard outside the Marketplace.
+        """
+        user_token = self.store.user_token(recap.team_id, recap.user_id)
+        if user_token is None:
+            return None
+        channel = self.client.conversations_open(token=bot_token, users=recap.user_id)["channel"]["id"]
+        history = self.client.conversations_history(
+            token=user_token, channel=channel, oldest=f"{recap.due_at.timestamp():.6f}", include_all_metadata=True,
+            limit=100,
+        )  # fmt: skip
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == RECAP_EVENT_TYPE and payload.get("recap_id") == str(recap.id):
+                return channel, message.get("ts")
+        return None
 
     def _permalinks(self, recap: ClaimedRecap, content: Recap) -> dict[str, str]:
         token = self.store.user_token(recap.team_id, recap.user_id)

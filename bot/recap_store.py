@@ -25,6 +25,14 @@ class ClaimedRecap:
     user_id: str
     due_at: datetime
     attempts: int
+    last_error: str | None = None  # why the previous attempt failed; None after a lost lease (a crash)
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """An earlier attempt may have posted: it timed out, or its process died mid-send."""
+        if self.attempts <= 1:
+            return False
+        return self.last_error is None or self.last_error in ("timeout", "TimeoutError", "URLError", "OSError")
 
 
 class RecapStore:
@@ -75,7 +83,7 @@ class RecapStore:
         """Own recaps whose send failed (or whose owner died) and whose next attempt is due."""
         r = db.recaps.c
         query = (
-            sa.select(r.id, r.team_id, r.user_id, r.due_at, r.attempts)
+            sa.select(r.id, r.team_id, r.user_id, r.due_at, r.attempts, r.last_error)
             .where(r.state == "pending", r.next_attempt_at <= now)
             .order_by(r.next_attempt_at)
             .limit(limit)
@@ -90,7 +98,9 @@ class RecapStore:
                     .where(r.id.in_([row.id for row in rows]))
                     .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
                 )
-        return [ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts + 1) for row in rows]
+        return [
+            ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts + 1, row.last_error) for row in rows
+        ]
 
     def _take_over(self, conn: sa.Connection, recap_id: int, *, now: datetime) -> ClaimedRecap | None:
         r = db.recaps.c
@@ -98,9 +108,9 @@ class RecapStore:
             db.recaps.update()
             .where(r.id == recap_id, r.state == "pending", r.next_attempt_at <= now)
             .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
-            .returning(r.id, r.team_id, r.user_id, r.due_at, r.attempts)
+            .returning(r.id, r.team_id, r.user_id, r.due_at, r.attempts, r.last_error)
         ).first()
-        return ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts) if row else None
+        return ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts, row.last_error) if row else None
 
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""

@@ -95,9 +95,10 @@ class ReplySender:
         )
         ephemeral = self.services.config.reply.mode == "ephemeral"
         try:
-            # A retry may follow a post that Slack carried out but answered too late (a timeout): look for it
-            # in the thread first, so the sender never gets the auto-reply twice.
-            ts = self._already_posted(reply, token=token) if reply.attempts > 1 and not ephemeral else None
+            # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
+            # for it in the thread first, so the sender never gets the auto-reply twice. Only then: the lookup
+            # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
+            ts = self._already_posted(reply, token=token) if reply.outcome_unknown and not ephemeral else None
             if ts is None:
                 ts = self._post(reply, token=token, text=text)
         except SlackApiError as e:

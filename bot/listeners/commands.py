@@ -119,7 +119,12 @@ class Subcommands:
                 self.team_id,
                 self.user_id,
                 token=self.services.store.bot_token(self.team_id),
-                client=WebClient(base_url=self.services.client.base_url, timeout=2, retry_handlers=[]),
+                # min(): never longer than the app's own client timeout (tests set a short one).
+                client=WebClient(
+                    base_url=self.services.client.base_url,
+                    timeout=min(2, self.services.client.timeout),
+                    retry_handlers=[],
+                ),
             )
         except SlackApiError as e:
             log.warning("command: users.info failed error=%s", e.response.get("error"))

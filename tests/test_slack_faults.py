@@ -1,0 +1,543 @@
+"""Every Web API call Offhours makes, against every kind of Slack fault: 500, 429 with Retry-After, a timeout,
+invalid_auth, token_revoked, channel_not_found and user_not_found.
+
+What must hold whatever Slack answers: retryable faults (5xx, 429, timeouts) are retried later and end up sent
+exactly once; definite refusals give up cleanly, with the outcome recorded; a person whose own token is refused
+is disconnected; nothing is posted twice (counted at the fake, including posts Slack carried out after the
+client had given up waiting); and Slack's own requests (events, commands, clicks) never get a 5xx for a Web API
+fault, except where a 5xx is the point: an event that could not be recorded yet is redelivered by Slack.
+
+The calls, and where they are made:
+    chat.postMessage / chat.postEphemeral  the auto-reply (reply_sender, the person's token)
+    users.info                             the sender's zone (reply_sender), first contact (/hours, Home, OAuth)
+    conversations.info                     a DM seen through its sender's token (listeners/messages.py)
+    chat.postMessage, chat.getPermalink    the recap (recap_sender: bot token, person's token for links)
+    chat.update                            the recap after a Done click (listeners/recap_actions.py)
+    views.publish, views.open              the Home tab (listeners/home.py)
+    auth.revoke                            /hours forget (listeners/commands.py)
+    oauth.v2.access                        the OAuth redirect (Bolt)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from slack_sdk import WebClient
+
+from bot import db
+from bot.app import create_app
+from bot.autoreply import METADATA_EVENT_TYPE
+from bot.blocks import home as home_ui
+from bot.blocks.recap import DONE_ACTION
+from bot.config import Config
+from bot.recap_sender import RecapSender
+from bot.reply_sender import ReplySender
+from bot.store import Store
+from tests.conftest import RunningServer, connect
+from tests.fakeslack import Call, FakeSlack
+from tests.slackhttp import SlackHTTP, dm_channel
+
+CLIENT_TIMEOUT = 0.4  # seconds: the app's Web API timeout in these tests
+SLOW = 1.0  # seconds: how long the fake takes to answer a "timeout" call (it still carries it out)
+
+FAULTS = {
+    "500": {"status": 500},
+    "429": {"status": 429, "retry_after": 30},
+    "timeout": {"delay": SLOW},
+    "invalid_auth": {"error": "invalid_auth"},
+    "token_revoked": {"error": "token_revoked"},
+    "channel_not_found": {"error": "channel_not_found"},
+    "user_not_found": {"error": "user_not_found"},
+}
+RETRYABLE = {"500", "429", "timeout"}
+REVOKED = {"invalid_auth", "token_revoked"}
+FAULT_NAMES = list(FAULTS)
+
+WITH_U2 = dm_channel("U1", "U2")
+DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # U1's recap: Wed 09:00 EST
+
+
+class RecordingSlack(FakeSlack):
+    """The fake Slack, also keeping what it actually carried out (a post answered too late still happened)
+    and answering conversations.replies from it, as Slack does for a DM the token can read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: list[Call] = []
+        self._inflight = 0
+
+    def answer(self, method, token, params, *, basic=None):
+        with self._changed:
+            self._inflight += 1
+        try:
+            return super().answer(method, token, params, basic=basic)
+        finally:
+            with self._changed:
+                self._inflight -= 1
+                self._changed.notify_all()
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every request the fake received has been answered (slow ones included)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._inflight:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "the fake Slack is still answering"
+                self._changed.wait(remaining)
+
+    def _deliver(self, method: str, token, params, answer: dict) -> dict:
+        with self._lock:
+            self.delivered.append(Call(method, token, {**params, "_ts": answer.get("ts") or answer.get("message_ts")}))
+        return answer
+
+    def _chat_postMessage(self, token, params):
+        return self._deliver("chat.postMessage", token, params, super()._chat_postMessage(token, params))
+
+    def _chat_postEphemeral(self, token, params):
+        return self._deliver("chat.postEphemeral", token, params, super()._chat_postEphemeral(token, params))
+
+    def _conversations_replies(self, token, params):
+        channel, ts = params.get("channel"), str(params.get("ts"))
+        with self._lock:
+            found = [c for c in self.delivered if c.method == "chat.postMessage" and c.params.get("channel") == channel
+                     and str(c.params.get("thread_ts") or c.params["_ts"]) == ts]  # fmt: skip
+        messages = [{"type": "message", "ts": ts, "thread_ts": ts}]
+        for call in found:
+            message = {"type": "message", "ts": call.params["_ts"], "thread_ts": ts}
+            if params.get("include_all_metadata") in (True, "true", "1", 1) and call.params.get("metadata"):
+                message["metadata"] = call.params["metadata"]
+            messages.append(message)
+        return {"ok": True, "messages": messages, "has_more": False}
+
+    def _conversations_history(self, token, params):
+        # Posting to a user id lands in the app's DM with them, which conversations.open names "D" + user id.
+        channel = params.get("channel")
+        with self._lock:
+            found = [c for c in self.delivered if c.method == "chat.postMessage"
+                     and channel in (c.params.get("channel"), "D" + str(c.params.get("channel")))]  # fmt: skip
+        messages = []
+        for call in reversed(found):
+            message = {"type": "message", "ts": call.params["_ts"]}
+            if params.get("include_all_metadata") in (True, "true", "1", 1) and call.params.get("metadata"):
+                message["metadata"] = call.params["metadata"]
+            messages.append(message)
+        return {"ok": True, "messages": messages, "has_more": False}
+
+    def posts(self, method: str = "chat.postMessage", *, token: str | None = None) -> list[Call]:
+        self.settle()
+        with self._lock:
+            return [c for c in self.delivered if c.method == method and (token is None or c.token == token)]
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[RecordingSlack]:
+    fake = RecordingSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def make_app(store, settings, fake_slack, clock):
+    """As conftest's, with a short Web API timeout so that a slow Slack is a timeout within a test's time."""
+
+    def build(config: Config | None = None, **changes):
+        config = replace(config or Config(), **changes)
+        client = WebClient(base_url=fake_slack.base_url, timeout=CLIENT_TIMEOUT)
+        return create_app(config, store, settings=settings, client=client, clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def serve(make_app) -> Iterator:
+    """serve(**config changes) -> (app, SlackHTTP) on a running server of its own."""
+    servers: list[RunningServer] = []
+
+    def start(**changes):
+        app = make_app(**changes)
+        servers.append(RunningServer(app))
+        return app, SlackHTTP(servers[-1].url)
+
+    yield start
+    for running in servers:
+        running.close()
+
+
+@pytest.fixture
+def workers() -> Iterator[list]:
+    made: list = []
+    yield made
+    for sender in made:
+        if isinstance(sender, ReplySender):
+            sender.stop(timeout=5)
+
+
+def rows(store: Store, table: sa.Table, **where) -> list[dict]:
+    with store.engine.connect() as conn:
+        query = sa.select(table).order_by(table.c.id if "id" in table.c else table.c[0])
+        for key, value in where.items():
+            query = query.where(table.c[key] == value)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def forget_row(store: Store, user_id: str) -> None:
+    """A connected person who has never used Offhours yet: no settings row (their first contact comes next)."""
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete().where(db.people.c.user_id == user_id))
+
+
+def everyone(store, fake, *users: str) -> None:
+    for user in users:
+        connect(store, fake, user, tz="America/New_York")
+    fake.add_user("U2", tz="Europe/Rome")
+    fake.add_user("U3", tz="Asia/Tokyo")
+    fake.dm_members[WITH_U2] = ("U1", "U2")
+
+
+# --- the auto-reply: chat.postMessage (thread mode) and chat.postEphemeral (ephemeral mode) ---------------------
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+@pytest.mark.parametrize("mode", ["thread", "ephemeral"])
+def test_auto_reply_post(fault, mode, serve, store, fake_slack, clock, workers):
+    app, slack = serve(reply=replace(Config().reply, mode=mode))
+    everyone(store, fake_slack, "U1")
+    method = "chat.postMessage" if mode == "thread" else "chat.postEphemeral"
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail(method, **FAULTS[fault])
+
+    assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
+    assert sender.drain(now=clock()) == 0
+    fake_slack.settle()
+    # Later drains: past any backoff or Retry-After, still within U1's evening off.
+    for minutes in (11, 22, 40):
+        clock.set(datetime(2026, 3, 4, 3, 0, tzinfo=UTC) + timedelta(minutes=minutes))
+        sender.drain(now=clock())
+
+    posted = fake_slack.posts(method)
+    if fault in REVOKED:
+        assert posted == []
+        assert store.user_token("T1", "U1") is None  # disconnected, and their data with it
+        assert rows(store, db.replies) == [] and rows(store, db.messages) == []
+        return
+    [message] = rows(store, db.messages)
+    assert message["state"] == "pending"  # whatever happened to the reply, the recap still has the message
+    [reply] = rows(store, db.replies)
+    if fault in RETRYABLE and not (fault == "timeout" and mode == "ephemeral"):
+        assert len(posted) == 1, posted  # retried until sent, and sent once
+        assert reply["state"] == "sent"
+        assert reply["attempts"] >= 2
+    elif fault == "timeout":
+        # An ephemeral post cannot be looked up afterwards: a timed-out one is not repeated (at most once).
+        assert len(posted) <= 1
+        assert (reply["state"], reply["last_error"]) == ("failed", "timeout")
+    else:
+        assert posted == []
+        assert (reply["state"], reply["last_error"]) == ("failed", fault)
+    assert store.user_token("T1", "U1") is not None
+
+
+def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_took_it(
+    serve, store, fake_slack, clock, workers
+):
+    """The ambiguous case in detail: Slack posted the reply, the answer came too late; the retry finds it."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("chat.postMessage", delay=SLOW)
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    assert sender.drain(now=clock()) == 0
+    [first] = fake_slack.posts()  # Slack did post it
+    clock.advance(minutes=1)
+    sender.drain(now=clock())
+
+    [lookup] = fake_slack.calls_to("conversations.replies")
+    assert lookup.token == "xoxp-T1-U1" and str(lookup.params["include_all_metadata"]).lower() in ("true", "1")
+    assert fake_slack.posts() == [first]
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["reply_ts"]) == ("sent", first.params["_ts"])
+    assert first.params["metadata"]["event_type"] == METADATA_EVENT_TYPE
+
+
+# --- users.info ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_users_info_for_the_senders_zone(fault, serve, store, fake_slack, clock, workers):
+    """The sender's zone is a nicety: without it the reply goes out once, in the recipient's zone."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("users.info", **FAULTS[fault])
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    assert sender.drain(now=clock()) == 1
+    assert len(fake_slack.posts()) == 1
+    assert store.user_token("T1", "U1") is not None  # the bot token was refused, not the person's
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_users_info_on_first_hours_command(fault, serve, store, fake_slack):
+    _app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    forget_row(store, "U1")
+    fake_slack.fail("users.info", **FAULTS[fault])
+
+    response = slack.command("show", user="U1")
+
+    assert response.status == 200, response.text
+    assert "Mon–Fri" in response.text or "mon" in response.text.lower()  # their status, in the default zone
+    assert rows(store, db.people, user_id="U1")[0]["tz"] is None  # profile unknown: the config's policy decides
+    # The next command asks again (the zone was not cached as unknown) and is as helpful.
+    assert slack.command("show", user="U1").status == 200
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_users_info_on_first_home_open(fault, serve, store, fake_slack):
+    _app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    forget_row(store, "U1")
+    fake_slack.fail("users.info", **FAULTS[fault])
+
+    event = {"type": "app_home_opened", "user": "U1", "channel": "DU1", "tab": "home", "event_ts": "1772593200.0"}
+    response = slack.event(event, authorized="U1")
+
+    assert response.status == 200, response.text
+    [publish] = fake_slack.wait_for("views.publish")
+    assert publish.params["user_id"] == "U1"
+    assert rows(store, db.people, user_id="U1")  # the person exists; the zone is asked again next time
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_users_info_on_connect(fault, serve, store, fake_slack):
+    from tests.test_oauth import BOT_TOKEN, oauth_answer, redirect, start_install
+
+    _app, slack = serve()
+    fake_slack.oauth_codes["code-1"] = oauth_answer("U1", with_bot=True)
+    fake_slack.tokens[BOT_TOKEN] = {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
+    fake_slack.add_user("U1", tz="Europe/Rome")
+    fake_slack.fail("users.info", **FAULTS[fault])
+    install = start_install(slack.base_url)
+
+    response = redirect(slack.base_url, cookie=install.cookie, code="code-1", state=install.state)
+
+    assert response.status == 200, response.text  # connected all the same
+    assert store.user_token("T1", "U1") == "xoxp-oauth-U1"
+    assert rows(store, db.people, user_id="U1")[0]["tz"] is None
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_oauth_access(fault, serve, store, fake_slack):
+    """oauth.v2.access failing: the browser gets Bolt's failure page, nothing is half-installed."""
+    from tests.test_oauth import BOT_TOKEN, oauth_answer, redirect, start_install
+
+    _app, slack = serve()
+    fake_slack.oauth_codes["code-1"] = oauth_answer("U1", with_bot=True)
+    fake_slack.tokens[BOT_TOKEN] = {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
+    fake_slack.fail("oauth.v2.access", **FAULTS[fault])
+    install = start_install(slack.base_url)
+
+    response = redirect(slack.base_url, cookie=install.cookie, code="code-1", state=install.state)
+
+    assert response.status < 500 or fault in RETRYABLE, response.status
+    assert "Slack" in response.text or response.status == 200
+    assert store.user_token("T1", "U1") is None and store.bot_token("T1") is None
+    assert rows(store, db.people) == []
+    # Starting again works once Slack answers.
+    install = start_install(slack.base_url)
+    assert redirect(slack.base_url, cookie=install.cookie, code="code-1", state=install.state).status == 200
+    assert store.user_token("T1", "U1") == "xoxp-oauth-U1"
+
+
+# --- conversations.info: a DM seen only through its sender's token -------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_conversations_info(fault, serve, store, fake_slack, clock, workers):
+    """U2 (connected) writes to U1 (connected, off): the event carries U2's authorization, so the recipient is
+    asked of conversations.info. A retryable fault is answered with a 5xx so that Slack redelivers: the message
+    would otherwise be lost. The redelivery is recorded and answered once."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1", "U2")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("conversations.info", **FAULTS[fault])
+    ts = clock().timestamp()
+
+    first = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvCI")
+
+    if fault in RETRYABLE:
+        assert first.status >= 500
+        assert rows(store, db.messages) == [] and rows(store, db.replies) == []
+        again = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvCI", retry_num=1)
+        assert again.status == 200, again.text
+        again = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvCI", retry_num=2)
+        assert again.status == 200
+        [message] = rows(store, db.messages)
+        assert (message["recipient_id"], message["sender_id"]) == ("U1", "U2")
+        assert sender.drain(now=clock()) == 1
+        assert len(fake_slack.posts(token="xoxp-T1-U1")) == 1
+        return
+    assert first.status == 200, first.text
+    assert rows(store, db.messages) == []  # gave up: nothing half-done
+    assert fake_slack.posts() == []
+    if fault in REVOKED:
+        assert store.user_token("T1", "U2") is None  # U2's token was refused: U2 is disconnected
+        assert store.user_token("T1", "U1") is not None
+    else:
+        assert store.user_token("T1", "U2") is not None
+
+
+# --- the recap: chat.postMessage (bot token), chat.getPermalink (the person's token) --------------------------
+
+
+@pytest.fixture
+def recap_ready(serve, store, fake_slack, clock):
+    """U1 off with one DM from U2 waiting; returns (app, slack, sender)."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
+    return app, slack, RecapSender(app.services)
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_recap_post(fault, recap_ready, store, fake_slack, clock, request):
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", **FAULTS[fault])
+    assert sender.tick(DUE) == 0
+    fake_slack.settle()
+    for minutes in (1, 11, 30, 60):
+        sender.tick(DUE + timedelta(minutes=minutes))
+
+    posted = fake_slack.posts(token="xoxb-T1")
+    [recap] = rows(store, db.recaps)
+    [message] = rows(store, db.messages)
+    if fault in RETRYABLE:
+        assert len(posted) == 1, posted
+        assert recap["state"] == "sent" and message["state"] == "recapped"
+        if fault == "timeout":  # the retry looked in the app's DM with the person's token and found it
+            [lookup] = fake_slack.calls_to("conversations.history")
+            assert lookup.token == "xoxp-T1-U1"
+            assert recap["message_ts"] == posted[0].params["_ts"]
+    else:
+        assert posted == []
+        assert (recap["state"], recap["last_error"]) == ("failed", fault)
+    assert store.user_token("T1", "U1") is not None  # the bot token was refused, not the person's
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_recap_permalink(fault, recap_ready, store, fake_slack):
+    """The thread link is a nicety: without it the recap goes out once, naming the sender and the time."""
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.getPermalink", **FAULTS[fault])
+    assert sender.tick(DUE) == 1
+    [post] = fake_slack.posts(token="xoxb-T1")
+    assert "<@U2>" in str(post.params["blocks"])
+    [recap] = rows(store, db.recaps)
+    assert recap["state"] == "sent"
+
+
+# --- chat.update after a Done click -------------------------------------------------------------------------
+
+
+def done_click(slack: SlackHTTP, *, user: str, value: str, message_ts: str):
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1", "domain": "example"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "legacy-verification-token",
+        "trigger_id": "123.456.abc",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": "U1", "is_ephemeral": False},
+        "channel": {"id": "U1", "name": "directmessage"},
+        "message": {"type": "message", "ts": message_ts, "text": "recap"},
+        "actions": [{"type": "button", "action_id": DONE_ACTION, "block_id": "b1", "value": value,
+                     "action_ts": "1772630000.1"}],
+    }  # fmt: skip
+    return slack.interaction(payload)
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_recap_update_after_done(fault, recap_ready, store, fake_slack):
+    """The tick is saved whatever chat.update says; the click is answered 200 (the next click re-renders)."""
+    _app, slack, sender = recap_ready
+    assert sender.tick(DUE) == 1
+    [recap] = rows(store, db.recaps)
+    fake_slack.fail("chat.update", **FAULTS[fault])
+
+    response = done_click(slack, user="U1", value=f"{recap['id']}:{WITH_U2}", message_ts=recap["message_ts"])
+
+    assert response.status == 200, response.text
+    [message] = rows(store, db.messages)
+    assert message["state"] == "done"
+    assert len(fake_slack.posts()) == 1  # no new recap posted in place of the update
+
+
+# --- the Home tab: views.publish and views.open --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_views_publish(fault, serve, store, fake_slack):
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    fake_slack.fail("views.publish", **FAULTS[fault])
+    event = {"type": "app_home_opened", "user": "U1", "channel": "DU1", "tab": "home", "event_ts": "1772593200.0"}
+
+    assert slack.event(event, authorized="U1").status == 200
+    # A change from the Home tab is saved even when its publish fails.
+    fake_slack.fail("views.publish", **FAULTS[fault])
+    payload = {
+        "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}, "api_app_id": "A1",
+        "trigger_id": "t.1", "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home", "callback_id": "", "private_metadata": "", "blocks": []},
+        "actions": [{"type": "button", "action_id": home_ui.PAUSE_ACTION, "block_id": "b", "value": "x",
+                     "action_ts": "1772593200.1"}],
+    }  # fmt: skip
+    assert slack.interaction(payload).status == 200
+    assert app.services.people.get("T1", "U1").paused is True
+    assert store.user_token("T1", "U1") is not None  # the bot token was refused, not the person's
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_views_open(fault, serve, store, fake_slack):
+    _app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    fake_slack.fail("views.open", **FAULTS[fault])
+    payload = {
+        "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}, "api_app_id": "A1",
+        "trigger_id": "t.2", "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home", "callback_id": "", "private_metadata": "", "blocks": []},
+        "actions": [{"type": "button", "action_id": home_ui.EDIT_HOURS_ACTION, "block_id": "b", "value": "x",
+                     "action_ts": "1772593200.1"}],
+    }  # fmt: skip
+    assert slack.interaction(payload).status == 200
+    fake_slack.settle()
+    assert len(fake_slack.calls_to("views.open")) == 1  # a trigger_id is single-use: not retried
+
+
+# --- auth.revoke on /hours forget -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_auth_revoke_on_forget(fault, serve, store, fake_slack, clock):
+    """Forgetting never depends on Slack: the data and the token are deleted here whatever auth.revoke says."""
+    _app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    fake_slack.fail("auth.revoke", **FAULTS[fault])
+
+    response = slack.command("forget", user="U1")
+
+    assert response.status == 200, response.text
+    assert "deleted" in response.text
+    [revoke] = fake_slack.calls_to("auth.revoke")
+    assert revoke.token == "xoxp-T1-U1"
+    assert store.user_token("T1", "U1") is None
+    assert rows(store, db.people) == [] and rows(store, db.messages) == [] and rows(store, db.replies) == []
