@@ -145,7 +145,7 @@ def create_app(
         signing_secret=settings.signing_secret,
         client=services.client,
         oauth_flow=_OAuthFlow(client=services.client, logger=logging.getLogger("bot.bolt"), settings=oauth_settings),
-        authorize=StoreAuthorize(store.installation_store),
+        authorize=StoreAuthorize(store),
         # Listeners run before the HTTP 200 so that an after-hours DM is stored before Slack hears "ok";
         # the slow part (posting the reply) happens later in the reply sender.
         process_before_response=True,

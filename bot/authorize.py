@@ -10,13 +10,17 @@ from __future__ import annotations
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
-from slack_sdk.oauth.installation_store import InstallationStore
+
+from bot.store import Store
 
 
 class StoreAuthorize(Authorize):
-    def __init__(self, installation_store: InstallationStore) -> None:
+    """One read per request: the workspace's bot. Listeners look up the person tokens they need themselves
+    (a message event's sender is not whose token saw it), so Bolt's `context.user_token` is left empty."""
+
+    def __init__(self, store: Store) -> None:
         super().__init__()
-        self.installation_store = installation_store
+        self.store = store
 
     def __call__(
         self,
@@ -29,26 +33,15 @@ class StoreAuthorize(Authorize):
         actor_team_id: str | None = None,
         actor_user_id: str | None = None,
     ) -> AuthorizeResult | None:
-        bot = self.installation_store.find_bot(
-            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=context.is_enterprise_install
-        )
+        bot = self.store.bot(team_id or "", enterprise_id=enterprise_id)
         if bot is None:
             return None  # not installed in this workspace: Bolt answers without running listeners
-        user = None
-        if user_id:
-            user = self.installation_store.find_installation(
-                enterprise_id=enterprise_id, team_id=team_id, user_id=user_id,
-                is_enterprise_install=context.is_enterprise_install,
-            )  # fmt: skip
-        has_user = user is not None and user.user_id == user_id and user.user_token
         return AuthorizeResult(
             enterprise_id=enterprise_id,
             team_id=team_id,
-            bot_user_id=bot.bot_user_id,
-            bot_id=bot.bot_id,
-            bot_token=bot.bot_token,
-            bot_scopes=bot.bot_scopes,
+            bot_user_id=bot["bot_user_id"],
+            bot_id=bot["bot_id"],
+            bot_token=bot["bot_token"],
+            bot_scopes=bot["bot_scopes"],
             user_id=user_id,
-            user_token=user.user_token if has_user else None,
-            user_scopes=user.user_scopes if has_user else None,
         )

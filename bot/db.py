@@ -146,6 +146,14 @@ recaps = sa.Table(
 )
 
 
+READ_ONLY = "offhours_read_only"
+
+
+def reading(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only (on SQLite it does not queue for the write lock). Use as a context manager."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """An engine tuned for several threads: SQLite in WAL mode with a busy timeout, PostgreSQL pooled."""
     if url.startswith("sqlite"):
@@ -165,8 +173,10 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(connection) -> None:
             # IMMEDIATE takes the write lock up front, so concurrent writers wait on busy_timeout instead of
-            # failing with "database is locked" when a read transaction tries to upgrade.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # failing with "database is locked" when a read transaction tries to upgrade. Connections opened
+            # with `reading()` only read: a deferred BEGIN lets them run beside the writer (WAL).
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_size", 10)

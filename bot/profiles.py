@@ -27,7 +27,7 @@ class ProfileCache:
         """
         now = self.clock()
         c = db.profiles.c
-        with self.store.engine.connect() as conn:
+        with db.reading(self.store.engine) as conn:
             row = conn.execute(sa.select(c.tz, c.fetched_at).where(c.team_id == team_id, c.user_id == user_id)).first()
         if row is not None and now - row.fetched_at < MAX_AGE:
             return row.tz

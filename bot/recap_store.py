@@ -53,7 +53,7 @@ class RecapStore:
             .order_by(sa.func.min(m.due_at))
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             return [(team, user, due) for team, user, due in conn.execute(query).all()]
 
     def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
@@ -133,7 +133,7 @@ class RecapStore:
 
     def read(self, recap_id: int) -> list[WaitingMessage]:
         m = db.messages.c
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             rows = conn.execute(
                 sa.select(m.channel_id, m.sender_id, m.ts, m.thread_ts, m.received_at, m.text, m.state)
                 .where(m.recap_id == recap_id, m.state.in_(("recapped", "done")))
@@ -142,7 +142,7 @@ class RecapStore:
         return [_waiting(row) for row in rows]
 
     def get(self, recap_id: int):
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             return conn.execute(sa.select(db.recaps).where(db.recaps.c.id == recap_id)).mappings().first()
 
     def mark_sent(self, recap_id: int, *, channel_id: str, message_ts: str | None, now: datetime, late: bool) -> None:

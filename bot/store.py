@@ -54,9 +54,11 @@ class Store:
         self.url = url
         self.engine = db.make_engine(url)
         tables = {"bots_table_name": db.bots.name, "installations_table_name": db.installations.name}
-        if encryption_key:
+        self.client_id = client_id
+        self.cipher = TokenCipher(encryption_key) if encryption_key else None
+        if self.cipher is not None:
             self.installation_store: SQLAlchemyInstallationStore = EncryptedInstallationStore(
-                client_id=client_id, engine=self.engine, cipher=TokenCipher(encryption_key), **tables
+                client_id=client_id, engine=self.engine, cipher=self.cipher, **tables
             )
         else:
             self.installation_store = SQLAlchemyInstallationStore(client_id=client_id, engine=self.engine, **tables)
@@ -75,7 +77,7 @@ class Store:
 
     def ping(self) -> None:
         """Raise if the database does not answer."""
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
@@ -90,7 +92,7 @@ class Store:
 
     def get_person(self, team_id: str, user_id: str) -> PersonRow | None:
         p = db.people.c
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             row = (
                 conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().first()
             )
@@ -98,7 +100,7 @@ class Store:
 
     def people_with_ids(self, team_id: str, user_ids: Iterable[str]) -> dict[str, PersonRow]:
         p = db.people.c
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             rows = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id.in_(list(user_ids))))
             return {r["user_id"]: _person(r) for r in rows.mappings()}
 
@@ -135,16 +137,42 @@ class Store:
 
     def user_token(self, team_id: str, user_id: str, *, enterprise_id: str | None = None) -> str | None:
         """The person's own token (user scopes), or None when they have not connected their DMs."""
-        inst = self.installation_store.find_installation(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
-        return inst.user_token if inst is not None and inst.user_id == user_id else None
+        i = db.installations.c
+        with db.reading(self.engine) as conn:
+            token = conn.execute(
+                sa.select(i.user_token)
+                .where(i.client_id == self.client_id, i.enterprise_id == enterprise_id, i.team_id == team_id,
+                       i.user_id == user_id)
+                .order_by(i.installed_at.desc())
+                .limit(1)
+            ).scalar()  # fmt: skip
+        return self._decrypt(token)
+
+    def bot(self, team_id: str, *, enterprise_id: str | None = None) -> dict | None:
+        """The workspace's latest bot installation (token, ids, scopes), in one read."""
+        b = db.bots.c
+        with db.reading(self.engine) as conn:
+            row = conn.execute(
+                sa.select(b.bot_token, b.bot_id, b.bot_user_id, b.bot_scopes)
+                .where(b.client_id == self.client_id, b.enterprise_id == enterprise_id, b.team_id == team_id,
+                       b.bot_token.is_not(None))
+                .order_by(b.installed_at.desc())
+                .limit(1)
+            ).mappings().first()  # fmt: skip
+        if row is None:
+            return None
+        return {**row, "bot_token": self._decrypt(row["bot_token"])}
 
     def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:
-        bot = self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
-        return bot.bot_token if bot is not None else None
+        bot = self.bot(team_id, enterprise_id=enterprise_id)
+        return bot["bot_token"] if bot else None
+
+    def _decrypt(self, token: str | None) -> str | None:
+        return self.cipher.decrypt(token) if self.cipher is not None else token
 
     def connected_user_ids(self, team_id: str) -> set[str]:
         i = db.installations.c
-        with self.engine.connect() as conn:
+        with db.reading(self.engine) as conn:
             rows = conn.execute(sa.select(i.user_id).where(i.team_id == team_id, i.user_token.is_not(None)).distinct())
             return {r[0] for r in rows}
 

@@ -153,7 +153,8 @@ class MessageHandler:
             thread_ts=message.thread_root,
             received_at=at,
             due_at=window[1],
-            text=message.text if services.config.recap.include_text else None,
+            # PostgreSQL text cannot hold NUL; Slack text never needs it.
+            text=message.text.replace("\x00", "") if services.config.recap.include_text else None,
             window_key=key or "",
             reply=not prefs.paused,
         )

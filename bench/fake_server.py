@@ -1,0 +1,94 @@
+"""tests/fakeslack.FakeSlack in a process of its own, for the benchmarks: prints its base URL, runs until stdin closes.
+
+Adds three bench-only methods: bench.reset (clear counts, set rate limits), bench.stats (posts accepted, 429s
+answered, monotonic time of the last accepted post, optionally the per-channel counts), and any users.info answers.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fakeslack import FakeSlack, RateLimits
+
+
+class BenchSlack(FakeSlack):
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_calls = False  # the benchmarks count posts per channel instead of keeping every call
+        self._stats_lock = threading.Lock()
+        self.posts = 0
+        self.limited = 0
+        self.method_counts: dict[str, int] = defaultdict(int)
+        self.last_post = 0.0
+
+    def answer(self, method, token, params, **kwargs):
+        status, headers, body = super().answer(method, token, params, **kwargs)
+        with self._stats_lock:
+            self.method_counts[method] += 1
+            if method == "chat.postMessage":
+                if status == 429:
+                    self.limited += 1
+                elif status == 200 and body.get("ok"):
+                    self.posts += 1
+                    self.last_post = time.monotonic()
+        return status, headers, body
+
+    def _users_info(self, token, params):
+        # Every sender is a known person in New York: users.info answers like Slack would for a real member.
+        user_id = params.get("user", "")
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "name": user_id.lower(),
+                "is_bot": False,
+                "tz": "America/New_York",
+                "tz_label": "Eastern",
+                "tz_offset": -18000,
+            },
+        }
+
+    def _bench_reset(self, token, params):
+        with self._stats_lock, self._lock:
+            self.posts = self.limited = 0
+            self.last_post = 0.0
+            self.method_counts.clear()
+            self.post_counts.clear()
+            per_channel = params.get("per_channel_per_second")
+            self.rate_limits = (
+                RateLimits(per_channel_per_second=per_channel, workspace_per_minute=params.get("workspace_per_minute"))
+                if per_channel
+                else None
+            )
+        return {"ok": True}
+
+    def _bench_stats(self, token, params):
+        with self._stats_lock, self._lock:
+            answer = {
+                "ok": True,
+                "posts": self.posts,
+                "limited": self.limited,
+                "last_post": self.last_post,
+                "methods": dict(self.method_counts),
+            }
+            if params.get("counts"):
+                answer["post_counts"] = dict(self.post_counts)
+        return answer
+
+
+def main() -> int:
+    fake = BenchSlack().start()
+    print(fake.base_url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin (or dies)
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

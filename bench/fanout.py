@@ -1,0 +1,183 @@
+"""Morning fan-out: N people whose recaps fall due in the same minute, delivered under Slack-like rate limits.
+
+    python bench/fanout.py [--quick] [--people N] [--rate PER_MINUTE] [--database sqlite|postgres]
+
+The fake Slack (its own process) allows 1 chat.postMessage per second per channel and `--rate` per minute for
+the workspace (a sliding 60 s window), answering 429 + Retry-After beyond that. RecapSender.tick(now) runs in a
+loop with `now` moving with real time until every recap reached the fake or the time limit passes. Duplicates
+and losses are counted per channel at the fake. Prints a JSON summary on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+
+from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, make_store, seed_connected
+from bench.event_path import POSTGRES_URL
+from bot import db
+from bot.app import build_services
+from bot.config import Config, Settings
+from bot.recap_sender import RecapSender
+
+
+class MovingClock:
+    """Real time, shifted so that it starts at `start`: the recaps are due the moment the run begins."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.began = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+def seed_messages(store, user_ids: list[str], *, due_at: datetime) -> None:
+    """One after-hours DM waiting for each person, all due at `due_at` (bulk insert: the outbox's row shape)."""
+    received = due_at - timedelta(hours=3)
+    rows = [
+        {
+            "team_id": TEAM,
+            "recipient_id": u,
+            "channel_id": f"D{u}",
+            "ts": f"{received.timestamp() + i / 1e6:.6f}",
+            "thread_ts": f"{received.timestamp() + i / 1e6:.6f}",
+            "sender_id": f"US{i:06d}",
+            "received_at": received,
+            "text": None,
+            "due_at": due_at + timedelta(seconds=i % 60),
+        }
+        for i, u in enumerate(user_ids)
+    ]
+    with store.engine.begin() as conn:
+        for chunk in range(0, len(rows), 2000):
+            conn.execute(sa.insert(db.messages), rows[chunk : chunk + 2000])
+
+
+def run(
+    *, people: int, rate: float, database: str, workers: int, time_limit: float, workdir: Path, poll: float = 0.0
+) -> dict:
+    url = POSTGRES_URL if database == "postgres" else f"sqlite:///{workdir / 'fanout.db'}"
+    store = make_store(url)
+    user_ids = [f"UP{i:06d}" for i in range(people)]
+    started_setup = time.monotonic()
+    seed_connected(store, user_ids, tz="UTC")
+    due = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # all due within the minute 09:00-09:01
+    seed_messages(store, user_ids, due_at=due)
+    setup_s = time.monotonic() - started_setup
+    fake = FakeSlackProcess()
+    try:
+        fake.reset(per_channel_per_second=1.0, workspace_per_minute=rate)
+        clock = MovingClock(due + timedelta(seconds=60))
+        settings = Settings(
+            signing_secret=SIGNING_SECRET, client_id=CLIENT_ID, client_secret="bench", slack_api_url=fake.base_url
+        )
+        services = build_services(
+            Config(), store, settings=settings, client=WebClient(base_url=fake.base_url, timeout=10), clock=clock
+        )
+        sender = RecapSender(services, workers=workers) if workers else RecapSender(services)
+        began = time.monotonic()
+        ticks = 0
+        tick_seconds: list[float] = []
+        while time.monotonic() - began < time_limit:
+            t0 = time.monotonic()
+            sender.tick(clock())
+            tick_seconds.append(time.monotonic() - t0)
+            ticks += 1
+            stats = fake.stats()
+            if stats["posts"] >= people:
+                break
+            if poll:
+                # As the scheduler runs it: an interval job (max_instances=1, coalesce) at began + k * poll.
+                elapsed = time.monotonic() - began
+                time.sleep(min(poll - elapsed % poll, max(0.0, time_limit - elapsed)))
+            elif tick_seconds[-1] < 0.2:
+                time.sleep(0.2 - tick_seconds[-1])  # a tight loop would only spin on empty claims
+        delivered_s = (stats["last_post"] - began) if stats["posts"] >= people else None
+        # One more tick after the end: anything still claimable must not be posted a second time.
+        sender.tick(clock())
+        final = fake.stats(counts=True)
+        with store.engine.connect() as conn:
+            states = dict(conn.execute(sa.select(db.recaps.c.state, sa.func.count()).group_by(db.recaps.c.state)).all())
+            pending_messages = conn.execute(
+                sa.select(sa.func.count()).select_from(db.messages).where(db.messages.c.state == "pending")
+            ).scalar_one()
+    finally:
+        fake.close()
+        store.close()
+    counts = Counter(final["post_counts"])
+    floor_s = people / rate * 60
+    return {
+        "benchmark": "fanout",
+        "database": database,
+        "people": people,
+        "workspace_per_minute": rate,
+        "per_channel_per_second": 1.0,
+        "workers": sender.workers,
+        "poll_s": poll,
+        "setup_s": setup_s,
+        "floor_s": floor_s,
+        "delivered_s": delivered_s,
+        "ratio_to_floor": (delivered_s / floor_s) if delivered_s else None,
+        "posts": final["posts"],
+        "http_429": final["limited"],
+        "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+        "losses": sum(1 for u in user_ids if counts.get(u, 0) == 0),
+        "recap_states": states,
+        "pending_messages": pending_messages,
+        "ticks": ticks,
+        "tick_max_s": max(tick_seconds),
+        "other_calls": {k: v for k, v in final["methods"].items() if not k.startswith(("bench.", "chat.postMessage"))},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50 recaps at 1,200/min (CI smoke test)")
+    parser.add_argument("--people", type=int)
+    parser.add_argument("--rate", type=float, help="workspace chat.postMessage per minute (default 6,000)")
+    parser.add_argument("--workers", type=int, default=0, help="RecapSender workers (default: its own default)")
+    parser.add_argument("--poll", type=float, default=0.0, help="tick every POLL s like the scheduler (default: loop)")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    people = args.people or (50 if args.quick else 10_000)
+    rate = args.rate or (1200.0 if args.quick else 6000.0)
+    time_limit = 20 if args.quick else max(300.0, people / rate * 60 * 3)
+    with tempfile.TemporaryDirectory(prefix="offhours-fanout-") as tmp:
+        result = run(
+            people=people,
+            rate=rate,
+            database=args.database,
+            workers=args.workers,
+            time_limit=time_limit,
+            workdir=Path(tmp),
+            poll=args.poll,
+        )
+    delivered = result["delivered_s"]
+    print(
+        f"fanout {result['database']} people={people} rate={rate:.0f}/min floor={result['floor_s']:.1f}s "
+        f"delivered={f'{delivered:.1f}s' if delivered else 'NOT ALL'} "
+        f"ratio={'{:.2f}'.format(result['ratio_to_floor']) if delivered else '-'} 429s={result['http_429']} "
+        f"duplicates={result['duplicates']} losses={result['losses']} states={result['recap_states']}",
+        flush=True,
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The server under test, in its own process: Offhours as `serve()` runs it, or a bare Bolt app; waitress or gunicorn.
+
+    python bench/server.py --app offhours|bare --server waitress|gunicorn --port N
+
+Environment as in production: SLACK_SIGNING_SECRET, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, DATABASE_URL, SLACK_API_URL.
+Bound to 127.0.0.1 (serve() binds 0.0.0.0). Stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.__main__ import configure_logging
+
+THREADS = 16  # serve()'s waitress threads; gunicorn gets 1 worker x 16 threads
+
+
+def cache_installation_lookups(store, ttl: float = 60.0) -> None:
+    """EXPERIMENT, not production code: remember find_bot / find_installation answers for `ttl` seconds.
+
+    Measures what a token cache would buy on the event path (the profile's largest item); see RESULTS.md.
+    """
+    import time
+
+    installation_store = store.installation_store
+    for name in ("find_bot", "find_installation"):
+        original = getattr(installation_store, name)
+        answers: dict = {}
+
+        def cached(*, _original=original, _answers=answers, **kwargs):
+            key = tuple(sorted(kwargs.items()))
+            hit = _answers.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]
+            value = _original(**kwargs)
+            _answers[key] = (time.monotonic(), value)
+            return value
+
+        setattr(installation_store, name, cached)
+
+
+def offhours_wsgi():
+    """What serve() builds: the app from the environment, its WSGI callable, and the reply sender beside it."""
+    from bot.__main__ import _load, _store
+    from bot.app import create_app
+    from bot.reply_sender import ReplySender
+    from bot.web import create_wsgi
+
+    settings, config = _load()
+    store = _store(settings, config)
+    if os.environ.get("BENCH_EXPERIMENT") == "token-cache":
+        cache_installation_lookups(store)
+    app = create_app(config, store, settings=settings)
+    sender = ReplySender(app.services)
+    sender.start()
+    return create_wsgi(app), sender.stop
+
+
+def bare_wsgi():
+    """The ceiling: a Bolt app with one `message` listener that posts one threaded reply per DM, acking first."""
+
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_bolt.authorization import AuthorizeResult
+    from slack_sdk import WebClient
+
+    def authorize(enterprise_id, team_id, user_id, **_kwargs) -> AuthorizeResult:
+        # No auth.test: like Offhours' StoreAuthorize, the token is known locally.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=f"xoxb-{team_id}",
+            bot_user_id="UBOT",
+            bot_id="B1",
+            user_id=user_id,
+            user_token=f"xoxp-{team_id}-{user_id}",
+        )
+
+    client = WebClient(base_url=os.environ["SLACK_API_URL"], timeout=10)
+    app = App(
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        client=client,
+        authorize=authorize,
+        logger=logging.getLogger("bot.bolt"),
+    )
+
+    @app.event("message")
+    def on_message(event: dict, context, client: WebClient) -> None:
+        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+            return
+        client.chat_postMessage(
+            token=context.user_token,
+            channel=event["channel"],
+            thread_ts=event["ts"],
+            text=":crescent_moon: Auto-reply: I'm offline.",
+        )
+
+    return SlackRequestHandler(app, path="/slack/events"), lambda: None
+
+
+def build(kind: str):
+    return offhours_wsgi() if kind == "offhours" else bare_wsgi()
+
+
+def run_waitress(kind: str, port: int) -> None:
+    import waitress
+
+    wsgi, stop = build(kind)
+    server = waitress.create_server(wsgi, host="127.0.0.1", port=port, threads=THREADS)
+    signal.signal(signal.SIGTERM, lambda *_: server.close())
+    print("ready", flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        stop()
+
+
+def run_gunicorn(kind: str, port: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"127.0.0.1:{port}",
+                "worker_class": "gthread",
+                "workers": 1,
+                "threads": THREADS,
+                "loglevel": "warning",
+                "accesslog": None,
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            # Runs in the worker (no preload), so the reply sender's thread lives beside the request threads.
+            return build(kind)[0]
+
+    print("ready", flush=True)
+    Server().run()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app", choices=["offhours", "bare"], required=True)
+    parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    configure_logging()
+    if args.server == "waitress":
+        run_waitress(args.app, args.port)
+    else:
+        run_gunicorn(args.app, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The benchmarks keep working: each script's --quick mode runs and reports figures (nothing about speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_quick(script: str, tmp_path: Path) -> tuple[dict | None, str]:
+    out = tmp_path / f"{script}.json"
+    args = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick"]
+    if script != "engine":
+        args += ["--json", str(out)]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (json.loads(out.read_text()) if script != "engine" else None), done.stdout
+
+
+def test_event_path_quick(tmp_path):
+    summary, _ = run_quick("event_path", tmp_path)
+    by_app = {r["app"]: r for r in summary["results"]}
+    assert set(by_app) == {"bare", "offhours"}
+    for result in by_app.values():
+        assert result["sent"] == result["events"] == 50
+        assert result["replies"] == 50
+        assert result["acks_per_s"] > 0 and result["ack_p99_ms"] > 0 and result["cpu_s_per_1000"] >= 0
+
+
+def test_fanout_quick(tmp_path):
+    summary, _ = run_quick("fanout", tmp_path)
+    assert summary["posts"] == summary["people"] == 50
+    assert summary["duplicates"] == 0 and summary["losses"] == 0
+    assert summary["delivered_s"] is not None
+
+
+def test_engine_quick(tmp_path):
+    _, stdout = run_quick("engine", tmp_path)
+    assert "next_start" in stdout and "is_working" in stdout
+
+
+def test_memory_quick(tmp_path):
+    summary, _ = run_quick("memory", tmp_path)
+    assert summary["people"] == 200 and summary["per_person_kib"] > 0
+
+
+def test_run_quick_writes_a_report(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = out.read_text()
+    for heading in ("## 1. Event path", "## 2. Morning fan-out", "## 3. Engine", "## 4. Memory"):
+        assert heading in report

@@ -1,0 +1,281 @@
+"""Process test: a real `python -m bot web`, killed with SIGKILL right after it acknowledged after-hours DMs.
+
+One of the few tests that start Offhours as its own process (their names start with `test_process_`; run them
+alone with `pytest -k process`). The server reads the real clock, so the connected people's hours are chosen
+from the real current time: one hour on the weekday three days from now, which makes "now" off-hours for them.
+
+What it proves: an acknowledged DM is in the database before Slack hears 200, and a reply pending at the moment
+of the crash is sent by the restarted process exactly once, and the message is in the person's next recap.
+The helpers here (`BotProcess`, `process_env`, `off_hours_spec`...) are shared with tests/test_two_processes.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+
+from bot import db
+from bot.app import build_services
+from bot.config import Config, Settings
+from bot.hours import parse_hours, render_hours
+from bot.recap_sender import RecapSender
+from bot.store import Store
+from tests.conftest import block_text, connect
+from tests.fakeslack import FakeSlack
+from tests.slackhttp import SIGNING_SECRET, SlackHTTP, dm_channel
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENT_ID = "111.222"  # the store fixture's: installation rows are looked up by client id
+RECIPIENTS = ("R1", "R2", "R3", "R4")
+SENDERS_PER_RECIPIENT = 5  # 4 x 5 = 20 after-hours DMs, 20 distinct senders
+
+
+# --- shared with tests/test_two_processes.py ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def off_hours_spec(now: datetime) -> str:
+    """Hours (UTC) that make `now` off-hours for two days or more: one hour on the weekday three days ahead."""
+    day = (now + timedelta(days=3)).astimezone(UTC).strftime("%a").lower()
+    return render_hours(parse_hours(f"{day} 09:00-10:00"))  # stored in canonical form, as /hours set does
+
+
+def connect_off_now(store: Store, fake: FakeSlack, user_id: str, *, now: datetime) -> None:
+    """Connect a person whose hours make the real `now` an off-hours moment."""
+    connect(store, fake, user_id, tz="UTC", now=now)
+    store.save_person("T1", user_id, now=now, hours=off_hours_spec(now))
+
+
+def write_config(path: Path, *, poll_seconds: float = 1.0) -> Path:
+    path.write_text(f"recap:\n  poll_seconds: {poll_seconds}\n")
+    return path
+
+
+def process_env(*, database_url: str, slack_api_url: str, config_path: Path, port: int) -> dict[str, str]:
+    """The environment of a child process: ours, minus anything Offhours reads, plus the test's wiring."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "OFFHOURS_")) and k not in ("DATABASE_URL", "PORT")
+    }
+    env.update(
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_CLIENT_ID=CLIENT_ID,
+        SLACK_CLIENT_SECRET="client-secret",
+        DATABASE_URL=database_url,
+        PORT=str(port),
+        SLACK_API_URL=slack_api_url,
+        OFFHOURS_CONFIG=str(config_path),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class BotProcess:
+    """`python -m bot <command>` as a child process, its output in a log file; stopped by its own pid only."""
+
+    def __init__(self, command: str, *, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.command = command
+        self.env = env
+        self.log_path = log_path
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> BotProcess:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", self.command],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Poll /healthz (a short, bounded poll: the only way to know another process is listening)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.command} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.command} not healthy within {timeout} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when the machine or the container dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (a graceful stop), then SIGKILL if it does not end in time. Safe to call twice."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[BotProcess]]:
+    """A list to put started processes in; every one is stopped on the way out, whatever happened."""
+    started: list[BotProcess] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.stop()
+
+
+def clear_failures(fake: FakeSlack, method: str) -> None:
+    """Drop the scripted failures not used yet (FakeSlack has no public way to do this)."""
+    with fake._lock:
+        fake._failures[method].clear()
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    """Poll a database condition written by another process (bounded; there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(interval)
+
+
+def reply_states(store: Store) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(db.replies.c.state)).scalars())
+
+
+def recap_sender(store: Store, fake: FakeSlack, *, at: datetime) -> RecapSender:
+    """A RecapSender in this process on the test's store, its clock fixed at `at`."""
+    settings = Settings(
+        signing_secret=SIGNING_SECRET, client_id=CLIENT_ID, client_secret="client-secret", slack_api_url=fake.base_url
+    )
+    services = build_services(
+        Config(), store, settings=settings, client=WebClient(base_url=fake.base_url, timeout=5), clock=lambda: at
+    )
+    return RecapSender(services)
+
+
+# --- the crash ------------------------------------------------------------------------------------------------
+
+
+def test_process_crash_after_the_acks_loses_nothing_and_replies_once(store, fake_slack, tmp_path):
+    now = datetime.now(UTC)
+    for recipient in RECIPIENTS:
+        connect_off_now(store, fake_slack, recipient, now=now)
+    dms = []  # (recipient, sender, channel, ts)
+    for r, recipient in enumerate(RECIPIENTS):
+        for s in range(SENDERS_PER_RECIPIENT):
+            sender = f"S{r}{s}"
+            fake_slack.add_user(sender, tz="Europe/Rome")
+            dms.append((recipient, sender, dm_channel(sender, recipient), now.timestamp() + len(dms) / 1000))
+    # Slack is rate-limiting every post at first (Retry-After 30 s): the replies are still pending when the process
+    # dies, each tried once or twice at most, far from giving up (MAX_REPLY_ATTEMPTS) however slow the machine.
+    fake_slack.fail("chat.postMessage", times=1000, status=429, retry_after=30)
+
+    port = free_port()
+    env = process_env(
+        database_url=store.url,
+        slack_api_url=fake_slack.base_url,
+        config_path=write_config(tmp_path / "config.yaml"),
+        port=port,
+    )
+    with processes() as started:
+        first = BotProcess("web", env=env, log_path=tmp_path / "web-1.log", port=port).start()
+        started.append(first)
+        first.wait_healthy()
+        slack = SlackHTTP(first.url)
+        statuses = [
+            slack.dm(sender=sender, recipient=recipient, ts=ts, event_id=f"EvCrash{i:03d}").status
+            for i, (recipient, sender, _, ts) in enumerate(dms)
+        ]
+        first.kill()  # right after the last ack
+        assert statuses == [200] * len(dms), first.log_tail()
+
+        # Every acknowledged DM is recorded with its reply queued, and nothing reached Slack.
+        with store.engine.connect() as conn:
+            recorded = conn.execute(sa.select(db.messages.c.channel_id, db.messages.c.ts)).all()
+        assert sorted(recorded) == sorted((channel, f"{ts:.6f}") for _, _, channel, ts in dms)
+        assert reply_states(store) == ["pending"] * len(dms)
+        assert sum(fake_slack.post_counts.values()) == 0
+
+        # Replies the dead process had claimed keep their lease (REPLY_LEASE, 60 s) and the others their Retry-After.
+        # Let that minute pass rather than wait it out: lease expiry itself is unit-tested in test_autoreply.py.
+        with store.engine.begin() as conn:
+            conn.execute(db.replies.update().values(next_attempt_at=datetime.now(UTC)))
+        clear_failures(fake_slack, "chat.postMessage")
+        fake_slack.reset_calls()
+        restarted = BotProcess("web", env=env, log_path=tmp_path / "web-2.log", port=port).start()
+        started.append(restarted)
+        restarted.wait_healthy()
+        fake_slack.wait_for("chat.postMessage", len(dms), timeout=30)
+        wait_until(lambda: reply_states(store) == ["sent"] * len(dms), timeout=30, what="every reply marked sent")
+        restarted.stop()  # graceful: its reply sender has nothing left to do
+
+    # Exactly once, in the thread of the DM it answers, with the recipient's own token.
+    assert {channel: fake_slack.post_counts[channel] for _, _, channel, _ in dms} == {
+        channel: 1 for _, _, channel, _ in dms
+    }
+    posts = fake_slack.calls_to("chat.postMessage")
+    assert len(posts) == len(dms)
+    expected = {channel: (f"{ts:.6f}", f"xoxp-T1-{recipient}") for recipient, _, channel, ts in dms}
+    assert {p.params["channel"]: (p.params["thread_ts"], p.token) for p in posts} == expected
+
+    # The next recap: one per person at the start of their hours, holding every one of their DMs.
+    with store.engine.connect() as conn:
+        due = conn.execute(sa.select(sa.func.max(db.messages.c.due_at))).scalar_one()
+    fake_slack.reset_calls()
+    sender = recap_sender(store, fake_slack, at=due + timedelta(minutes=1))
+    assert sender.tick(due - timedelta(minutes=1)) == 0  # not before the day starts
+    assert sender.tick(due + timedelta(minutes=1)) == len(RECIPIENTS)
+    assert sender.tick(due + timedelta(hours=1)) == 0
+    recaps = fake_slack.calls_to("chat.postMessage")
+    assert sorted(p.params["channel"] for p in recaps) == sorted(RECIPIENTS)
+    for post in recaps:
+        text = block_text(post.params["blocks"])
+        senders = [sender for recipient, sender, _, _ in dms if recipient == post.params["channel"]]
+        assert f"{len(senders)} messages in {len(senders)} conversations" in text
+        assert all(f"<@{s}>" in text for s in senders), text
+    with store.engine.connect() as conn:
+        states = conn.execute(sa.select(db.messages.c.state, sa.func.count()).group_by(db.messages.c.state)).all()
+        recap_rows = conn.execute(sa.select(db.recaps.c.user_id, db.recaps.c.state)).all()
+    assert dict(states) == {"recapped": len(dms)}
+    assert sorted(recap_rows) == [(r, "sent") for r in RECIPIENTS]
