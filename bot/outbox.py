@@ -33,6 +33,14 @@ class IncomingRecord:
     reply: bool
 
 
+UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError"})
+
+
+def outcome_unknown(attempts: int, last_error: str | None) -> bool:
+    """An earlier attempt may have posted: it timed out, or its process died mid-send (a lost lease)."""
+    return attempts > 1 and (last_error is None or last_error in UNKNOWN_OUTCOME_ERRORS)
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReply:
     id: int
@@ -48,10 +56,7 @@ class PendingReply:
 
     @property
     def outcome_unknown(self) -> bool:
-        """An earlier attempt may have posted: it timed out, or its process died mid-send."""
-        if self.attempts <= 1:
-            return False
-        return self.last_error is None or self.last_error in ("timeout", "TimeoutError", "URLError", "OSError")
+        return outcome_unknown(self.attempts, self.last_error)
 
 
 class Outbox:

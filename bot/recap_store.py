@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot import db
+from bot.outbox import outcome_unknown
 from bot.recap import WaitingMessage
 
 RECAP_LEASE = timedelta(minutes=5)  # longer than any send with its retries can take
@@ -29,10 +30,7 @@ class ClaimedRecap:
 
     @property
     def outcome_unknown(self) -> bool:
-        """An earlier attempt may have posted: it timed out, or its process died mid-send."""
-        if self.attempts <= 1:
-            return False
-        return self.last_error is None or self.last_error in ("timeout", "TimeoutError", "URLError", "OSError")
+        return outcome_unknown(self.attempts, self.last_error)
 
 
 class RecapStore:
