@@ -1,7 +1,9 @@
 """The HTTP side: Bolt's WSGI handler for Slack's paths, plus /healthz, served by waitress.
 
-waitress was picked by measurement over gunicorn's gthread worker (see bench/RESULTS.md): similar
-throughput on this workload, and it runs in-process beside the reply sender and the scheduler.
+waitress was picked by measurement over gunicorn's gthread worker (bench/RESULTS.md): the same acks/s and ack
+p99 on the event path, 25 MiB less memory, and it runs in-process beside the reply sender and the scheduler
+(gunicorn forks workers). gunicorn got the auto-replies out 1.3-1.5x sooner in two runs, cause not yet found:
+worth re-measuring once the reply sender is lighter.
 """
 
 from __future__ import annotations
