@@ -63,6 +63,21 @@ def connect_off_now(store: Store, fake: FakeSlack, user_id: str, *, now: datetim
     store.save_person("T1", user_id, now=now, hours=off_hours_spec(now))
 
 
+def after_hours_dms(store: Store, fake: FakeSlack, recipients, *, senders_per_recipient: int, sender_tz: str,
+                    now: datetime) -> list[tuple[str, str, str, float]]:  # fmt: skip
+    """Connect each recipient off-hours now and plan one DM from each of their senders: (recipient, sender,
+    channel, ts), the ts a millisecond apart from `now`."""
+    for recipient in recipients:
+        connect_off_now(store, fake, recipient, now=now)
+    dms = []
+    for r, recipient in enumerate(recipients):
+        for s in range(senders_per_recipient):
+            sender = f"S{r:02d}{s}"
+            fake.add_user(sender, tz=sender_tz)
+            dms.append((recipient, sender, dm_channel(sender, recipient), now.timestamp() + len(dms) / 1000))
+    return dms
+
+
 def write_config(path: Path, *, poll_seconds: float = 1.0) -> Path:
     path.write_text(f"recap:\n  poll_seconds: {poll_seconds}\n")
     return path
@@ -199,14 +214,8 @@ def recap_sender(store: Store, fake: FakeSlack, *, at: datetime) -> RecapSender:
 
 def test_process_crash_after_the_acks_loses_nothing_and_replies_once(store, fake_slack, tmp_path):
     now = datetime.now(UTC)
-    for recipient in RECIPIENTS:
-        connect_off_now(store, fake_slack, recipient, now=now)
-    dms = []  # (recipient, sender, channel, ts)
-    for r, recipient in enumerate(RECIPIENTS):
-        for s in range(SENDERS_PER_RECIPIENT):
-            sender = f"S{r}{s}"
-            fake_slack.add_user(sender, tz="Europe/Rome")
-            dms.append((recipient, sender, dm_channel(sender, recipient), now.timestamp() + len(dms) / 1000))
+    dms = after_hours_dms(store, fake_slack, RECIPIENTS, senders_per_recipient=SENDERS_PER_RECIPIENT,
+                          sender_tz="Europe/Rome", now=now)  # fmt: skip
     # Slack is rate-limiting every post at first (Retry-After 30 s): the replies are still pending when the process
     # dies, each tried once or twice at most, far from giving up (MAX_REPLY_ATTEMPTS) however slow the machine.
     fake_slack.fail("chat.postMessage", times=1000, status=429, retry_after=30)

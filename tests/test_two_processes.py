@@ -26,11 +26,11 @@ import sqlalchemy as sa
 from bot import db
 from bot.store import Store
 from tests.conftest import block_text
-from tests.slackhttp import SlackHTTP, dm_channel
+from tests.slackhttp import SlackHTTP
 from tests.test_crash import (
     CLIENT_ID,
     BotProcess,
-    connect_off_now,
+    after_hours_dms,
     free_port,
     process_env,
     processes,
@@ -56,14 +56,8 @@ def log_lines(started: list[BotProcess], needle: str) -> list[str]:
 
 def test_process_storm_on_two_web_processes_and_two_schedulers_replies_and_recaps_once(store, fake_slack, tmp_path):
     now = datetime.now(UTC)
-    for recipient in RECIPIENTS:
-        connect_off_now(store, fake_slack, recipient, now=now)
-    dms = []  # (recipient, sender, channel, ts)
-    for r, recipient in enumerate(RECIPIENTS):
-        for s in range(SENDERS_PER_RECIPIENT):
-            sender = f"S{r:02d}{s}"
-            fake_slack.add_user(sender, tz="Asia/Tokyo")
-            dms.append((recipient, sender, dm_channel(sender, recipient), now.timestamp() + len(dms) / 1000))
+    dms = after_hours_dms(store, fake_slack, RECIPIENTS, senders_per_recipient=SENDERS_PER_RECIPIENT,
+                          sender_tz="Asia/Tokyo", now=now)  # fmt: skip
     # A slow Slack for the first posts: replies stay claimed while the other senders look for work.
     fake_slack.fail("chat.postMessage", times=10, delay=0.3)
 
