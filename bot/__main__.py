@@ -78,7 +78,9 @@ def serve(*, with_scheduler: bool) -> int:
     )
 
     def shut_down(*_args) -> None:
-        server.close()
+        # Leave the server loop from the main thread; closing sockets here, under running request threads,
+        # made them write to closed descriptors.
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shut_down)
     try:
@@ -86,6 +88,8 @@ def serve(*, with_scheduler: bool) -> int:
     except (KeyboardInterrupt, OSError):
         pass
     finally:
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)  # let requests in flight finish
+        server.close()
         if socket_mode is not None:
             socket_mode.close()
         sender.stop()
