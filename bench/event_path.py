@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,8 +154,9 @@ def run_one(
     fake: FakeSlackProcess,
     workdir: Path,
     reply_timeout: float,
+    profile: Path | None = None,
 ) -> dict:
-    """One measured run against a fresh database and a fresh server process."""
+    """One measured run against a fresh database and a fresh server process (under py-spy with `profile`)."""
     now = datetime.now(UTC)
     url = POSTGRES_URL if database == "postgres" else f"sqlite:///{workdir / f'{app}-{server}.db'}"
     recipient_ids = [f"UR{i:06d}" for i in range(recipients)]
@@ -174,8 +176,13 @@ def run_one(
         "PYTHONPATH": str(ROOT),
     }
     log = open(workdir / f"{app}-{server}.log", "w")  # noqa: SIM115 - closed below
+    command = [PYTHON, str(ROOT / "bench" / "server.py"), "--app", app, "--server", server, "--port", str(port)]
+    if profile is not None:
+        # Collapsed stacks of every thread (idle ones left out), for bench/profile_summary.py or a flame graph tool.
+        out = profile / f"{app}-{server}-{database}.txt"
+        command = [str(Path(PYTHON).parent / "py-spy"), "record", "-f", "raw", "-r", "50", "--nonblocking", "-o", str(out), "--", *command]
     proc = subprocess.Popen(
-        [PYTHON, str(ROOT / "bench" / "server.py"), "--app", app, "--server", server, "--port", str(port)],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -200,7 +207,11 @@ def run_one(
         cpu = cpu_seconds(pids) - cpu_before
         peak_rss_kib = sum(status_kib(pid, "VmHWM") for pid in pids)
     finally:
-        proc.terminate()
+        if profile is not None:
+            for pid in process_tree(proc.pid)[1:]:
+                os.kill(pid, signal.SIGTERM)  # the server; py-spy then writes its file and exits
+        else:
+            proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -242,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default=None, help="comma-separated: waitress,gunicorn")
     parser.add_argument("--apps", default="bare,offhours", help="comma-separated: bare,offhours")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--profile", type=Path, help="run each server under py-spy; collapsed stacks go to this folder")
     args = parser.parse_args(argv)
     events = args.events or (50 if args.quick else 2000)
     recipients = args.recipients or max(1, events // 4)
@@ -263,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                         fake=fake,
                         workdir=Path(tmp),
                         reply_timeout=reply_timeout,
+                        profile=args.profile,
                     )
                     results.append(result)
                     print(
