@@ -93,7 +93,7 @@ def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None
     return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def compose(prefs: Preferences, *, now: datetime, sender_id: str, sender_tz: str | None) -> str:
+def compose(prefs: Preferences, *, now: datetime, sender_id: str, sender_tz: str | None = None) -> str:
     """The boundary message as the sender will read it."""
     values = boundary_values(
         prefs.schedule,

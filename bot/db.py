@@ -6,6 +6,10 @@ aware UTC, so code above this module only ever sees aware datetimes.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -147,6 +151,12 @@ recaps = sa.Table(
 
 
 READ_ONLY = "offhours_read_only"
+# SQLite has one writer at a time. Threads of one process queue for it on a Python lock, handed over the moment
+# the holder has committed; left to SQLite, a waiting writer polls in sleeps of up to 100 ms
+# (sqliteDefaultBusyCallback), which measured as most of the ack latency tail under concurrent DMs. Other
+# processes (and the OAuth stores, which open their own transactions) still meet SQLite's busy_timeout.
+_write_queues: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+WRITE_QUEUE_TIMEOUT_S = 30.0  # SQLite's own busy_timeout: past it, a writer goes ahead and lets SQLite decide
 
 
 def reading(engine: sa.Engine) -> sa.Connection:
@@ -154,34 +164,55 @@ def reading(engine: sa.Engine) -> sa.Connection:
     return engine.connect().execution_options(**{READ_ONLY: True})
 
 
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction, committed on exit (rolled back on an exception), like `engine.begin()`."""
+    queue = _write_queues.get(engine)
+    if queue is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    queued = queue.acquire(timeout=WRITE_QUEUE_TIMEOUT_S)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        if queued:
+            queue.release()
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """An engine tuned for several threads: SQLite in WAL mode with a busy timeout, PostgreSQL pooled."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:
-            # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            if ":memory:" not in url and url != "sqlite://":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _sqlite_begin(connection) -> None:
-            # IMMEDIATE takes the write lock up front, so concurrent writers wait on busy_timeout instead of
-            # failing with "database is locked" when a read transaction tries to upgrade. Connections opened
-            # with `reading()` only read: a deferred BEGIN lets them run beside the writer (WAL).
-            read_only = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
+        _tune_sqlite(engine, in_memory=":memory:" in url or url == "sqlite://")
+        _write_queues[engine] = threading.Lock()
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so concurrent writers wait instead of failing with "database
+        # is locked" when a read transaction tries to upgrade. Connections opened with `reading()` only read: a
+        # deferred BEGIN lets them run beside the writer (WAL). Sent on the DBAPI connection: through
+        # exec_driver_sql it cost as much as the query it opens.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _dialect_insert(engine: sa.Engine):

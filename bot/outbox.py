@@ -14,6 +14,8 @@ import sqlalchemy as sa
 
 from bot import db
 
+MESSAGE_KEY = ["team_id", "recipient_id", "channel_id", "ts"]  # a DM is recorded once
+REPLY_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]  # one reply per sender per off-window
 REPLY_LEASE = timedelta(seconds=60)  # a claimed reply not marked sent by then is claimed again
 MAX_REPLY_ATTEMPTS = 8
 
@@ -42,6 +44,17 @@ def outcome_unknown(attempts: int, last_error: str | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What became of one claimed reply: sent, retried later (state "pending"), failed or expired."""
+
+    reply_id: int
+    state: str
+    reply_ts: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PendingReply:
     id: int
     team_id: str
@@ -53,50 +66,77 @@ class PendingReply:
     received_at: datetime
     attempts: int
     last_error: str | None = None  # why the previous attempt failed; None after a lost lease (a crash)
+    message_state: str | None = None  # of the DM it answers, read with the claim: pending, answered, deleted...
 
     @property
     def outcome_unknown(self) -> bool:
         return outcome_unknown(self.attempts, self.last_error)
 
 
+_m = db.messages.c
+_ANYTHING_WAITING = (
+    sa.select(_m.id)
+    .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == sa.bindparam("recipient_id"),
+           _m.channel_id == sa.bindparam("channel_id"),
+           sa.or_(_m.state == "pending", _m.state == "recapped"))  # not IN: an expanding IN is rendered per call
+    .limit(1)
+)  # fmt: skip
+
+
+_r = db.replies.c
+_SETTLE_REPLY = (
+    db.replies.update()
+    .where(_r.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        reply_ts=sa.bindparam("b_reply_ts"),
+        last_error=sa.bindparam("b_error"),
+        next_attempt_at=sa.func.coalesce(sa.bindparam("b_at", type_=db.UTCDateTime()), _r.next_attempt_at),
+    )
+)
+
+
 class Outbox:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # Built once per engine: on the ack path, constructing statements cost more than running them.
+        self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
+        self._insert_reply = db.insert_ignore(engine, db.replies, REPLY_KEY)
 
     def record(self, rec: IncomingRecord, *, now: datetime) -> str:
         """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled" or "recorded"."""
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             inserted = conn.execute(
-                db.insert_ignore(self.engine, db.messages, ["team_id", "recipient_id", "channel_id", "ts"]).values(
-                    team_id=rec.team_id,
-                    recipient_id=rec.recipient_id,
-                    channel_id=rec.channel_id,
-                    ts=rec.ts,
-                    thread_ts=rec.thread_ts,
-                    sender_id=rec.sender_id,
-                    received_at=rec.received_at,
-                    text=rec.text,
-                    due_at=rec.due_at,
-                )
+                self._insert_message,
+                {
+                    "team_id": rec.team_id,
+                    "recipient_id": rec.recipient_id,
+                    "channel_id": rec.channel_id,
+                    "ts": rec.ts,
+                    "thread_ts": rec.thread_ts,
+                    "sender_id": rec.sender_id,
+                    "received_at": rec.received_at,
+                    "text": rec.text,
+                    "due_at": rec.due_at,
+                },
             ).rowcount
             if not inserted:
                 return "duplicate"
             if not rec.reply:
                 return "recorded"
             queued = conn.execute(
-                db.insert_ignore(
-                    self.engine, db.replies, ["team_id", "recipient_id", "sender_id", "window_key"]
-                ).values(
-                    team_id=rec.team_id,
-                    recipient_id=rec.recipient_id,
-                    sender_id=rec.sender_id,
-                    window_key=rec.window_key,
-                    channel_id=rec.channel_id,
-                    message_ts=rec.ts,
-                    thread_ts=rec.thread_ts,
-                    received_at=rec.received_at,
-                    next_attempt_at=now,
-                )
+                self._insert_reply,
+                {
+                    "team_id": rec.team_id,
+                    "recipient_id": rec.recipient_id,
+                    "sender_id": rec.sender_id,
+                    "window_key": rec.window_key,
+                    "channel_id": rec.channel_id,
+                    "message_ts": rec.ts,
+                    "thread_ts": rec.thread_ts,
+                    "received_at": rec.received_at,
+                    "next_attempt_at": now,
+                },
             ).rowcount
         return "replied" if queued else "throttled"
 
@@ -107,13 +147,12 @@ class Outbox:
         """
         m, r = db.messages.c, db.recaps.c
         unsent = sa.select(r.id).where(r.state == "pending")
-        waiting = (m.team_id == team_id, m.recipient_id == recipient_id, m.channel_id == channel_id,
-                   m.state.in_(("pending", "recapped")))  # fmt: skip
         with db.reading(self.engine) as conn:
             # Most messages are not answers to anything waiting: a read spares them a write transaction.
-            if conn.execute(sa.select(m.id).where(*waiting).limit(1)).first() is None:
+            where = {"team_id": team_id, "recipient_id": recipient_id, "channel_id": channel_id}
+            if conn.execute(_ANYTHING_WAITING, where).first() is None:
                 return 0
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             return conn.execute(
                 db.messages.update()
                 .where(
@@ -129,7 +168,7 @@ class Outbox:
         The unclaimed reply row goes away entirely, so the sender's next message in that window still gets one.
         """
         m, r = db.messages.c, db.replies.c
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             conn.execute(
                 db.replies.delete().where(
                     r.team_id == team_id, r.channel_id == channel_id, r.message_ts == ts,
@@ -142,16 +181,6 @@ class Outbox:
                 .values(state="deleted", text=None)
             ).rowcount
 
-    def message_state(self, team_id: str, recipient_id: str, channel_id: str, ts: str) -> str | None:
-        """pending, answered, deleted, recapped...; None when not recorded (or forgotten)."""
-        m = db.messages.c
-        with db.reading(self.engine) as conn:
-            return conn.execute(
-                sa.select(m.state).where(
-                    m.team_id == team_id, m.recipient_id == recipient_id, m.channel_id == channel_id, m.ts == ts
-                )
-            ).scalar_one_or_none()
-
     def dm_members(self, team_id: str, channel_id: str) -> tuple[str, str] | None:
         c = db.dm_channels.c
         with db.reading(self.engine) as conn:
@@ -161,7 +190,7 @@ class Outbox:
         return (row.user_a, row.user_b) if row else None
 
     def remember_dm(self, team_id: str, channel_id: str, user_a: str, user_b: str) -> None:
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             conn.execute(
                 db.insert_ignore(self.engine, db.dm_channels, ["team_id", "channel_id"]).values(
                     team_id=team_id, channel_id=channel_id, user_a=user_a, user_b=user_b
@@ -171,17 +200,24 @@ class Outbox:
     # --- the reply sender's side ------------------------------------------------------------------------
 
     def claim_due_replies(self, *, now: datetime, limit: int = 50) -> list[PendingReply]:
-        """Lease up to `limit` due replies to this process (SKIP LOCKED on PostgreSQL; SQLite serialises)."""
-        r = db.replies.c
+        """Lease up to `limit` due replies to this process (SKIP LOCKED on PostgreSQL; SQLite serialises).
+
+        Each comes with the state of the DM it answers, so the sender needs no read per reply.
+        """
+        r, m = db.replies.c, db.messages.c
         query = (
-            sa.select(db.replies)
+            sa.select(db.replies, m.state.label("message_state"))
+            .select_from(db.replies.outerjoin(db.messages, sa.and_(
+                m.team_id == r.team_id, m.recipient_id == r.recipient_id, m.channel_id == r.channel_id,
+                m.ts == r.message_ts,
+            )))
             .where(r.state == "pending", r.next_attempt_at <= now)
             .order_by(r.next_attempt_at, r.id)
             .limit(limit)
-        )
+        )  # fmt: skip
         if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+            query = query.with_for_update(of=db.replies, skip_locked=True)
+        with db.writing(self.engine) as conn:
             rows = conn.execute(query).mappings().all()
             if not rows:
                 return []
@@ -202,23 +238,24 @@ class Outbox:
                 received_at=row["received_at"],
                 attempts=row["attempts"] + 1,
                 last_error=row["last_error"],
+                message_state=row["message_state"],
             )
             for row in rows
         ]
 
-    def mark_reply_sent(self, reply_id: int, *, reply_ts: str | None) -> None:
-        self._set_reply(reply_id, state="sent", reply_ts=reply_ts, last_error=None)
-
-    def retry_reply(self, reply_id: int, *, at: datetime, error: str) -> None:
-        self._set_reply(reply_id, next_attempt_at=at, last_error=error[:200])
-
-    def give_up_reply(self, reply_id: int, *, state: str, error: str) -> None:
-        """Final: `failed` (Slack said no for good) or `expired` (the person is back; the reply would be wrong)."""
-        self._set_reply(reply_id, state=state, last_error=error[:200])
-
-    def _set_reply(self, reply_id: int, **values) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(db.replies.update().where(db.replies.c.id == reply_id).values(**values))
+    def settle_replies(self, outcomes: list[ReplyOutcome]) -> None:
+        """Record what became of a batch of claimed replies, in one transaction."""
+        if not outcomes:
+            return
+        with db.writing(self.engine) as conn:
+            conn.execute(
+                _SETTLE_REPLY,
+                [
+                    {"b_id": o.reply_id, "b_state": o.state, "b_reply_ts": o.reply_ts,
+                     "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at}
+                    for o in outcomes
+                ],
+            )  # fmt: skip
 
     def reply_states(self, team_id: str) -> dict[str, int]:
         """Counts by state, for `check` and the tests."""

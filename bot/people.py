@@ -6,7 +6,7 @@ validated the same way. Every setter validates first and writes nothing on bad i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -108,6 +108,15 @@ class PeopleService:
 
     def get(self, team_id: str, user_id: str) -> Preferences:
         return preferences(self.store.get_person(team_id, user_id), self.config, team_id=team_id, user_id=user_id)
+
+    def get_many(self, team_id: str, user_ids: Iterable[str]) -> dict[str, Preferences]:
+        """Everyone's preferences in one read (defaults for those without a row)."""
+        wanted = set(user_ids)
+        rows = self.store.people_with_ids(team_id, wanted)
+        return {
+            user_id: preferences(rows.get(user_id), self.config, team_id=team_id, user_id=user_id)
+            for user_id in wanted
+        }
 
     def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
         row = self.store.save_person(team_id, user_id, now=self.clock(), **fields)

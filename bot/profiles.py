@@ -33,7 +33,7 @@ class ProfileCache:
             return row.tz
         user = (client or self.client).users_info(token=token, user=user_id)["user"]
         tz = user.get("tz")
-        with self.store.engine.begin() as conn:
+        with db.writing(self.store.engine) as conn:
             conn.execute(
                 db.upsert(
                     self.store.engine,

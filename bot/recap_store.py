@@ -57,7 +57,7 @@ class RecapStore:
     def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
         """Own the recap of this person's window, creating it (or a follow-up) if needed; None if another has it."""
         r = db.recaps.c
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             latest = conn.execute(
                 sa.select(r.id, r.seq, r.state, r.next_attempt_at, r.attempts)
                 .where(r.team_id == team_id, r.user_id == user_id, r.due_at == due_at)
@@ -88,7 +88,7 @@ class RecapStore:
         )
         if self._pg:
             query = query.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             rows = conn.execute(query).all()
             if rows:
                 conn.execute(
@@ -113,7 +113,7 @@ class RecapStore:
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""
         m = db.messages.c
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             conn.execute(
                 db.messages.update()
                 .where(
@@ -156,7 +156,7 @@ class RecapStore:
     def give_up(self, recap_id: int, *, error: str, release_until: datetime) -> None:
         """Mark the recap failed and put its unanswered messages back to waiting, due at `release_until`."""
         m = db.messages.c
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             conn.execute(
                 db.recaps.update().where(db.recaps.c.id == recap_id).values(state="failed", last_error=error[:200])
             )
@@ -167,13 +167,13 @@ class RecapStore:
             )
 
     def _set(self, recap_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             conn.execute(db.recaps.update().where(db.recaps.c.id == recap_id).values(**values))
 
     def mark_done(self, recap_id: int, channel_id: str, *, team_id: str, user_id: str) -> bool:
         """The person ticked one conversation off. Only the recap's owner can (checked here, not trusted)."""
         m, r = db.messages.c, db.recaps.c
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             owner = conn.execute(
                 sa.select(r.id).where(r.id == recap_id, r.team_id == team_id, r.user_id == user_id)
             ).first()
@@ -190,7 +190,7 @@ class RecapStore:
         """Hours or days off changed: recompute `due_at` of the person's waiting messages with `due_for(received)`."""
         m = db.messages.c
         changed = 0
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             rows = conn.execute(
                 sa.select(m.id, m.received_at, m.due_at).where(
                     m.team_id == team_id, m.recipient_id == user_id, m.state == "pending"

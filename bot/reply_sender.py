@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -18,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot import autoreply
 from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
-from bot.outbox import MAX_REPLY_ATTEMPTS, PendingReply
+from bot.outbox import MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,15 @@ def sending_client(client: WebClient) -> WebClient:
     return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A claimed reply that should go out: the recipient's token and the text to post."""
+
+    reply: PendingReply
+    token: str
+    text: str
+
+
 class ReplySender:
     def __init__(self, services: Services, *, poll_seconds: float = 5.0, workers: int = 8) -> None:
         self.services = services
@@ -67,59 +77,80 @@ class ReplySender:
             batch = self.store.outbox.claim_due_replies(now=at, limit=self.workers * 4)
             if not batch:
                 return sent
-            sent += sum(self._pool.map(partial(self.send, now=at), batch))
+            sent += self.send_batch(batch, now=at)
 
-    def send(self, reply: PendingReply, *, now: datetime) -> bool:
-        """Post one claimed reply; record the outcome. Returns True when posted."""
-        outbox = self.store.outbox
-        token = self.store.user_token(reply.team_id, reply.recipient_id)
+    def send_batch(self, batch: list[PendingReply], *, now: datetime) -> int:
+        """Post a batch of claimed replies and record the outcomes; returns how many were posted.
+
+        Per batch, not per reply: one read of the tokens and one of the preferences per workspace, one write of
+        the outcomes. A crash between the posts and that write leaves the replies leased; the retry after the
+        lease finds its own post in the thread (see `_already_posted`) instead of posting twice.
+        """
+        outcomes, ready = self._prepare(batch, now=now)
+        outcomes += [outcome for outcome in self._pool.map(partial(self._post_one, now=now), ready) if outcome]
+        self.store.outbox.settle_replies(outcomes)
+        attempts = {reply.id: reply.attempts for reply in batch}
+        for outcome in outcomes:
+            _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
+        return sum(outcome.state == "sent" for outcome in outcomes)
+
+    def _prepare(self, batch: list[PendingReply], *, now: datetime) -> tuple[list[ReplyOutcome], list[_Ready]]:
+        """Settle at once what must not be sent; compose the rest."""
+        tokens: dict[str, dict[str, str]] = {}
+        prefs: dict[str, dict] = {}
+        for team_id in {reply.team_id for reply in batch}:
+            recipients = {reply.recipient_id for reply in batch if reply.team_id == team_id}
+            tokens[team_id] = self.store.user_tokens(team_id, recipients)
+            prefs[team_id] = self.services.people.get_many(team_id, recipients)
+        outcomes: list[ReplyOutcome] = []
+        ready: list[_Ready] = []
+        for reply in batch:
+            token = tokens[reply.team_id].get(reply.recipient_id)
+            person = prefs[reply.team_id][reply.recipient_id]
+            why_not = self._why_not(reply, person, token=token, now=now)
+            if why_not is not None:
+                outcomes.append(why_not)
+                continue
+            text = autoreply.compose(person, now=max(now, reply.received_at), sender_id=reply.sender_id)
+            ready.append(_Ready(reply=reply, token=token, text=text))
+        return outcomes, ready
+
+    @staticmethod
+    def _why_not(reply: PendingReply, person, *, token: str | None, now: datetime) -> ReplyOutcome | None:
         if token is None:
-            outbox.give_up_reply(reply.id, state="failed", error="not_connected")
-            return False
-        prefs = self.services.people.get(reply.team_id, reply.recipient_id)
-        window = prefs.schedule.off_window(reply.received_at)
+            return ReplyOutcome(reply.id, "failed", error="not_connected")
+        window = person.schedule.off_window(reply.received_at)
         if window is None or now >= window[1]:
             # Hours changed or the person is already back: "I'm offline" would now be untrue.
-            outbox.give_up_reply(reply.id, state="expired", error="recipient_back")
-            return False
-        if prefs.paused:
-            outbox.give_up_reply(reply.id, state="expired", error="paused")
-            return False
-        state = outbox.message_state(reply.team_id, reply.recipient_id, reply.channel_id, reply.message_ts)
-        if state in ("answered", "deleted"):
+            return ReplyOutcome(reply.id, "expired", error="recipient_back")
+        if person.paused:
+            return ReplyOutcome(reply.id, "expired", error="paused")
+        if reply.message_state in ("answered", "deleted"):
             # The person already answered (or the sender took the message back) while the reply waited.
-            outbox.give_up_reply(reply.id, state="expired", error=f"message_{state}")
-            return False
-        text = autoreply.compose(
-            prefs, now=max(now, reply.received_at), sender_id=reply.sender_id, sender_tz=self._sender_tz(reply)
-        )
+            return ReplyOutcome(reply.id, "expired", error=f"message_{reply.message_state}")
+        return None
+
+    def _post_one(self, ready: _Ready, *, now: datetime) -> ReplyOutcome | None:
+        """Post one reply (or find the one an earlier attempt posted); None when the person was disconnected."""
+        reply = ready.reply
         ephemeral = self.services.config.reply.mode == "ephemeral"
         try:
             # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
             # for it in the thread first, so the sender never gets the auto-reply twice. Only then: the lookup
             # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
-            ts = self._already_posted(reply, token=token) if reply.outcome_unknown and not ephemeral else None
+            ts = self._already_posted(reply, token=ready.token) if reply.outcome_unknown and not ephemeral else None
             if ts is None:
-                ts = self._post(reply, token=token, text=text)
+                ts = self._post(reply, token=ready.token, text=ready.text)
         except SlackApiError as e:
-            self._failed(reply, e, now=now)
-            return False
+            return self._failed(reply, e, now=now)
         except TimeoutError:
             if ephemeral:
                 # An ephemeral post cannot be looked up afterwards: it may have been shown, so never repeat it.
-                outbox.give_up_reply(reply.id, state="failed", error="timeout")
-                log.warning("reply id=%s outcome=failed error=timeout", reply.id)
-                return False
-            outbox.retry_reply(reply.id, at=now + backoff(reply.attempts), error="timeout")
-            log.warning("reply id=%s outcome=retry error=timeout", reply.id)
-            return False
+                return ReplyOutcome(reply.id, "failed", error="timeout")
+            return ReplyOutcome(reply.id, "pending", error="timeout", retry_at=now + backoff(reply.attempts))
         except OSError as e:  # connection refused, reset, timed out
-            outbox.retry_reply(reply.id, at=now + backoff(reply.attempts), error=type(e).__name__)
-            log.warning("reply id=%s outcome=retry error=%s", reply.id, type(e).__name__)
-            return False
-        outbox.mark_reply_sent(reply.id, reply_ts=ts)
-        log.info("reply id=%s outcome=sent attempts=%d", reply.id, reply.attempts)
-        return True
+            return ReplyOutcome(reply.id, "pending", error=type(e).__name__, retry_at=now + backoff(reply.attempts))
+        return ReplyOutcome(reply.id, "sent", reply_ts=ts)
 
     def _already_posted(self, reply: PendingReply, *, token: str) -> str | None:
         """The ts of this reply if an earlier attempt did post it (found by its metadata in the thread), else None."""
@@ -152,33 +183,18 @@ class ReplySender:
         )
         return response.get("ts")
 
-    def _failed(self, reply: PendingReply, error: SlackApiError, *, now: datetime) -> None:
-        outbox = self.store.outbox
+    def _failed(self, reply: PendingReply, error: SlackApiError, *, now: datetime) -> ReplyOutcome | None:
         status = error.response.status_code
         code = str(error.response.get("error") or status)
         if code in REVOKED:
             self.store.revoke_user_tokens(reply.team_id, [reply.recipient_id])
             log.warning("reply id=%s outcome=disconnected error=%s", reply.id, code)
-            return  # forget_person removed the reply row with the rest of their data
+            return None  # forget_person removed the reply row with the rest of their data
         retryable = status == 429 or status >= 500
         if not retryable or reply.attempts >= MAX_REPLY_ATTEMPTS:
-            outbox.give_up_reply(reply.id, state="failed", error=code)
-            log.warning("reply id=%s outcome=failed error=%s attempts=%d", reply.id, code, reply.attempts)
-            return
+            return ReplyOutcome(reply.id, "failed", error=code)
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(reply.attempts)
-        outbox.retry_reply(reply.id, at=now + delay, error=code)
-        log.warning("reply id=%s outcome=retry error=%s in_s=%.0f", reply.id, code, delay.total_seconds())
-
-    def _sender_tz(self, reply: PendingReply) -> str | None:
-        try:
-            return self.services.profiles.timezone(
-                reply.team_id, reply.sender_id, token=self.store.bot_token(reply.team_id)
-            )
-        except SlackApiError as e:
-            log.info("users.info failed error=%s; using the recipient's zone", e.response.get("error"))
-            return None
-        except OSError:
-            return None
+        return ReplyOutcome(reply.id, "pending", error=code, retry_at=now + delay)
 
     # --- the background thread --------------------------------------------------------------------------
 
@@ -203,3 +219,15 @@ class ReplySender:
             except Exception:  # the database is down, say: log it and try again at the next wake-up
                 log.exception("reply sender: drain failed; retrying in %.0f s", self.poll_seconds)
             wake.wait(self.poll_seconds)
+
+
+def _log_outcome(outcome: ReplyOutcome, *, attempts: int, now: datetime) -> None:
+    if outcome.state == "sent":
+        log.info("reply id=%s outcome=sent attempts=%d", outcome.reply_id, attempts)
+    elif outcome.state == "pending":  # to be retried
+        delay = (outcome.retry_at - now).total_seconds() if outcome.retry_at else 0.0
+        log.warning("reply id=%s outcome=retry error=%s in_s=%.0f", outcome.reply_id, outcome.error, delay)
+    else:
+        log.warning(
+            "reply id=%s outcome=%s error=%s attempts=%d", outcome.reply_id, outcome.state, outcome.error, attempts
+        )

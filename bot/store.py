@@ -6,8 +6,10 @@ claims with a lease decide which process sends a pending reply or recap.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,7 @@ from bot.token_crypto import EncryptedInstallationStore, TokenCipher
 
 log = logging.getLogger(__name__)
 
+BOT_CACHE_SECONDS = 10.0
 PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused")
 
 
@@ -65,6 +68,8 @@ class Store:
         self.oauth_state_store = SQLAlchemyOAuthStateStore(
             expiration_seconds=state_expiration_seconds, engine=self.engine, table_name=db.oauth_states.name
         )
+        self._bots: dict[tuple[str | None, str], tuple[float, dict]] = {}
+        _forget_bots_on_change(self.installation_store, self.forget_cached_bots)
         self.outbox = Outbox(self.engine)
         self.recaps = RecapStore(self.engine)
 
@@ -85,17 +90,14 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as conn:
+        with db.writing(self.engine) as conn:
             yield conn
 
     # --- people -----------------------------------------------------------------------------------------
 
     def get_person(self, team_id: str, user_id: str) -> PersonRow | None:
-        p = db.people.c
         with db.reading(self.engine) as conn:
-            row = (
-                conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().first()
-            )
+            row = conn.execute(_PERSON_QUERY, {"team_id": team_id, "user_id": user_id}).mappings().first()
         return _person(row) if row else None
 
     def people_with_ids(self, team_id: str, user_ids: Iterable[str]) -> dict[str, PersonRow]:
@@ -137,31 +139,50 @@ class Store:
 
     def user_token(self, team_id: str, user_id: str, *, enterprise_id: str | None = None) -> str | None:
         """The person's own token (user scopes), or None when they have not connected their DMs."""
-        i = db.installations.c
         with db.reading(self.engine) as conn:
             token = conn.execute(
-                sa.select(i.user_token)
-                .where(i.client_id == self.client_id, i.enterprise_id == enterprise_id, i.team_id == team_id,
-                       i.user_id == user_id)
-                .order_by(i.installed_at.desc())
-                .limit(1)
-            ).scalar()  # fmt: skip
+                _user_token_query(enterprise_id is None),
+                {"client_id": self.client_id, "enterprise_id": enterprise_id, "team_id": team_id, "user_id": user_id},
+            ).scalar()
         return self._decrypt(token)
 
+    def user_tokens(self, team_id: str, user_ids: Iterable[str]) -> dict[str, str]:
+        """The tokens of those of `user_ids` who are connected, in one read (the reply sender's batches)."""
+        i = db.installations.c
+        with db.reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(i.user_id, i.user_token)
+                .where(i.client_id == self.client_id, i.enterprise_id.is_(None), i.team_id == team_id,
+                       i.user_id.in_(set(user_ids)))
+                .order_by(i.installed_at)  # the latest installation of each person wins, as in user_token
+            ).all()  # fmt: skip
+        latest = dict(rows)
+        return {user_id: self._decrypt(token) for user_id, token in latest.items() if token is not None}
+
     def bot(self, team_id: str, *, enterprise_id: str | None = None) -> dict | None:
-        """The workspace's latest bot installation (token, ids, scopes), in one read."""
-        b = db.bots.c
+        """The workspace's latest bot installation (token, ids, scopes).
+
+        Asked for on every request (Bolt's authorize), so an answer is kept for BOT_CACHE_SECONDS; saving or
+        deleting an installation through this Store forgets it at once. Another process may use a token
+        replaced by a re-install for those seconds; Slack refuses a token that is really gone.
+        """
+        key = (enterprise_id, team_id)
+        cached = self._bots.get(key)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
         with db.reading(self.engine) as conn:
             row = conn.execute(
-                sa.select(b.bot_token, b.bot_id, b.bot_user_id, b.bot_scopes)
-                .where(b.client_id == self.client_id, b.enterprise_id == enterprise_id, b.team_id == team_id,
-                       b.bot_token.is_not(None))
-                .order_by(b.installed_at.desc())
-                .limit(1)
+                _bot_query(enterprise_id is None),
+                {"client_id": self.client_id, "enterprise_id": enterprise_id, "team_id": team_id},
             ).mappings().first()  # fmt: skip
         if row is None:
-            return None
-        return {**row, "bot_token": self._decrypt(row["bot_token"])}
+            return None  # not cached: a workspace that installs a moment later is served at once
+        bot = {**row, "bot_token": self._decrypt(row["bot_token"])}
+        self._bots[key] = (time.monotonic() + BOT_CACHE_SECONDS, bot)
+        return bot
+
+    def forget_cached_bots(self) -> None:
+        self._bots.clear()
 
     def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:
         bot = self.bot(team_id, enterprise_id=enterprise_id)
@@ -216,6 +237,7 @@ class Store:
                 conn.execute(table.delete().where(table.c.team_id == team_id))
             conn.execute(db.installations.delete().where(db.installations.c.team_id == team_id))
             conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
+        self.forget_cached_bots()
 
     def revoke_user_tokens(self, team_id: str, user_ids: Iterable[str]) -> None:
         """tokens_revoked: drop the tokens and the person's data (they disconnected)."""
@@ -239,6 +261,55 @@ class Store:
         with self._tx() as conn:
             conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
             conn.execute(db.installations.update().where(db.installations.c.team_id == team_id).values(bot_token=None))
+        self.forget_cached_bots()
+
+
+@functools.cache
+def _user_token_query(no_enterprise: bool) -> sa.Select:
+    # Built once: constructing the statement cost more than running it. `= NULL` never matches, hence two forms.
+    i = db.installations.c
+    enterprise = i.enterprise_id.is_(None) if no_enterprise else i.enterprise_id == sa.bindparam("enterprise_id")
+    return (
+        sa.select(i.user_token)
+        .where(i.client_id == sa.bindparam("client_id"), enterprise, i.team_id == sa.bindparam("team_id"),
+               i.user_id == sa.bindparam("user_id"))
+        .order_by(i.installed_at.desc())
+        .limit(1)
+    )  # fmt: skip
+
+
+@functools.cache
+def _bot_query(no_enterprise: bool) -> sa.Select:
+    b = db.bots.c
+    enterprise = b.enterprise_id.is_(None) if no_enterprise else b.enterprise_id == sa.bindparam("enterprise_id")
+    return (
+        sa.select(b.bot_token, b.bot_id, b.bot_user_id, b.bot_scopes)
+        .where(b.client_id == sa.bindparam("client_id"), enterprise, b.team_id == sa.bindparam("team_id"),
+               b.bot_token.is_not(None))
+        .order_by(b.installed_at.desc())
+        .limit(1)
+    )  # fmt: skip
+
+
+_PERSON_QUERY = sa.select(db.people).where(
+    db.people.c.team_id == sa.bindparam("team_id"), db.people.c.user_id == sa.bindparam("user_id")
+)
+
+
+def _forget_bots_on_change(installation_store: SQLAlchemyInstallationStore, forget: Callable[[], None]) -> None:
+    """Wrap the installation store's writers (Bolt's OAuth flow calls them) so that Store.bot never serves a
+    bot this process has just replaced or deleted."""
+    for name in ("save", "save_bot", "delete_bot", "delete_installation", "delete_all"):
+        method = getattr(installation_store, name)
+
+        @functools.wraps(method)
+        def forgetting(*args, _method=method, **kwargs):
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                forget()
+
+        setattr(installation_store, name, forgetting)
 
 
 def _person(row) -> PersonRow:

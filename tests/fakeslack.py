@@ -55,6 +55,12 @@ class RateLimits:
     _window: deque = field(default_factory=deque)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of concurrent connects overflows it and the kernel
+    # drops SYNs, which clients retry only after a second. Slack's edge does not behave like that.
+    request_queue_size = 128
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -70,7 +76,7 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._ts = count(1)
         self.post_counts: dict[str, int] = defaultdict(int)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits for it, and every test stops a fake Slack.
         self._thread = threading.Thread(

@@ -177,16 +177,16 @@ def test_the_database_lost_right_after_a_post_does_not_make_it_a_double(
     """Posted, then the database is gone before "sent" is written: the lease expires, the reply is claimed
     again, and the retry finds its own post in the thread instead of posting a second one."""
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
-    original = sender.store.outbox.mark_reply_sent
+    original = sender.store.outbox.settle_replies
 
-    def lost(reply_id, *, reply_ts):
+    def lost(outcomes):
         outage.start()
-        original(reply_id, reply_ts=reply_ts)
+        original(outcomes)
 
-    sender.store.outbox.mark_reply_sent = lost
+    sender.store.outbox.settle_replies = lost
     with pytest.raises(sa.exc.OperationalError):
         sender.drain(now=clock())
-    sender.store.outbox.mark_reply_sent = original
+    sender.store.outbox.settle_replies = original
     outage.end()
     assert len(fake_slack.posts()) == 1
 
