@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.__main__ import configure_logging
 
-THREADS = 16  # serve()'s waitress threads; gunicorn gets 1 worker x 16 threads
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # serve()'s waitress threads; gunicorn gets 1 worker x 16 threads
 
 
 def cache_installation_lookups(store, ttl: float = 60.0) -> None:
@@ -59,7 +59,8 @@ def offhours_wsgi():
         cache_installation_lookups(store)
     app = create_app(config, store, settings=settings)
     sender = ReplySender(app.services)
-    sender.start()
+    if os.environ.get("BENCH_EXPERIMENT") != "no-reply-sender":
+        sender.start()
     return create_wsgi(app), sender.stop
 
 
