@@ -180,7 +180,8 @@ def run_one(
     if profile is not None:
         # Collapsed stacks of every thread (idle ones left out), for bench/profile_summary.py or a flame graph tool.
         out = profile / f"{app}-{server}-{database}.txt"
-        command = [str(Path(PYTHON).parent / "py-spy"), "record", "-f", "raw", "-r", "50", "--nonblocking", "-o", str(out), "--", *command]
+        py_spy = str(Path(PYTHON).parent / "py-spy")
+        command = [py_spy, "record", "-f", "raw", "-r", "50", "--nonblocking", "-o", str(out), "--", *command]
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
