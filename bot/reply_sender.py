@@ -90,9 +90,7 @@ class ReplySender:
             # The person already answered (or the sender took the message back) while the reply waited.
             outbox.give_up_reply(reply.id, state="expired", error=f"message_{state}")
             return False
-        text = autoreply.compose(
-            prefs, now=max(now, reply.received_at), sender_id=reply.sender_id, sender_tz=self._sender_tz(reply)
-        )
+        text = autoreply.compose(prefs, now=max(now, reply.received_at), sender_id=reply.sender_id)
         ephemeral = self.services.config.reply.mode == "ephemeral"
         try:
             # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
@@ -168,17 +166,6 @@ class ReplySender:
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(reply.attempts)
         outbox.retry_reply(reply.id, at=now + delay, error=code)
         log.warning("reply id=%s outcome=retry error=%s in_s=%.0f", reply.id, code, delay.total_seconds())
-
-    def _sender_tz(self, reply: PendingReply) -> str | None:
-        try:
-            return self.services.profiles.timezone(
-                reply.team_id, reply.sender_id, token=self.store.bot_token(reply.team_id)
-            )
-        except SlackApiError as e:
-            log.info("users.info failed error=%s; using the recipient's zone", e.response.get("error"))
-            return None
-        except OSError:
-            return None
 
     # --- the background thread --------------------------------------------------------------------------
 
