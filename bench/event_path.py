@@ -180,7 +180,9 @@ def run_one(
     if profile is not None:
         # Collapsed stacks of every thread (idle ones left out), for bench/profile_summary.py or a flame graph tool.
         out = profile / f"{app}-{server}-{database}.txt"
-        command = [str(Path(PYTHON).parent / "py-spy"), "record", "-f", "raw", "-r", "50", "--nonblocking", *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []), "-o", str(out), "--", *command]
+        py_spy = str(Path(PYTHON).parent / "py-spy")
+        gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL: CPU in Python
+        command = [py_spy, "record", "-f", "raw", "-r", "50", "--nonblocking", *gil, "-o", str(out), "--", *command]
     proc = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -1,7 +1,7 @@
 """tests/fakeslack.FakeSlack in a process of its own, for the benchmarks: prints its base URL, runs until stdin closes.
 
-Adds three bench-only methods: bench.reset (clear counts, set rate limits), bench.stats (posts accepted, 429s
-answered, monotonic time of the last accepted post, optionally the per-channel counts), and any users.info answers.
+Adds two bench-only methods: bench.reset (clear counts, set rate limits) and bench.stats (posts accepted, 429s
+answered, monotonic time of the last accepted post, the calls per method, optionally the per-channel counts).
 """
 
 from __future__ import annotations
@@ -38,21 +38,6 @@ class BenchSlack(FakeSlack):
                     self.posts += 1
                     self.last_post = time.monotonic()
         return status, headers, body
-
-    def _users_info(self, token, params):
-        # Every sender is a known person in New York: users.info answers like Slack would for a real member.
-        user_id = params.get("user", "")
-        return {
-            "ok": True,
-            "user": {
-                "id": user_id,
-                "name": user_id.lower(),
-                "is_bot": False,
-                "tz": "America/New_York",
-                "tz_label": "Eastern",
-                "tz_offset": -18000,
-            },
-        }
 
     def _bench_reset(self, token, params):
         with self._stats_lock, self._lock:

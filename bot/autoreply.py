@@ -93,14 +93,13 @@ def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None
     return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def compose(prefs: Preferences, *, now: datetime, sender_id: str, sender_tz: str | None = None) -> str:
+def compose(prefs: Preferences, *, now: datetime, sender_id: str) -> str:
     """The boundary message as the sender will read it."""
     values = boundary_values(
         prefs.schedule,
         now=now,
         user=f"<@{prefs.user_id}>",
         sender=f"<@{sender_id}>",
-        sender_tz=sender_tz,
         reply_within=prefs.reply_within,
     )
     return render_template(prefs.message, values)

@@ -64,7 +64,7 @@ people = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
-profiles = sa.Table(  # users.info cache: sender zones for the auto-reply
+profiles = sa.Table(  # users.info cache: a person's own profile zone, read at connect time and first contact
     "profiles",
     metadata,
     sa.Column("team_id", ID, primary_key=True),

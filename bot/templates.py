@@ -11,11 +11,12 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from bot.errors import HoursError, TemplateError
-from bot.hours import Schedule, format_local, render_hours, resolve_timezone
+from bot.errors import TemplateError
+from bot.hours import Schedule, format_local, render_hours
+from bot.timezones import format_utc_offset
 
 MAX_LENGTH = 3000
 
@@ -24,7 +25,8 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType(
         "user": "you, as a mention (the person who is off)",
         "sender": "the person who wrote to you, as a mention",
         "back_at": "when you are back, in your time zone, e.g. Mon 09:00",
-        "back_at_sender": "the same moment in the sender's time zone, e.g. Mon 08:00 your time",
+        "back_at_sender": "the same moment as a Slack date: each reader sees it in their own time zone, e.g. "
+        "tomorrow at 8:00 AM your time",
         "back_in": "how long until you are back, e.g. 35 min, 11 h, 2 d 3 h",
         "reply_by": "when they can expect an answer: back_at plus your reply time, counted in working hours",
         "hours": "your working hours, e.g. Mon–Fri 09:00–17:30",
@@ -163,6 +165,21 @@ def render_back_in(delta: timedelta) -> str:
     return f"{days} d {rest} h" if rest else f"{days} d"
 
 
+# How Slack shows {back_at_sender}: "today at 3:00 PM", "tomorrow at 15:00", "Mar 9, 2026 at 3:00 PM". Slack
+# renders it in the reader's zone and 12/24-hour setting, and judges today/tomorrow when the message is read, so
+# the words stay true when the reply is read the next day; the full date (with the year) for anything further.
+BACK_AT_SENDER_FORMAT = "{date_short_pretty} at {time}"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def slack_date(instant: datetime, token_string: str, *, fallback: str) -> str:
+    """Slack's date formatting, ``<!date^UNIX_TS^TOKEN_STRING|FALLBACK>``: every client shows ``instant`` in its
+    reader's own time zone; ``fallback`` is the plain text shown where a client cannot render it."""
+    timestamp = (instant - _EPOCH) // timedelta(seconds=1)
+    return f"<!date^{timestamp}^{token_string}|{fallback}>"
+
+
 @dataclass(frozen=True, slots=True)
 class BoundaryContext:
     """The moments a boundary message talks about, before they are rendered to text."""
@@ -170,12 +187,9 @@ class BoundaryContext:
     back_at: datetime
     reply_by: datetime
     recipient_tz: str
-    sender_tz: str
 
 
-def boundary_context(
-    schedule: Schedule, *, now: datetime, sender_tz: str | None = None, reply_within: timedelta
-) -> BoundaryContext:
+def boundary_context(schedule: Schedule, *, now: datetime, reply_within: timedelta) -> BoundaryContext:
     """When the recipient is back and can be expected to reply.
 
     While off, ``back_at`` is the end of the current off window. While working (e.g. a preview in the Home tab),
@@ -185,38 +199,23 @@ def boundary_context(
     window = schedule.off_window(now)
     back_at = window[1] if window is not None else _back_after_current_interval(schedule, now)
     reply_by = schedule.add_working_time(back_at, reply_within)
-    recipient_tz = schedule.tz
-    return BoundaryContext(
-        back_at=back_at, reply_by=reply_by, recipient_tz=recipient_tz, sender_tz=_usable_zone(sender_tz, recipient_tz)
-    )
-
-
-def _usable_zone(name: str | None, fallback: str) -> str:
-    # The sender's zone comes from their Slack profile; one this tz database does not know must not stop the reply.
-    if not name:
-        return fallback
-    try:
-        return resolve_timezone(name)
-    except HoursError:
-        return fallback
+    return BoundaryContext(back_at=back_at, reply_by=reply_by, recipient_tz=schedule.tz)
 
 
 def boundary_values(
-    schedule: Schedule,
-    *,
-    now: datetime,
-    user: str,
-    sender: str,
-    sender_tz: str | None = None,
-    reply_within: timedelta,
+    schedule: Schedule, *, now: datetime, user: str, sender: str, reply_within: timedelta
 ) -> dict[str, str]:
     """The placeholder values for a boundary message sent at ``now`` (see boundary_context for back_at)."""
-    context = boundary_context(schedule, now=now, sender_tz=sender_tz, reply_within=reply_within)
+    context = boundary_context(schedule, now=now, reply_within=reply_within)
+    back_at = format_local(context.back_at, context.recipient_tz, now=now)
+    # Both people read the reply in the DM thread, and Slack shows each of them their own time: "your time" is
+    # right for both. The fallback names the offset, so it means one instant to a reader in any zone.
+    fallback = f"{back_at} {format_utc_offset(context.back_at, context.recipient_tz)}"
     return {
         "user": user,
         "sender": sender,
-        "back_at": format_local(context.back_at, context.recipient_tz, now=now),
-        "back_at_sender": format_local(context.back_at, context.sender_tz, now=now) + " your time",
+        "back_at": back_at,
+        "back_at_sender": slack_date(context.back_at, BACK_AT_SENDER_FORMAT, fallback=fallback) + " your time",
         "back_in": render_back_in(context.back_at - now),
         "reply_by": format_local(context.reply_by, context.recipient_tz, now=now),
         "hours": render_hours(schedule.weekly),

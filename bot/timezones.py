@@ -22,7 +22,7 @@ import pytz
 
 from bot.errors import HoursError
 
-__all__ = ["format_local", "localize_wall", "resolve_timezone", "wall_timestamp", "zone"]
+__all__ = ["format_local", "format_utc_offset", "localize_wall", "resolve_timezone", "wall_timestamp", "zone"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
@@ -131,6 +131,18 @@ def format_local(instant: datetime, tz: str, *, now: datetime | None = None) -> 
             text += f" {local.year}"
         text += f" {local:%H:%M}"
     return text
+
+
+def format_utc_offset(instant: datetime, tz: str) -> str:
+    """The offset of `tz` at `instant`, readable without knowing the zone: "UTC+01:00", "UTC-04:00", "UTC+05:45".
+
+    Not the abbreviation: "CST" and "IST" each name several zones, and many zones have none (tzdata writes "+03").
+    """
+    offset = instant.astimezone(zone(tz)).utcoffset() or timedelta(0)
+    minutes = offset // timedelta(minutes=1)
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{minutes:02d}"
 
 
 def local_date(instant: datetime, tz_name: str) -> date:

@@ -26,7 +26,6 @@ from tests.slackhttp import dm_channel
 
 CHANNEL = dm_channel("U1", "U2")
 TOKEN_U1 = "xoxp-T1-U1"
-BOT_TOKEN = "xoxb-T1"
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -104,6 +103,16 @@ def posts(fake):
     return fake.calls_to("chat.postMessage")
 
 
+def your_time(timestamp: int, fallback: str) -> str:
+    """{back_at_sender} as posted: a Slack date that each reader's client shows in their own zone, then "your time"."""
+    return f"<!date^{timestamp}^{{date_short_pretty}} at {{time}}|{fallback}> your time"
+
+
+WED_9_EST = your_time(1772632800, "Wed 09:00 UTC-05:00")  # 2026-03-04T14:00Z
+THU_9_EST = your_time(1772719200, "Thu 09:00 UTC-05:00")  # 2026-03-05T14:00Z
+MON_9_EDT = your_time(1773061200, "Mon 09:00 UTC-04:00")  # 2026-03-09T13:00Z, after New York's spring-forward
+
+
 # --- the reply ------------------------------------------------------------------------------------------------
 
 
@@ -140,11 +149,12 @@ def test_off_hours_dm_is_recorded_before_the_ack_and_answered_once(people, store
     assert post.params["text"].startswith(":crescent_moon: Auto-reply")
     body = texts(post)
     assert "Hi <@U2>" in body
-    assert "back Wed 09:00 my time (Wed 15:00 your time)" in body
+    # Slack renders the date token in each reader's own zone: the sender's zone is never asked for.
+    token = "<!date^1772632800^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00>"
+    assert f"back Wed 09:00 my time ({token} your time)" in post.params["text"]
+    assert f"back Wed 09:00 my time ({token} your time)" in blocks[0]["text"]["text"]
     assert "by Wed 13:00 at the latest" in body
-    # The sender's zone came from users.info, asked with the bot token.
-    [info] = fake_slack.calls_to("users.info")
-    assert (info.token, info.params["user"]) == (BOT_TOKEN, "U2")
+    assert fake_slack.calls_to("users.info") == []
 
     [reply] = replies(store)
     assert reply["state"] == "sent"
@@ -186,27 +196,33 @@ def test_no_message_text_or_token_in_the_logs(people, store, fake_slack, slack, 
     assert "outcome=replied" in caplog.text
 
 
-def test_sender_zone_falls_back_to_the_recipients_when_users_info_fails(people, fake_slack, slack, clock, drain):
-    fake_slack.fail("users.info", status=500)
+def test_new_senders_cost_no_users_info(people, store, fake_slack, slack, clock, drain):
+    """A burst of first-time senders, known to Slack or not: each reply is the same date token, and Offhours asks
+    Slack nothing about any of them (users.info is rate-limited; it was the largest cost per reply after the post)."""
+    senders = ["U2", "U3", *(f"UNEW{n:02d}" for n in range(10))]  # U2 and U3 have profile zones, the others none
+    for n, sender in enumerate(senders):
+        slack.dm(sender=sender, recipient="U1", ts=now_ts(clock, n), channel=dm_channel("U1", sender))
+    assert drain() == len(senders)
+    assert len(posts(fake_slack)) == len(senders)
+    for post in posts(fake_slack):
+        assert f"back Wed 09:00 my time ({WED_9_EST})" in post.params["text"]
+    assert fake_slack.calls_to("users.info") == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.profiles)).scalar_one() == 0
+
+
+def test_a_custom_message_with_back_at_sender_is_posted_with_the_date_token(
+    people, store, fake_slack, slack, clock, drain
+):
+    people.services.people.set_message("T1", "U1", "Off until {back_at} ({back_at_sender}), {sender}.")
     slack.dm(sender="U2", recipient="U1", ts=now_ts(clock))
     assert drain() == 1
-    assert "back Wed 09:00 my time (Wed 09:00 your time)" in texts(posts(fake_slack)[0])
-
-
-def test_sender_zone_falls_back_when_the_sender_is_unknown(people, fake_slack, slack, clock, drain):
-    slack.dm(sender="U9", recipient="U1", ts=now_ts(clock), channel="DU1U9")
-    assert drain() == 1
-    assert "back Wed 09:00 my time (Wed 09:00 your time)" in texts(posts(fake_slack)[0])
-
-
-def test_the_sender_zone_is_cached(people, fake_slack, slack, clock, drain):
-    slack.dm(sender="U2", recipient="U1", ts=now_ts(clock))
-    assert drain() == 1
-    clock.advance(hours=23)  # Wed 21:00: a new off-window, a new reply; the cached zone is a day old at most
-    slack.dm(sender="U2", recipient="U1", ts=now_ts(clock))
-    assert drain() == 1
-    assert len(posts(fake_slack)) == 2
-    assert len(fake_slack.calls_to("users.info")) == 1
+    [post] = posts(fake_slack)
+    assert post.params["text"] == f":crescent_moon: Auto-reply: Off until Wed 09:00 ({WED_9_EST}), <@U2>."
+    assert post.params["blocks"][0]["text"]["text"] == (
+        f":crescent_moon: *Auto-reply*\nOff until Wed 09:00 ({WED_9_EST}), <@U2>."
+    )
+    assert fake_slack.calls_to("users.info") == []
 
 
 # --- when to reply -------------------------------------------------------------------------------------------
@@ -236,14 +252,14 @@ def test_reply_on_a_day_off(people, store, fake_slack, slack, clock, drain):
     [message] = messages(store)
     assert message["due_at"] == datetime(2026, 3, 5, 14, 0, tzinfo=UTC)  # Thu 09:00
     assert drain() == 1
-    assert "back Thu 09:00 my time (Thu 15:00 your time)" in texts(posts(fake_slack)[0])
+    assert f"back Thu 09:00 my time ({THU_9_EST})" in texts(posts(fake_slack)[0])
 
 
 def test_reply_on_a_weekend(people, fake_slack, slack, clock, drain):
     clock.set(datetime(2026, 3, 7, 17, 0, tzinfo=UTC))  # Sat 12:00 EST
     slack.dm(sender="U2", recipient="U1", ts=now_ts(clock))
     assert drain() == 1
-    assert "back Mon 09:00 my time (Mon 14:00 your time)" in texts(posts(fake_slack)[0])
+    assert f"back Mon 09:00 my time ({MON_9_EDT})" in texts(posts(fake_slack)[0])
 
 
 IGNORED = {
@@ -671,7 +687,7 @@ def test_ephemeral_mode(make_app, store, fake_slack, clock, senders):
     [post] = fake_slack.calls_to("chat.postEphemeral")
     assert post.token == TOKEN_U1
     assert (post.params["channel"], post.params["user"]) == (CHANNEL, "U2")
-    assert "back Wed 09:00 my time (Wed 15:00 your time)" in texts(post)
+    assert f"back Wed 09:00 my time ({WED_9_EST})" in texts(post)
     assert post.params["blocks"][0]["text"]["text"].startswith(":crescent_moon: *Auto-reply*")
     assert replies(store)[0]["state"] == "sent"
 
@@ -688,8 +704,9 @@ def test_dst_night_back_at_has_the_new_offset(people, store, fake_slack, slack, 
     assert reply["window_key"] == "back:2026-03-09T13:00Z"
     assert drain() == 1
     body = texts(posts(fake_slack)[0])
-    # Rome is still on CET (UTC+1) until 29 March: 13:00 UTC is 14:00 there.
-    assert "back Mon 09:00 my time (Mon 14:00 your time)" in body
+    # The date token is 13:00 UTC, which Slack shows each reader in their zone (14:00 in Rome, still on CET); the
+    # fallback is New York's new offset.
+    assert f"back Mon 09:00 my time ({MON_9_EDT})" in body
     assert len(posts(fake_slack)) == 1
 
 

@@ -146,27 +146,42 @@ def test_a_day_off_is_an_off_window_until_the_next_working_day():
 # --- compose ------------------------------------------------------------------------------------------------
 
 
-def test_compose_names_both_zones():
-    text = compose(prefs(), now=TUE_EVENING, sender_id="U2", sender_tz="Europe/Rome")
+def test_compose_shows_back_at_in_the_recipients_zone_and_as_a_slack_date_for_the_reader():
+    text = compose(prefs(), now=TUE_EVENING, sender_id="U2")
+    # Wed 4 Mar 2026 09:00 EST = 14:00 UTC: each reader's Slack shows the date token in their own zone.
     assert text == (
         "Hi <@U2>, thanks for your message! I'm offline right now and back Wed 09:00 my time "
-        "(Wed 15:00 your time). I'll get back to you by Wed 13:00 at the latest."
+        "(<!date^1772632800^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00> your time). "
+        "I'll get back to you by Wed 13:00 at the latest."
     )
 
 
-@pytest.mark.parametrize("sender_tz", [None, "", "Mars/Olympus_Mons"])
-def test_compose_falls_back_to_the_recipients_zone(sender_tz):
-    text = compose(prefs(), now=TUE_EVENING, sender_id="U2", sender_tz=sender_tz)
-    assert "back Wed 09:00 my time (Wed 09:00 your time)" in text
+def test_compose_renders_back_at_sender_in_a_custom_message():
+    p = prefs(message="Away. Back {back_at_sender}, that is {back_at} for me.")
+    text = compose(p, now=TUE_EVENING, sender_id="U2")
+    assert text == (
+        "Away. Back <!date^1772632800^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00> your time, "
+        "that is Wed 09:00 for me."
+    )
 
 
 def test_compose_renders_a_custom_message_and_reply_time():
     p = prefs(message="{user} is off ({hours}). Back in {back_in}; answer by {reply_by}.", reply_within=timedelta(0))
-    text = compose(p, now=TUE_EVENING, sender_id="U2", sender_tz="Asia/Tokyo")
+    text = compose(p, now=TUE_EVENING, sender_id="U2")
     assert text == "<@U1> is off (Mon–Fri 09:00–17:30). Back in 11 h; answer by Wed 09:00."
 
 
 def test_compose_across_spring_forward():
-    # Sat 7 Mar 23:00 EST; back Mon 9 Mar 09:00 EDT = 13:00 UTC = 14:00 in Rome (still CET).
-    text = compose(prefs(), now=datetime(2026, 3, 8, 4, 0, tzinfo=UTC), sender_id="U2", sender_tz="Europe/Rome")
-    assert "back Mon 09:00 my time (Mon 14:00 your time)" in text
+    # Sat 7 Mar 23:00 EST; back Mon 9 Mar 09:00 EDT = 13:00 UTC: the fallback has the offset of that Monday.
+    text = compose(prefs(), now=datetime(2026, 3, 8, 4, 0, tzinfo=UTC), sender_id="U2")
+    token = "<!date^1773061200^{date_short_pretty} at {time}|Mon 09:00 UTC-04:00>"
+    assert f"back Mon 09:00 my time ({token} your time)" in text
+
+
+def test_compose_more_than_six_days_ahead():
+    # Days off until Friday 13th: back Mon 16 Mar 2026 09:00 EDT = 13:00 UTC, twelve days on; the fallback has the date.
+    p = prefs()
+    p = replace(p, schedule=p.schedule.with_days_off([parse_days_off("2026-03-04..2026-03-13")]))
+    text = compose(p, now=TUE_EVENING, sender_id="U2")
+    token = "<!date^1773666000^{date_short_pretty} at {time}|Mon 16 Mar 09:00 UTC-04:00>"
+    assert f"back Mon 16 Mar 09:00 my time ({token} your time)" in text

@@ -186,6 +186,14 @@ def test_preview_while_off_is_what_a_sender_would_get_now(hours):
     assert "Back Wed 09:00, in 11 h; I answer by Wed 13:00." in answer.text
 
 
+def test_preview_shows_back_at_sender_as_a_slack_date(hours, fake_slack):
+    hours("message Back {back_at} my time, {back_at_sender}.")
+    answer = hours("preview")
+    token = "<!date^1772632800^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00>"  # Wed 09:00 EST = 14:00 UTC
+    assert f"Back Wed 09:00 my time, {token} your time." in answer.text
+    assert fake_slack.calls_to("users.info") == []
+
+
 def test_preview_while_working_is_what_a_sender_gets_at_the_next_off_time(hours, clock):
     clock.advance(hours=12)  # Wednesday 10:00 New York, working until 17:30
     hours("message Back {back_at}.")

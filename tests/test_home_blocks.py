@@ -72,6 +72,15 @@ def test_home_view_shows_status_hours_zone_reply_time_message_days_off_and_pause
     assert ui.RESUME_ACTION not in actions and ui.CONNECT_ACTION not in actions
 
 
+def test_home_preview_shows_back_at_sender_as_a_slack_date_in_the_readers_zone():
+    # The person reading their own preview sees the token in their own zone, as a sender sees it in theirs.
+    token = "<!date^1772632800^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00>"  # Wed 09:00 EST = 14:00 UTC
+    expected = (
+        f"> Hi <@U1>, thanks for your message! I'm offline right now and back Wed 09:00 my time ({token} your time)."
+    )
+    assert expected in text_of(home())
+
+
 def test_home_view_when_paused_offers_resume_and_hides_past_days_off():
     view = home(prefs(paused=True, days_off=(DayOff(date(2026, 2, 1), date(2026, 2, 2)),)))
     assert_valid(view)

@@ -176,7 +176,8 @@ def test_forget_erases_every_row_that_names_the_caller_and_revokes_their_token(
     two, slack, store, fake_slack, clock, offhours, senders
 ):
     # U1 receives (U2 -> U1), sends (U1 -> U3, seen through U1's token: the DM's members get cached), gets a recap,
-    # and their profile is cached as a sender's.
+    # and has their profile zone cached, as the OAuth callback does when they connect.
+    assert offhours.services.profiles.timezone("T1", "U1", token=store.bot_token("T1")) == "America/New_York"
     assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
     assert slack.dm(sender="U1", recipient="U3", ts=clock().timestamp() + 1, authorized="U1").status == 200
     assert senders.drain(now=clock()) == 2

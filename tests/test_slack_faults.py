@@ -9,7 +9,8 @@ fault, except where a 5xx is the point: an event that could not be recorded yet 
 
 The calls, and where they are made:
     chat.postMessage / chat.postEphemeral  the auto-reply (reply_sender, the person's token)
-    users.info                             the sender's zone (reply_sender), first contact (/hours, Home, OAuth)
+    users.info                             the person's own zone at first contact (/hours, Home, OAuth); never
+                                           for a sender: the auto-reply's {back_at_sender} is a Slack date
     conversations.info                     a DM seen through its sender's token (listeners/messages.py)
     chat.postMessage, chat.getPermalink    the recap (recap_sender: bot token, person's token for links)
     chat.update                            the recap after a Done click (listeners/recap_actions.py)
@@ -221,6 +222,7 @@ def test_auto_reply_post(fault, mode, serve, store, fake_slack, clock, workers):
         sender.drain(now=clock())
 
     posted = fake_slack.posts(method)
+    assert fake_slack.calls_to("users.info") == []  # nothing is asked about the sender, whatever the post's fate
     if fault in REVOKED:
         assert posted == []
         assert store.user_token("T1", "U1") is None  # disconnected, and their data with it
@@ -267,20 +269,6 @@ def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_too
 
 
 # --- users.info ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fault", FAULT_NAMES)
-def test_users_info_for_the_senders_zone(fault, serve, store, fake_slack, clock, workers):
-    """The sender's zone is a nicety: without it the reply goes out once, in the recipient's zone."""
-    app, slack = serve()
-    everyone(store, fake_slack, "U1")
-    sender = ReplySender(app.services)
-    workers.append(sender)
-    fake_slack.fail("users.info", **FAULTS[fault])
-    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
-    assert sender.drain(now=clock()) == 1
-    assert len(fake_slack.posts()) == 1
-    assert store.user_token("T1", "U1") is not None  # the bot token was refused, not the person's
 
 
 @pytest.mark.parametrize("fault", FAULT_NAMES)

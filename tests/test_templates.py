@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import pytz
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,8 +20,10 @@ from bot.templates import (
     boundary_values,
     render_back_in,
     render_template,
+    slack_date,
     validate_template,
 )
+from bot.timezones import format_utc_offset
 
 VALUES = {name: f"<{name}>" for name in PLACEHOLDERS}
 
@@ -278,7 +281,7 @@ def test_boundary_context_while_off_uses_the_off_window():
     context = boundary_context(make_schedule(), now=FRIDAY_EVENING, reply_within=timedelta(hours=4))
     assert context.back_at == MONDAY_MORNING
     assert context.reply_by == MONDAY_MORNING + timedelta(hours=4)
-    assert (context.recipient_tz, context.sender_tz) == (BERLIN, BERLIN)
+    assert context.recipient_tz == BERLIN
 
 
 def test_reply_by_counts_working_time_only():
@@ -309,51 +312,114 @@ def test_while_working_through_midnight_back_at_follows_the_whole_stretch():
 def test_boundary_values_fill_every_placeholder():
     schedule = make_schedule()
     values = boundary_values(
-        schedule,
-        now=FRIDAY_EVENING,
-        user="<@U1>",
-        sender="<@U2>",
-        sender_tz="America/New_York",
-        reply_within=timedelta(hours=4),
+        schedule, now=FRIDAY_EVENING, user="<@U1>", sender="<@U2>", reply_within=timedelta(hours=4)
     )
     assert values == {
         "user": "<@U1>",
         "sender": "<@U2>",
         "back_at": "Mon 09:00",
-        "back_at_sender": "Mon 04:00 your time",
+        # Mon 18 Mar 2024 08:00 UTC; Slack shows it in each reader's zone, the fallback is Berlin's time and offset.
+        "back_at_sender": "<!date^1710748800^{date_short_pretty} at {time}|Mon 09:00 UTC+01:00> your time",
         "back_in": "2 d 12 h",
         "reply_by": "Mon 13:00",
         "hours": render_hours(schedule.weekly),
     }
     assert render_template(DEFAULT_MESSAGE, values) == (
-        "Hi <@U2>, thanks for your message! I'm offline right now and back Mon 09:00 my time (Mon 04:00 your time). "
+        "Hi <@U2>, thanks for your message! I'm offline right now and back Mon 09:00 my time "
+        "(<!date^1710748800^{date_short_pretty} at {time}|Mon 09:00 UTC+01:00> your time). "
         "I'll get back to you by Mon 13:00 at the latest."
     )
 
 
-def test_boundary_values_without_sender_zone_use_the_recipients():
-    values = boundary_values(
-        make_schedule(), now=FRIDAY_EVENING, user="<@U1>", sender="<@U2>", reply_within=timedelta(hours=4)
+def test_back_at_sender_across_a_dst_change_has_the_offset_of_the_back_at_instant():
+    # Fri 29 Mar 2024 21:00 CET (UTC+1); Berlin springs forward on Sunday 31 Mar; back Mon 1 Apr 09:00 CEST (UTC+2).
+    now = datetime(2024, 3, 29, 20, 0, tzinfo=UTC)
+    values = boundary_values(make_schedule(), now=now, user="<@U1>", sender="<@U2>", reply_within=timedelta(0))
+    assert values["back_at"] == "Mon 09:00"
+    assert values["back_at_sender"] == (
+        "<!date^1711954800^{date_short_pretty} at {time}|Mon 09:00 UTC+02:00> your time"  # 2024-04-01T07:00Z
     )
-    assert values["back_at_sender"] == "Mon 09:00 your time"
 
 
-def test_boundary_values_far_ahead_show_the_date():
+def test_back_at_sender_far_ahead_has_the_date_in_its_fallback():
+    # Off 18–29 Mar: back Mon 1 Apr 09:00 CEST, 16 days on (and past the change to summer time).
     schedule = make_schedule().with_days_off([parse_days_off("2024-03-18..2024-03-29")])
     values = boundary_values(
         schedule, now=FRIDAY_EVENING, user="<@U1>", sender="<@U2>", reply_within=timedelta(hours=1)
     )
     assert values["back_at"] == format_local(datetime(2024, 4, 1, 7, 0, tzinfo=UTC), BERLIN, now=FRIDAY_EVENING)
+    assert values["back_at"] == "Mon 1 Apr 09:00"
     assert values["back_in"] == "16 d 11 h"
-
-
-def test_an_unknown_sender_zone_falls_back_to_the_recipients():
-    values = boundary_values(
-        make_schedule(),
-        now=FRIDAY_EVENING,
-        user="<@U1>",
-        sender="<@U2>",
-        sender_tz="Mars/Olympus_Mons",
-        reply_within=timedelta(hours=4),
+    assert values["back_at_sender"] == (
+        "<!date^1711954800^{date_short_pretty} at {time}|Mon 1 Apr 09:00 UTC+02:00> your time"
     )
-    assert values["back_at_sender"] == "Mon 09:00 your time"
+
+
+def test_back_at_sender_in_another_year_has_the_year_in_its_fallback():
+    schedule = make_schedule().with_days_off([parse_days_off("2024-12-23..2025-01-03")])
+    now = datetime(2024, 12, 20, 17, 0, tzinfo=UTC)  # Fri 18:00 CET
+    values = boundary_values(schedule, now=now, user="<@U1>", sender="<@U2>", reply_within=timedelta(0))
+    assert values["back_at_sender"] == (
+        "<!date^1736150400^{date_short_pretty} at {time}|Mon 6 Jan 2025 09:00 UTC+01:00> your time"
+    )
+
+
+def test_back_at_sender_west_of_utc_has_a_negative_offset():
+    # New York: Sat 7 Mar 2026 23:00 EST; clocks spring forward Sunday; back Mon 9 Mar 09:00 EDT = 13:00 UTC.
+    schedule = make_schedule(tz="America/New_York")
+    now = datetime(2026, 3, 8, 4, 0, tzinfo=UTC)
+    values = boundary_values(schedule, now=now, user="<@U1>", sender="<@U2>", reply_within=timedelta(0))
+    assert values["back_at_sender"] == (
+        "<!date^1773061200^{date_short_pretty} at {time}|Mon 09:00 UTC-04:00> your time"
+    )
+
+
+def test_slack_date_is_an_integer_unix_time_whatever_the_instants_zone():
+    instant = datetime(2024, 3, 18, 8, 0, tzinfo=UTC)
+    berlin = instant.astimezone(pytz.timezone(BERLIN))
+    assert slack_date(instant, "{time}", fallback="Mon 08:00 UTC") == "<!date^1710748800^{time}|Mon 08:00 UTC>"
+    assert slack_date(berlin, "{time}", fallback="x") == "<!date^1710748800^{time}|x>"
+    assert slack_date(datetime(1970, 1, 1, tzinfo=UTC), "{date_num}", fallback="x") == "<!date^0^{date_num}|x>"
+
+
+@pytest.mark.parametrize(
+    ("instant", "tz", "expected"),
+    [
+        ("2024-01-15T12:00:00+00:00", "UTC", "UTC+00:00"),
+        ("2024-01-15T12:00:00+00:00", BERLIN, "UTC+01:00"),
+        ("2024-07-15T12:00:00+00:00", BERLIN, "UTC+02:00"),
+        ("2024-01-15T12:00:00+00:00", "America/New_York", "UTC-05:00"),
+        ("2024-07-15T12:00:00+00:00", "America/New_York", "UTC-04:00"),
+        ("2024-01-15T12:00:00+00:00", "Asia/Kathmandu", "UTC+05:45"),
+        ("2024-01-15T12:00:00+00:00", "America/St_Johns", "UTC-03:30"),
+        # The offset at the instant: on Berlin's fall-back night, 00:59 UTC (02:59 CEST) is summer time, 01:00 not.
+        ("2024-10-27T00:59:00+00:00", BERLIN, "UTC+02:00"),
+        ("2024-10-27T01:00:00+00:00", BERLIN, "UTC+01:00"),
+    ],
+)
+def test_format_utc_offset(instant, tz, expected):
+    assert format_utc_offset(datetime.fromisoformat(instant), tz) == expected
+
+
+_ZONES = ["UTC", BERLIN, "America/New_York", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe", "Asia/Tokyo"]
+_TOKEN = re.compile(
+    r"<!date\^(?P<ts>\d+)\^\{date_short_pretty\} at \{time\}"
+    r"\|(?P<day>\w{3}) [^|>]*?(?P<h>\d\d):(?P<m>\d\d) UTC(?P<sign>[+-])(?P<oh>\d\d):(?P<om>\d\d)> your time"
+)
+
+
+@given(
+    st.sampled_from(_ZONES),
+    st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+)
+def test_back_at_sender_token_and_fallback_name_the_same_instant(tz, now):
+    """Whatever the zone and the season: the timestamp is the back-at, and its fallback is that instant too."""
+    schedule = make_schedule(tz=tz)
+    values = boundary_values(schedule, now=now, user="<@U1>", sender="<@U2>", reply_within=timedelta(0))
+    match = _TOKEN.fullmatch(values["back_at_sender"])
+    assert match, values["back_at_sender"]
+    back_at = boundary_context(schedule, now=now, reply_within=timedelta(0)).back_at
+    assert int(match["ts"]) == back_at.timestamp()
+    offset = timedelta(hours=int(match["oh"]), minutes=int(match["om"])) * (-1 if match["sign"] == "-" else 1)
+    shown = datetime.fromtimestamp(int(match["ts"]), UTC) + offset
+    assert (f"{shown:%a}", f"{shown:%H}", f"{shown:%M}") == (match["day"], match["h"], match["m"])

@@ -56,8 +56,7 @@ def log_lines(started: list[BotProcess], needle: str) -> list[str]:
 
 def test_process_storm_on_two_web_processes_and_two_schedulers_replies_and_recaps_once(store, fake_slack, tmp_path):
     now = datetime.now(UTC)
-    dms = after_hours_dms(store, fake_slack, RECIPIENTS, senders_per_recipient=SENDERS_PER_RECIPIENT,
-                          sender_tz="Asia/Tokyo", now=now)  # fmt: skip
+    dms = after_hours_dms(store, fake_slack, RECIPIENTS, senders_per_recipient=SENDERS_PER_RECIPIENT, now=now)
     # A slow Slack for the first posts: replies stay claimed while the other senders look for work.
     fake_slack.fail("chat.postMessage", times=10, delay=0.3)
 
@@ -110,6 +109,7 @@ def test_process_storm_on_two_web_processes_and_two_schedulers_replies_and_recap
         channel: 1 for _, _, channel, _ in dms
     }
     assert len(fake_slack.calls_to("chat.postMessage")) == len(dms)  # and no other post at all
+    assert fake_slack.calls_to("users.info") == []  # nothing asked about the senders
     # What the web processes logged: each event recorded once, every other copy seen as the duplicate it is.
     events = [
         re.search(r"outcome=(\S+) .* retry=(\d+)", line).groups() for line in log_lines(webs, "event type=message")

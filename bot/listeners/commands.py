@@ -215,7 +215,7 @@ class Subcommands:
 
     def _preview_text(self, prefs: Preferences) -> str:
         at = self._next_off_instant(prefs)
-        return autoreply.compose(prefs, now=at, sender_id=self.user_id, sender_tz=None)
+        return autoreply.compose(prefs, now=at, sender_id=self.user_id)
 
     def _next_off_instant(self, prefs: Preferences) -> datetime:
         """Now when off; else the moment the current working interval ends."""

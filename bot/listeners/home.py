@@ -319,7 +319,7 @@ class HomeRefresher:
 def preview_text(prefs: Preferences, *, now: datetime) -> str:
     """The boundary message as a sender would get it: now when off, else when the current working stretch ends."""
     at = prefs.schedule.next_end(now) if prefs.schedule.is_working(now) else now
-    return autoreply.compose(prefs, now=at, sender_id=prefs.user_id, sender_tz=None)
+    return autoreply.compose(prefs, now=at, sender_id=prefs.user_id)
 
 
 def hours_spec(days: list[str]) -> str:
