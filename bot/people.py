@@ -114,8 +114,7 @@ class PeopleService:
         wanted = set(user_ids)
         rows = self.store.people_with_ids(team_id, wanted)
         return {
-            user_id: preferences(rows.get(user_id), self.config, team_id=team_id, user_id=user_id)
-            for user_id in wanted
+            user_id: preferences(rows.get(user_id), self.config, team_id=team_id, user_id=user_id) for user_id in wanted
         }
 
     def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
