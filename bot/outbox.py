@@ -74,7 +74,7 @@ class PendingReply:
 
 
 _m = db.messages.c
-_ANYTHING_WAITING = (
+ANYTHING_WAITING = (
     sa.select(_m.id)
     .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == sa.bindparam("recipient_id"),
            _m.channel_id == sa.bindparam("channel_id"),
@@ -150,7 +150,7 @@ class Outbox:
         with db.reading(self.engine) as conn:
             # Most messages are not answers to anything waiting: a read spares them a write transaction.
             where = {"team_id": team_id, "recipient_id": recipient_id, "channel_id": channel_id}
-            if conn.execute(_ANYTHING_WAITING, where).first() is None:
+            if conn.execute(ANYTHING_WAITING, where).first() is None:
                 return 0
         with db.writing(self.engine) as conn:
             return conn.execute(

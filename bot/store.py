@@ -19,7 +19,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot import db, migrate
-from bot.outbox import Outbox
+from bot.outbox import ANYTHING_WAITING, Outbox
 from bot.recap_store import RecapStore
 from bot.token_crypto import EncryptedInstallationStore, TokenCipher
 
@@ -41,6 +41,15 @@ class PersonRow:
     reply_within_s: int | None = None
     days_off: str = ""
     paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DmView:
+    """What the message listener needs to know about one DM, read in one transaction."""
+
+    recipient_token: str | None  # None: the recipient has not connected (or was not asked about)
+    recipient: PersonRow | None  # their settings row; None for defaults
+    sender_has_waiting: bool  # DMs wait for the sender (as a recipient) in this channel: this one answers them
 
 
 class Store:
@@ -134,6 +143,22 @@ class Store:
                     )
             row = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().one()
         return _person(row)
+
+    def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
+        """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""
+        token, person, waiting = None, None, False
+        with db.reading(self.engine) as conn:
+            if sender_id is not None:
+                where = {"team_id": team_id, "recipient_id": sender_id, "channel_id": channel_id}
+                waiting = conn.execute(ANYTHING_WAITING, where).first() is not None
+            if recipient_id is not None:
+                token = conn.execute(
+                    _user_token_query(True),
+                    {"client_id": self.client_id, "team_id": team_id, "user_id": recipient_id},
+                ).scalar()
+                row = conn.execute(_PERSON_QUERY, {"team_id": team_id, "user_id": recipient_id}).mappings().first()
+                person = _person(row) if row else None
+        return DmView(recipient_token=self._decrypt(token), recipient=person, sender_has_waiting=waiting)
 
     # --- tokens -----------------------------------------------------------------------------------------
 

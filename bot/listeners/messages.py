@@ -17,7 +17,9 @@ from bot import autoreply
 from bot.app import Services
 from bot.autoreply import DirectMessage
 from bot.outbox import IncomingRecord
+from bot.people import preferences
 from bot.reply_sender import REVOKED
+from bot.store import DmView
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +89,27 @@ class MessageHandler:
             return "deleted" if dropped else "ignored:deleted"
         message = parse_message(event, body)
         authorized = authorized_user(body)
-        answered = 0
-        if autoreply.is_person_writing(message):
-            # The sender wrote in this DM: whatever waited for them here is answered (a no-op for most senders).
-            answered = self.store.outbox.mark_answered(team_id, message.sender_id or "", message.channel_id)
         # Rule out bots, edits, auto-replies... before looking the recipient up (maybe a Web API call, before the ack).
         reason = autoreply.ignore_reason(message, recipient_id=authorized)
         recipient = authorized
         if reason == "self":
             recipient = self._recipient(message, authorized)
             reason = autoreply.ignore_reason(message, recipient_id=recipient)
-        if reason is not None or recipient is None:
+        may_reply = reason is None and recipient is not None
+        # The sender wrote in this DM themselves: whatever waited for them here is answered.
+        answering = autoreply.is_person_writing(message)
+        if not may_reply and not answering:
+            return f"ignored:{reason}"
+        view = self.store.dm_view(
+            team_id, message.channel_id,
+            recipient_id=recipient if may_reply else None, sender_id=message.sender_id if answering else None,
+        )  # fmt: skip
+        answered = 0
+        if view.sender_has_waiting:
+            answered = self.store.outbox.mark_answered(team_id, message.sender_id or "", message.channel_id)
+        if not may_reply:
             return "answered" if answered else f"ignored:{reason}"
-        return self._after_hours(message, recipient)
+        return self._after_hours(message, recipient, view)
 
     def _recipient(self, message: DirectMessage, authorized: str | None) -> str | None:
         if authorized is None:
@@ -134,11 +144,11 @@ class MessageHandler:
             return other
         return members[1] if members[0] == me else members[0]
 
-    def _after_hours(self, message: DirectMessage, recipient: str) -> str:
+    def _after_hours(self, message: DirectMessage, recipient: str, view: DmView) -> str:
         services = self.services
-        if self.store.user_token(message.team_id, recipient) is None:
+        if view.recipient_token is None:
             return "ignored:not_connected"
-        prefs = services.people.get(message.team_id, recipient)
+        prefs = preferences(view.recipient, services.config, team_id=message.team_id, user_id=recipient)
         at = message_time(message.ts, services.clock())
         window = prefs.schedule.off_window(at)
         if window is None:
