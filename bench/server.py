@@ -58,10 +58,31 @@ def offhours_wsgi():
     if os.environ.get("BENCH_EXPERIMENT") == "token-cache":
         cache_installation_lookups(store)
     app = create_app(config, store, settings=settings)
-    sender = ReplySender(app.services)
-    if os.environ.get("BENCH_EXPERIMENT") != "no-reply-sender":
+    experiment = os.environ.get("BENCH_EXPERIMENT")
+    sender = ReplySender(app.services, workers=int(os.environ.get("BENCH_REPLY_WORKERS", "8")))
+    if experiment == "separate-sender":
+        import subprocess
+
+        code = (
+            "import time; from bench.server import separate_sender; separate_sender()"
+        )
+        child = subprocess.Popen([sys.executable, "-c", code])
+        return create_wsgi(app), child.terminate
+    if experiment != "no-reply-sender":
         sender.start()
     return create_wsgi(app), sender.stop
+
+
+def separate_sender():
+    """EXPERIMENT: the reply sender in a process of its own, polling every 0.1 s."""
+    from bot.__main__ import _load, _store
+    from bot.app import create_app
+    from bot.reply_sender import ReplySender
+
+    settings, config = _load()
+    app = create_app(config, _store(settings, config), settings=settings)
+    sender = ReplySender(app.services, poll_seconds=0.1, workers=int(os.environ.get("BENCH_REPLY_WORKERS", "8")))
+    sender._run()
 
 
 def bare_wsgi():
