@@ -4,6 +4,12 @@
 
 Environment as in production: SLACK_SIGNING_SECRET, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, DATABASE_URL, SLACK_API_URL.
 Bound to 127.0.0.1 (serve() binds 0.0.0.0). Stops on SIGTERM.
+
+Experiments (not production; RESULTS.md records what they measured), chosen by environment variables:
+    BENCH_THREADS=N                       waitress threads (default 16, as serve())
+    BENCH_REPLY_WORKERS=N                 the reply sender's posting threads (default 8, as serve())
+    BENCH_EXPERIMENT=no-reply-sender      acks only: no auto-reply is posted
+    BENCH_EXPERIMENT=separate-sender      the reply sender in a process of its own, polling every 0.1 s
 """
 
 from __future__ import annotations
@@ -19,31 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.__main__ import configure_logging
 
-THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # serve()'s waitress threads; gunicorn gets 1 worker x 16 threads
-
-
-def cache_installation_lookups(store, ttl: float = 60.0) -> None:
-    """EXPERIMENT, not production code: remember find_bot / find_installation answers for `ttl` seconds.
-
-    Measures what a token cache would buy on the event path (the profile's largest item); see RESULTS.md.
-    """
-    import time
-
-    installation_store = store.installation_store
-    for name in ("find_bot", "find_installation"):
-        original = getattr(installation_store, name)
-        answers: dict = {}
-
-        def cached(*, _original=original, _answers=answers, **kwargs):
-            key = tuple(sorted(kwargs.items()))
-            hit = _answers.get(key)
-            if hit is not None and time.monotonic() - hit[0] < ttl:
-                return hit[1]
-            value = _original(**kwargs)
-            _answers[key] = (time.monotonic(), value)
-            return value
-
-        setattr(installation_store, name, cached)
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # serve()'s waitress threads; gunicorn: 1 worker x THREADS
+REPLY_WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "8"))  # serve()'s ReplySender default
 
 
 def offhours_wsgi():
@@ -55,19 +38,14 @@ def offhours_wsgi():
 
     settings, config = _load()
     store = _store(settings, config)
-    if os.environ.get("BENCH_EXPERIMENT") == "token-cache":
-        cache_installation_lookups(store)
     app = create_app(config, store, settings=settings)
     experiment = os.environ.get("BENCH_EXPERIMENT")
-    sender = ReplySender(app.services, workers=int(os.environ.get("BENCH_REPLY_WORKERS", "8")))
     if experiment == "separate-sender":
         import subprocess
 
-        code = (
-            "import time; from bench.server import separate_sender; separate_sender()"
-        )
-        child = subprocess.Popen([sys.executable, "-c", code])
+        child = subprocess.Popen([sys.executable, "-c", "from bench.server import separate_sender; separate_sender()"])
         return create_wsgi(app), child.terminate
+    sender = ReplySender(app.services, workers=REPLY_WORKERS)
     if experiment != "no-reply-sender":
         sender.start()
     return create_wsgi(app), sender.stop
@@ -81,8 +59,11 @@ def separate_sender():
 
     settings, config = _load()
     app = create_app(config, _store(settings, config), settings=settings)
-    sender = ReplySender(app.services, poll_seconds=0.1, workers=int(os.environ.get("BENCH_REPLY_WORKERS", "8")))
-    sender._run()
+    sender = ReplySender(app.services, poll_seconds=0.1, workers=REPLY_WORKERS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the threads start: they inherit the mask
+    sender.start()
+    signal.sigwait({signal.SIGTERM})
+    sender.stop()
 
 
 def bare_wsgi():
