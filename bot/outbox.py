@@ -35,7 +35,7 @@ class IncomingRecord:
     reply: bool
 
 
-UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError"})
+UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError", "unexpected"})
 
 
 def outcome_unknown(attempts: int, last_error: str | None) -> bool:

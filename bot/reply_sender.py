@@ -150,6 +150,11 @@ class ReplySender:
             return ReplyOutcome(reply.id, "pending", error="timeout", retry_at=now + backoff(reply.attempts))
         except OSError as e:  # connection refused, reset, timed out
             return ReplyOutcome(reply.id, "pending", error=type(e).__name__, retry_at=now + backoff(reply.attempts))
+        except Exception:
+            # A bug must not cost the rest of the batch its outcomes. Whether Slack took the post is unknown, so
+            # the retry looks for it first (UNKNOWN_OUTCOME_ERRORS).
+            log.exception("reply id=%s outcome=retry error=unexpected", reply.id)
+            return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=now + backoff(reply.attempts))
         return ReplyOutcome(reply.id, "sent", reply_ts=ts)
 
     def _already_posted(self, reply: PendingReply, *, token: str) -> str | None:

@@ -740,3 +740,34 @@ def test_the_background_thread_sends_without_drain(people, store, fake_slack, sl
     sender.stop()  # joins the thread, so its drain has recorded the outcome
     assert replies(store)[0]["state"] == "sent"
     assert len(posts(fake_slack)) == 1
+
+
+def test_an_unexpected_error_on_one_reply_does_not_cost_the_batch_its_outcomes(
+    people, store, fake_slack, slack, clock, offhours, senders
+):
+    """One post blows up with a bug (not a Slack or network error): the others of the batch are recorded as sent,
+    and the broken one waits for a retry that first looks for its own post (it may have gone out)."""
+    for n, sender in enumerate(["U2", "U3", "U4"]):
+        slack.dm(sender=sender, recipient="U1", ts=now_ts(clock, n), channel=dm_channel("U1", sender))
+    sender = ReplySender(offhours.services)
+    senders.append(sender)
+    post = sender._post
+
+    def broken_for_u3(reply, **kwargs):
+        if reply.sender_id == "U3":
+            raise ValueError("a bug")
+        return post(reply, **kwargs)
+
+    sender._post = broken_for_u3
+    assert sender.drain(now=clock()) == 2
+    by_sender = {r["sender_id"]: r for r in replies(store)}
+    assert {s: r["state"] for s, r in by_sender.items()} == {"U2": "sent", "U3": "pending", "U4": "sent"}
+    assert by_sender["U3"]["last_error"] == "unexpected"
+
+    sender._post = post  # fixed; the retry asks the thread first, finds nothing, and posts once
+    clock.advance(minutes=1)
+    assert sender.drain(now=clock()) == 1
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    assert sorted(p.params["channel"] for p in posts(fake_slack)) == sorted(
+        dm_channel("U1", s) for s in ("U2", "U3", "U4")
+    )
