@@ -33,9 +33,40 @@ class ClaimedRecap:
         return outcome_unknown(self.attempts, self.last_error)
 
 
+_r, _m = db.recaps.c, db.messages.c
+# The fan-out runs these once per recap: built once (building them cost about as much as running them).
+_LATEST_RECAP = (
+    sa.select(_r.id, _r.seq, _r.state, _r.next_attempt_at, _r.attempts)
+    .where(_r.team_id == sa.bindparam("team_id"), _r.user_id == sa.bindparam("user_id"),
+           _r.due_at == sa.bindparam("due_at", type_=db.UTCDateTime()))
+    .order_by(_r.seq.desc())
+    .limit(1)
+)  # fmt: skip
+_ATTACH_DUE = (
+    db.messages.update()
+    .where(_m.team_id == sa.bindparam("b_team_id"), _m.recipient_id == sa.bindparam("b_user_id"),
+           _m.state == "pending", _m.due_at <= sa.bindparam("b_now", type_=db.UTCDateTime()))
+    .values(state="recapped", recap_id=sa.bindparam("b_recap_id"))
+)  # fmt: skip
+_HELD = (
+    sa.select(_m.channel_id, _m.sender_id, _m.ts, _m.thread_ts, _m.received_at, _m.text, _m.state)
+    .where(_m.recap_id == sa.bindparam("recap_id"), sa.or_(_m.state == "recapped", _m.state == "done"))
+    .order_by(_m.received_at)
+)
+_MARK_SENT = (
+    db.recaps.update()
+    .where(_r.id == sa.bindparam("b_id"))
+    .values(state="sent", channel_id=sa.bindparam("b_channel_id"), message_ts=sa.bindparam("b_message_ts"),
+            sent_at=sa.bindparam("b_sent_at", type_=db.UTCDateTime()), late=sa.bindparam("b_late"), last_error=None)
+)  # fmt: skip
+
+
 class RecapStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._insert_recap = db.insert_ignore(engine, db.recaps, ["team_id", "user_id", "due_at", "seq"]).returning(
+            _r.id
+        )
 
     @property
     def _pg(self) -> bool:
@@ -56,22 +87,15 @@ class RecapStore:
 
     def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
         """Own the recap of this person's window, creating it (or a follow-up) if needed; None if another has it."""
-        r = db.recaps.c
         with db.writing(self.engine) as conn:
-            latest = conn.execute(
-                sa.select(r.id, r.seq, r.state, r.next_attempt_at, r.attempts)
-                .where(r.team_id == team_id, r.user_id == user_id, r.due_at == due_at)
-                .order_by(r.seq.desc())
-                .limit(1)
-            ).first()
+            latest = conn.execute(_LATEST_RECAP, {"team_id": team_id, "user_id": user_id, "due_at": due_at}).first()
             if latest is not None and latest.state == "pending":
                 return self._take_over(conn, latest.id, now=now)
             seq = 0 if latest is None else latest.seq + 1
             inserted = conn.execute(
-                db.insert_ignore(self.engine, db.recaps, ["team_id", "user_id", "due_at", "seq"])
-                .values(team_id=team_id, user_id=user_id, due_at=due_at, seq=seq, attempts=1,
-                        next_attempt_at=now + RECAP_LEASE)
-                .returning(r.id)
+                self._insert_recap,
+                {"team_id": team_id, "user_id": user_id, "due_at": due_at, "seq": seq, "attempts": 1,
+                 "next_attempt_at": now + RECAP_LEASE},
             ).first()  # fmt: skip
         if inserted is None:
             return None  # another process created it a moment ago
@@ -112,31 +136,17 @@ class RecapStore:
 
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""
-        m = db.messages.c
         with db.writing(self.engine) as conn:
             conn.execute(
-                db.messages.update()
-                .where(
-                    m.team_id == recap.team_id, m.recipient_id == recap.user_id, m.state == "pending",
-                    m.due_at <= now,
-                )
-                .values(state="recapped", recap_id=recap.id)
-            )  # fmt: skip
-            rows = conn.execute(
-                sa.select(m.channel_id, m.sender_id, m.ts, m.thread_ts, m.received_at, m.text, m.state)
-                .where(m.recap_id == recap.id, m.state.in_(("recapped", "done")))
-                .order_by(m.received_at)
-            ).all()
+                _ATTACH_DUE,
+                {"b_team_id": recap.team_id, "b_user_id": recap.user_id, "b_now": now, "b_recap_id": recap.id},
+            )
+            rows = conn.execute(_HELD, {"recap_id": recap.id}).all()
         return [_waiting(row) for row in rows]
 
     def read(self, recap_id: int) -> list[WaitingMessage]:
-        m = db.messages.c
         with db.reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(m.channel_id, m.sender_id, m.ts, m.thread_ts, m.received_at, m.text, m.state)
-                .where(m.recap_id == recap_id, m.state.in_(("recapped", "done")))
-                .order_by(m.received_at)
-            ).all()
+            rows = conn.execute(_HELD, {"recap_id": recap_id}).all()
         return [_waiting(row) for row in rows]
 
     def get(self, recap_id: int):
@@ -144,8 +154,12 @@ class RecapStore:
             return conn.execute(sa.select(db.recaps).where(db.recaps.c.id == recap_id)).mappings().first()
 
     def mark_sent(self, recap_id: int, *, channel_id: str, message_ts: str | None, now: datetime, late: bool) -> None:
-        self._set(recap_id, state="sent", channel_id=channel_id, message_ts=message_ts, sent_at=now, late=late,
-                  last_error=None)  # fmt: skip
+        with db.writing(self.engine) as conn:
+            conn.execute(
+                _MARK_SENT,
+                {"b_id": recap_id, "b_channel_id": channel_id, "b_message_ts": message_ts, "b_sent_at": now,
+                 "b_late": late},
+            )  # fmt: skip
 
     def mark_empty(self, recap_id: int) -> None:
         self._set(recap_id, state="empty")
