@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
-from bot.recap import Recap, build_recap
+from bot.recap import Recap, WaitingMessage, build_recap
 from bot.recap_store import ClaimedRecap
 from bot.reply_sender import backoff, retry_after, sending_client
 
@@ -37,8 +37,8 @@ class RecapSender:
         now = now or self.services.clock()
         bot_tokens: dict[str, str | None] = {}  # one lookup per workspace per tick, not one per recap
 
-        def deliver(recap: ClaimedRecap) -> bool:
-            return self.deliver(recap, now=now, bot_tokens=bot_tokens)
+        def deliver(recap: ClaimedRecap, messages: list[WaitingMessage] | None = None) -> bool:
+            return self.deliver(recap, now=now, bot_tokens=bot_tokens, messages=messages)
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="recap") as pool:
             # Each recap is posted as soon as it is claimed, so the (serial) claims overlap the posting
@@ -50,9 +50,9 @@ class RecapSender:
             for _round in range(MAX_ROUNDS_PER_TICK):
                 claimed = 0
                 for team_id, user_id, due_at in self.recaps.due_people(now=now):
-                    recap = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
-                    if recap is not None:
-                        futures.append(pool.submit(deliver, recap))
+                    claim = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
+                    if claim is not None:
+                        futures.append(pool.submit(deliver, *claim))
                         claimed += 1
                 if claimed == 0:
                     break
@@ -78,8 +78,17 @@ class RecapSender:
         )
         return content, prefs.tz
 
-    def deliver(self, recap: ClaimedRecap, *, now: datetime, bot_tokens: dict[str, str | None] | None = None) -> bool:
-        messages = self.recaps.attach_and_read(recap, now=now)
+    def deliver(
+        self,
+        recap: ClaimedRecap,
+        *,
+        now: datetime,
+        bot_tokens: dict[str, str | None] | None = None,
+        messages: list[WaitingMessage] | None = None,
+    ) -> bool:
+        """Post one claimed recap. `messages`: what the claim already attached (else they are attached here)."""
+        if messages is None:
+            messages = self.recaps.attach_and_read(recap, now=now)
         if not any(not m.done for m in messages):
             self.recaps.mark_empty(recap.id)  # everything was answered: no recap at all
             log.info("recap id=%s outcome=empty", recap.id)

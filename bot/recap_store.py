@@ -85,18 +85,27 @@ class RecapStore:
         with db.reading(self.engine) as conn:
             return [(team, user, due) for team, user, due in conn.execute(query).all()]
 
-    def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
-        """Own the recap of this person's window, creating it (or a follow-up) if needed; None if another has it."""
+    def claim_new(
+        self, team_id: str, user_id: str, *, due_at: datetime, now: datetime
+    ) -> tuple[ClaimedRecap, list[WaitingMessage]] | None:
+        """Own the recap of this person's window, creating it (or a follow-up) if needed, and move their due
+        messages into it — one transaction; None if another process has it."""
         with db.writing(self.engine) as conn:
-            latest = conn.execute(_LATEST_RECAP, {"team_id": team_id, "user_id": user_id, "due_at": due_at}).first()
-            if latest is not None and latest.state == "pending":
-                return self._take_over(conn, latest.id, now=now)
-            seq = 0 if latest is None else latest.seq + 1
-            inserted = conn.execute(
-                self._insert_recap,
-                {"team_id": team_id, "user_id": user_id, "due_at": due_at, "seq": seq, "attempts": 1,
-                 "next_attempt_at": now + RECAP_LEASE},
-            ).first()  # fmt: skip
+            recap = self._claim(conn, team_id, user_id, due_at=due_at, now=now)
+            return None if recap is None else (recap, self._attach(conn, recap, now=now))
+
+    def _claim(
+        self, conn: sa.Connection, team_id: str, user_id: str, *, due_at: datetime, now: datetime
+    ) -> ClaimedRecap | None:
+        latest = conn.execute(_LATEST_RECAP, {"team_id": team_id, "user_id": user_id, "due_at": due_at}).first()
+        if latest is not None and latest.state == "pending":
+            return self._take_over(conn, latest.id, now=now)
+        seq = 0 if latest is None else latest.seq + 1
+        inserted = conn.execute(
+            self._insert_recap,
+            {"team_id": team_id, "user_id": user_id, "due_at": due_at, "seq": seq, "attempts": 1,
+             "next_attempt_at": now + RECAP_LEASE},
+        ).first()  # fmt: skip
         if inserted is None:
             return None  # another process created it a moment ago
         return ClaimedRecap(id=inserted.id, team_id=team_id, user_id=user_id, due_at=due_at, attempts=1)
@@ -137,12 +146,14 @@ class RecapStore:
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""
         with db.writing(self.engine) as conn:
-            conn.execute(
-                _ATTACH_DUE,
-                {"b_team_id": recap.team_id, "b_user_id": recap.user_id, "b_now": now, "b_recap_id": recap.id},
-            )
-            rows = conn.execute(_HELD, {"recap_id": recap.id}).all()
-        return [_waiting(row) for row in rows]
+            return self._attach(conn, recap, now=now)
+
+    @staticmethod
+    def _attach(conn: sa.Connection, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
+        conn.execute(
+            _ATTACH_DUE, {"b_team_id": recap.team_id, "b_user_id": recap.user_id, "b_now": now, "b_recap_id": recap.id}
+        )
+        return [_waiting(row) for row in conn.execute(_HELD, {"recap_id": recap.id}).all()]
 
     def read(self, recap_id: int) -> list[WaitingMessage]:
         with db.reading(self.engine) as conn:
