@@ -6,6 +6,7 @@ aware UTC, so code above this module only ever sees aware datetimes.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -183,6 +184,8 @@ def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """An engine tuned for several threads: SQLite in WAL mode with a busy timeout, PostgreSQL pooled."""
+    # Errors would otherwise carry the statement's parameters into the logs: a recorded DM's text, a token.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _tune_sqlite(engine, in_memory=":memory:" in url or url == "sqlite://")
@@ -211,8 +214,11 @@ def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:
         # is locked" when a read transaction tries to upgrade. Connections opened with `reading()` only read: a
         # deferred BEGIN lets them run beside the writer (WAL). Sent on the DBAPI connection: through
         # exec_driver_sql it cost as much as the query it opens.
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        statement = "BEGIN" if connection.get_execution_options().get(READ_ONLY, False) else "BEGIN IMMEDIATE"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as e:  # e.g. "database is locked" past busy_timeout: raised as SQLAlchemy would
+            raise sa.exc.DBAPIError.instance(statement, None, e, sqlite3.Error, hide_parameters=True) from e
 
 
 def _dialect_insert(engine: sa.Engine):

@@ -35,7 +35,10 @@ class IncomingRecord:
     reply: bool
 
 
-UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError", "unexpected"})
+# Errors after which Slack may have carried the post out. IN_FLIGHT is written by the claim itself: found by the
+# next claim, it means the attempt never recorded an outcome (its process died, or lost the database).
+IN_FLIGHT = "in_flight"
+UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError", "unexpected", IN_FLIGHT})
 
 
 def outcome_unknown(attempts: int, last_error: str | None) -> bool:
@@ -86,7 +89,7 @@ ANYTHING_WAITING = (
 _r = db.replies.c
 _SETTLE_REPLY = (
     db.replies.update()
-    .where(_r.id == sa.bindparam("b_id"))
+    .where(_r.id == sa.bindparam("b_id"), _r.state == "pending", _r.attempts == sa.bindparam("b_attempts"))
     .values(
         state=sa.bindparam("b_state"),
         reply_ts=sa.bindparam("b_reply_ts"),
@@ -224,7 +227,7 @@ class Outbox:
             conn.execute(
                 db.replies.update()
                 .where(r.id.in_([row["id"] for row in rows]))
-                .values(next_attempt_at=now + REPLY_LEASE, attempts=r.attempts + 1)
+                .values(next_attempt_at=now + REPLY_LEASE, attempts=r.attempts + 1, last_error=IN_FLIGHT)
             )
         return [
             PendingReply(
@@ -243,16 +246,20 @@ class Outbox:
             for row in rows
         ]
 
-    def settle_replies(self, outcomes: list[ReplyOutcome]) -> None:
-        """Record what became of a batch of claimed replies, in one transaction."""
+    def settle_replies(self, outcomes: list[ReplyOutcome], *, attempts: dict[int, int]) -> None:
+        """Record what became of claimed replies, in one transaction.
+
+        `attempts`: each reply's attempt number as claimed. An outcome is written only while that claim still
+        holds (pending, same attempt): a sender whose lease ran out must not overwrite a newer claim's result.
+        """
         if not outcomes:
             return
         with db.writing(self.engine) as conn:
             conn.execute(
                 _SETTLE_REPLY,
                 [
-                    {"b_id": o.reply_id, "b_state": o.state, "b_reply_ts": o.reply_ts,
-                     "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at}
+                    {"b_id": o.reply_id, "b_attempts": attempts[o.reply_id], "b_state": o.state,
+                     "b_reply_ts": o.reply_ts, "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at}
                     for o in outcomes
                 ],
             )  # fmt: skip

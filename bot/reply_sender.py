@@ -82,17 +82,26 @@ class ReplySender:
     def send_batch(self, batch: list[PendingReply], *, now: datetime) -> int:
         """Post a batch of claimed replies and record the outcomes; returns how many were posted.
 
-        Per batch, not per reply: one read of the tokens and one of the preferences per workspace, one write of
-        the outcomes. A crash between the posts and that write leaves the replies leased; the retry after the
-        lease finds its own post in the thread (see `_already_posted`) instead of posting twice.
+        The reads are per batch (one of the tokens and one of the preferences per workspace); each post's outcome
+        is written by its worker the moment Slack answers, as before batching: a reply posted early in a batch
+        must not look unsent to another process if the batch outlives its lease, or if we stop half-way.
         """
-        outcomes, ready = self._prepare(batch, now=now)
-        outcomes += [outcome for outcome in self._pool.map(partial(self._post_one, now=now), ready) if outcome]
-        self.store.outbox.settle_replies(outcomes)
         attempts = {reply.id: reply.attempts for reply in batch}
+        refused, ready = self._prepare(batch, now=now)
+        self._settle(refused, attempts=attempts, now=now)
+        outcomes = self._pool.map(partial(self._post_and_settle, now=now, attempts=attempts), ready)
+        return sum(outcome is not None and outcome.state == "sent" for outcome in outcomes)
+
+    def _post_and_settle(self, ready: _Ready, *, now: datetime, attempts: dict[int, int]) -> ReplyOutcome | None:
+        outcome = self._post_one(ready, now=now)
+        if outcome is not None:
+            self._settle([outcome], attempts=attempts, now=now)
+        return outcome
+
+    def _settle(self, outcomes: list[ReplyOutcome], *, attempts: dict[int, int], now: datetime) -> None:
+        self.store.outbox.settle_replies(outcomes, attempts=attempts)
         for outcome in outcomes:
             _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
-        return sum(outcome.state == "sent" for outcome in outcomes)
 
     def _prepare(self, batch: list[PendingReply], *, now: datetime) -> tuple[list[ReplyOutcome], list[_Ready]]:
         """Settle at once what must not be sent; compose the rest."""
@@ -151,9 +160,11 @@ class ReplySender:
         except OSError as e:  # connection refused, reset, timed out
             return ReplyOutcome(reply.id, "pending", error=type(e).__name__, retry_at=now + backoff(reply.attempts))
         except Exception:
-            # A bug must not cost the rest of the batch its outcomes. Whether Slack took the post is unknown, so
-            # the retry looks for it first (UNKNOWN_OUTCOME_ERRORS).
-            log.exception("reply id=%s outcome=retry error=unexpected", reply.id)
+            # A bug must not stop the rest of the batch. Whether Slack took the post is unknown: the retry looks for
+            # it first (UNKNOWN_OUTCOME_ERRORS); an ephemeral post cannot be looked up, so it is never repeated.
+            log.exception("reply id=%s error=unexpected", reply.id)
+            if ephemeral:
+                return ReplyOutcome(reply.id, "failed", error="unexpected")
             return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=now + backoff(reply.attempts))
         return ReplyOutcome(reply.id, "sent", reply_ts=ts)
 

@@ -78,6 +78,7 @@ class Store:
             expiration_seconds=state_expiration_seconds, engine=self.engine, table_name=db.oauth_states.name
         )
         self._bots: dict[tuple[str | None, str], tuple[float, dict]] = {}
+        self._bots_generation = 0
         _forget_bots_on_change(self.installation_store, self.forget_cached_bots)
         self.outbox = Outbox(self.engine)
         self.recaps = RecapStore(self.engine)
@@ -195,6 +196,7 @@ class Store:
         cached = self._bots.get(key)
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
+        generation = self._bots_generation  # a save or delete while we read makes this answer too old to keep
         with db.reading(self.engine) as conn:
             row = conn.execute(
                 _bot_query(enterprise_id is None),
@@ -203,10 +205,12 @@ class Store:
         if row is None:
             return None  # not cached: a workspace that installs a moment later is served at once
         bot = {**row, "bot_token": self._decrypt(row["bot_token"])}
-        self._bots[key] = (time.monotonic() + BOT_CACHE_SECONDS, bot)
+        if generation == self._bots_generation:
+            self._bots[key] = (time.monotonic() + BOT_CACHE_SECONDS, bot)
         return bot
 
     def forget_cached_bots(self) -> None:
+        self._bots_generation += 1
         self._bots.clear()
 
     def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:

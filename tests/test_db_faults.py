@@ -179,9 +179,9 @@ def test_the_database_lost_right_after_a_post_does_not_make_it_a_double(
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
     original = sender.store.outbox.settle_replies
 
-    def lost(outcomes):
+    def lost(outcomes, **kwargs):
         outage.start()
-        original(outcomes)
+        original(outcomes, **kwargs)
 
     sender.store.outbox.settle_replies = lost
     with pytest.raises(sa.exc.OperationalError):

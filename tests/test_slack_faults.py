@@ -529,3 +529,19 @@ def test_auth_revoke_on_forget(fault, serve, store, fake_slack, clock):
     assert revoke.token == "xoxp-T1-U1"
     assert store.user_token("T1", "U1") is None
     assert rows(store, db.people) == [] and rows(store, db.messages) == [] and rows(store, db.replies) == []
+
+
+def test_answering_marks_the_dm_answered_even_when_the_recipient_lookup_fails(serve, store, fake_slack, clock):
+    """The person answers a waiting DM while conversations.info (who is the other member?) keeps failing: the
+    answer still counts, on the first delivery already (found by an independent review)."""
+    _app, slack = serve()
+    everyone(store, fake_slack, "U1")  # U1 connected and off; U2 is not connected
+    assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp(), authorized="U1").status == 200
+    [waiting] = rows(store, db.messages)
+    assert waiting["state"] == "pending"
+    fake_slack.fail("conversations.info", status=500, times=4)  # Slack's first delivery and its 3 retries
+    for retry in (None, 1, 2, 3):
+        slack.dm(sender="U1", recipient="U2", ts=clock().timestamp() + 60, authorized="U1", event_id="EvAns",
+                 retry_num=retry)  # fmt: skip
+    [message] = rows(store, db.messages)
+    assert message["state"] == "answered"

@@ -150,7 +150,7 @@ def test_a_claim_carries_the_state_of_the_dm_and_settling_writes_each_outcome(st
         ReplyOutcome(claimed["D0"].id, "sent", reply_ts="9.1"),
         ReplyOutcome(claimed["D1"].id, "expired", error="message_answered"),
         ReplyOutcome(claimed["D2"].id, "pending", error="x" * 500, retry_at=retry_at),
-    ])  # fmt: skip
+    ], attempts={reply.id: reply.attempts for reply in claimed.values()})  # fmt: skip
     with store.engine.connect() as conn:
         rows = {r.channel_id: r for r in conn.execute(sa.select(db.replies))}
     assert (rows["D0"].state, rows["D0"].reply_ts, rows["D0"].last_error) == ("sent", "9.1", None)
@@ -161,8 +161,35 @@ def test_a_claim_carries_the_state_of_the_dm_and_settling_writes_each_outcome(st
     assert (again.channel_id, again.attempts, again.last_error) == ("D2", 2, "x" * 200)
 
 
+def test_an_outcome_is_written_only_while_its_claim_holds(store):
+    """A sender whose lease ran out (another process claimed the reply again) cannot overwrite the newer result."""
+    record(store, recipient="U1", sender="U2", channel="D0", ts="0.0")
+    [first] = store.outbox.claim_due_replies(now=NOW)
+    [second] = store.outbox.claim_due_replies(now=NOW + timedelta(minutes=2))  # the lease is over
+    store.outbox.settle_replies([ReplyOutcome(second.id, "sent", reply_ts="9.2")], attempts={second.id: 2})
+    store.outbox.settle_replies([ReplyOutcome(first.id, "pending", error="timeout")], attempts={first.id: 1})
+    with store.engine.connect() as conn:
+        [row] = conn.execute(sa.select(db.replies)).all()
+    assert (row.state, row.reply_ts, row.attempts) == ("sent", "9.2", 2)
+
+
+def test_a_claim_left_without_an_outcome_is_an_unknown_outcome_for_the_next(store):
+    record(store, recipient="U1", sender="U2", channel="D0", ts="0.0")
+    record(store, recipient="U1", sender="U3", channel="D1", ts="1.0")
+    claimed = store.outbox.claim_due_replies(now=NOW)
+    assert not any(reply.outcome_unknown for reply in claimed)
+    rate_limited = next(reply for reply in claimed if reply.channel_id == "D1")
+    store.outbox.settle_replies(  # Slack said 429: certainly not posted
+        [ReplyOutcome(rate_limited.id, "pending", error="ratelimited", retry_at=NOW)], attempts={rate_limited.id: 1}
+    )
+    # D0's process died mid-post and its lease ran out; D1 is simply due again.
+    again = {reply.channel_id: reply for reply in store.outbox.claim_due_replies(now=NOW + timedelta(minutes=2))}
+    assert again["D0"].outcome_unknown  # so the sender looks for its own post before posting again
+    assert not again["D1"].outcome_unknown
+
+
 def test_settling_nothing_writes_nothing(store):
-    store.outbox.settle_replies([])
+    store.outbox.settle_replies([], attempts={})
     assert store.outbox.claim_due_replies(now=NOW) == []
 
 
@@ -225,3 +252,26 @@ def test_writers_of_one_process_take_turns_and_readers_do_not_wait(store):
     db._write_queues[store.engine] = queue
     assert order == ["first commits", "second begins"]
     assert store.get_person("T1", "U2") is not None
+
+
+def test_a_database_error_does_not_carry_the_message_text(store):
+    """The error is logged with its traceback (bot/app.py's error handler): its text must not hold the DM."""
+
+    def cut(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT") and db.messages.name in statement:
+            raise conn.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly (test)")
+
+    sa.event.listen(store.engine, "before_cursor_execute", cut)
+    try:
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            store.outbox.record(
+                IncomingRecord(
+                    team_id="T1", recipient_id="U1", sender_id="U2", channel_id="D1", ts="1.0", thread_ts="1.0",
+                    received_at=NOW, due_at=NOW, text="my bank PIN is 4711", window_key="k", reply=True,
+                ),
+                now=NOW,
+            )  # fmt: skip
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", cut)
+    assert "server closed the connection" in str(raised.value)
+    assert "4711" not in str(raised.value)

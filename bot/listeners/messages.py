@@ -89,27 +89,41 @@ class MessageHandler:
             return "deleted" if dropped else "ignored:deleted"
         message = parse_message(event, body)
         authorized = authorized_user(body)
-        # Rule out bots, edits, auto-replies... before looking the recipient up (maybe a Web API call, before the ack).
-        reason = autoreply.ignore_reason(message, recipient_id=authorized)
-        recipient = authorized
-        if reason == "self":
-            recipient = self._recipient(message, authorized)
-            reason = autoreply.ignore_reason(message, recipient_id=recipient)
-        may_reply = reason is None and recipient is not None
         # The sender wrote in this DM themselves: whatever waited for them here is answered.
         answering = autoreply.is_person_writing(message)
+        # Rule out bots, edits, auto-replies... before looking the recipient up (maybe a Web API call, before the ack).
+        reason = autoreply.ignore_reason(message, recipient_id=authorized)
+        if reason == "self":
+            return self._connected_person_wrote(message, authorized or "", answering)
+        may_reply = reason is None and authorized is not None
         if not may_reply and not answering:
             return f"ignored:{reason}"
         view = self.store.dm_view(
             team_id, message.channel_id,
-            recipient_id=recipient if may_reply else None, sender_id=message.sender_id if answering else None,
+            recipient_id=authorized if may_reply else None, sender_id=message.sender_id if answering else None,
         )  # fmt: skip
-        answered = 0
-        if view.sender_has_waiting:
-            answered = self.store.outbox.mark_answered(team_id, message.sender_id or "", message.channel_id)
+        answered = self._mark_answered(message) if view.sender_has_waiting else 0
         if not may_reply:
             return "answered" if answered else f"ignored:{reason}"
+        return self._after_hours(message, authorized or "", view)
+
+    def _connected_person_wrote(self, message: DirectMessage, me: str, answering: bool) -> str:
+        """The person whose token saw the DM wrote it: settle what waited for them, then see whether the other
+        member is connected too (their recipient)."""
+        answered = 0
+        if answering:
+            # Before the lookup below, which may fail (and make Slack redeliver): the answer counts either way.
+            view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=None, sender_id=me)
+            answered = self._mark_answered(message) if view.sender_has_waiting else 0
+        recipient = self._recipient(message, me)
+        reason = autoreply.ignore_reason(message, recipient_id=recipient)
+        if reason is not None or recipient is None:
+            return "answered" if answered else f"ignored:{reason}"
+        view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=recipient, sender_id=None)
         return self._after_hours(message, recipient, view)
+
+    def _mark_answered(self, message: DirectMessage) -> int:
+        return self.store.outbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
 
     def _recipient(self, message: DirectMessage, authorized: str | None) -> str | None:
         if authorized is None:
