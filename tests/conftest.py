@@ -191,6 +191,15 @@ def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1",
     return token
 
 
+def rows(store: Store, table: sa.Table, **where) -> list[dict]:
+    """Every row of `table` (optionally filtered by column values), in insertion order."""
+    with store.engine.connect() as conn:
+        query = sa.select(table).order_by(table.c.id if "id" in table.c else table.c[0])
+        for key, value in where.items():
+            query = query.where(table.c[key] == value)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def table_count(store: Store, table: sa.Table, **where) -> int:
     with store.engine.connect() as conn:
         query = sa.select(sa.func.count()).select_from(table)

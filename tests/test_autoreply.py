@@ -21,7 +21,7 @@ from bot.autoreply import METADATA_EVENT_TYPE
 from bot.config import Config
 from bot.reply_sender import ReplySender
 from bot.store import Store
-from tests.conftest import connect
+from tests.conftest import connect, rows
 from tests.slackhttp import dm_channel
 
 CHANNEL = dm_channel("U1", "U2")
@@ -36,14 +36,6 @@ def join(app: OffhoursApp, store: Store, fake, user_id: str, *, tz: str = "Ameri
     token = connect(store, fake, user_id, tz=tz)
     app.services.people.ensure("T1", user_id, profile_tz=tz)
     return token
-
-
-def rows(store: Store, table: sa.Table, **where) -> list[dict]:
-    with store.engine.connect() as conn:
-        query = sa.select(table).order_by(table.c.id)
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def messages(store: Store) -> list[dict]:

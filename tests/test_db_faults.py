@@ -17,9 +17,9 @@ from bot import db
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.store import Store
-from tests.conftest import connect
+from tests.conftest import connect, rows
 from tests.slackhttp import request
-from tests.test_slack_faults import RecordingSlack, rows
+from tests.test_slack_faults import RecordingSlack
 
 DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # U1's recap: Wed 09:00 EST
 

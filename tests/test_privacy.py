@@ -24,9 +24,8 @@ from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.scheduler import PURGE_JOB_ID, start_scheduler
 from bot.store import Store
-from tests.conftest import RunningServer, connect, person_snapshot
+from tests.conftest import RunningServer, connect, person_snapshot, rows
 from tests.slackhttp import SlackHTTP, dm_channel
-from tests.test_slack_faults import rows
 
 DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wed 09:00 EST: U1's and U3's recaps
 PERSON_COLUMNS = ("user_id", "recipient_id", "sender_id", "user_a", "user_b", "installer_user_id")

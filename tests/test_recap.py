@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
@@ -24,7 +23,7 @@ from bot.config import Config
 from bot.outbox import IncomingRecord
 from bot.recap_sender import RecapSender
 from bot.store import Store
-from tests.conftest import RunningServer, connect
+from tests.conftest import RunningServer, connect, rows
 from tests.slackhttp import SlackHTTP, dm_channel
 
 BOT_TOKEN = "xoxb-T1"
@@ -40,14 +39,6 @@ HEADER = "While you were off — Tue 17:30 → Wed 09:00"
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-def rows(store: Store, table: sa.Table, **where) -> list[dict]:
-    with store.engine.connect() as conn:
-        query = sa.select(table).order_by(table.c.id)
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def recaps(store: Store, **where) -> list[dict]:

@@ -15,9 +15,9 @@ from bot import db
 from bot.config import Config
 from bot.outbox import IncomingRecord
 from bot.reply_sender import ReplySender
-from tests.conftest import connect
+from tests.conftest import connect, rows
 from tests.slackhttp import dm_channel
-from tests.test_slack_faults import RecordingSlack, rows
+from tests.test_slack_faults import RecordingSlack
 
 
 @pytest.fixture

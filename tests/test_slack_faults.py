@@ -27,7 +27,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from slack_sdk import WebClient
 
 from bot import db
@@ -39,7 +38,7 @@ from bot.config import Config
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.store import Store
-from tests.conftest import RunningServer, connect
+from tests.conftest import RunningServer, connect, rows
 from tests.fakeslack import Call, FakeSlack
 from tests.slackhttp import SlackHTTP, dm_channel
 
@@ -176,14 +175,6 @@ def workers() -> Iterator[list]:
     for sender in made:
         if isinstance(sender, ReplySender):
             sender.stop(timeout=5)
-
-
-def rows(store: Store, table: sa.Table, **where) -> list[dict]:
-    with store.engine.connect() as conn:
-        query = sa.select(table).order_by(table.c.id if "id" in table.c else table.c[0])
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def forget_row(store: Store, user_id: str) -> None:
