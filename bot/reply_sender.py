@@ -1,7 +1,8 @@
 """Posts queued auto-replies after the ack: claimed from the outbox, retried with backoff, sent once.
 
 A background thread wakes when a reply is queued (or every `poll_seconds`, which also picks up replies left
-pending by a crash); `drain(now)` is the same work as a plain call, which is what the tests drive.
+pending by a crash); `drain(now)` is the same work as a plain call, which is what the tests drive. Each post's
+outcome is written by group commit (bot/group_commit.py) the moment Slack answers.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from slack_sdk.errors import SlackApiError
 from bot import autoreply
 from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
+from bot.group_commit import GroupCommit
 from bot.outbox import MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
 
 log = logging.getLogger(__name__)
 
 # Slack's answers that mean the person's token is gone: they are disconnected, and nothing is retried.
 REVOKED = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
+# A claimed reply the sender stopped before posting: the next claim posts it at once, without first looking for
+# an earlier post (conversations.replies, which Slack rate-limits hard).
+NOT_POSTED = "not_posted"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -68,16 +73,18 @@ class ReplySender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reply")
+        self._outcomes: GroupCommit[tuple[ReplyOutcome, int]] = GroupCommit(self._write_outcomes)
 
     def drain(self, *, now: datetime | None = None) -> int:
         """Send every reply due at `now` (default: the clock); returns how many were posted."""
         sent = 0
-        while True:
+        while not self._stop.is_set():  # stopping: claim nothing more (what was handed back is due at once)
             at = now or self.services.clock()
             batch = self.store.outbox.claim_due_replies(now=at, limit=self.workers * 4)
             if not batch:
                 return sent
             sent += self.send_batch(batch, now=at)
+        return sent
 
     def send_batch(self, batch: list[PendingReply], *, now: datetime) -> int:
         """Post a batch of claimed replies and record the outcomes; returns how many were posted.
@@ -88,20 +95,27 @@ class ReplySender:
         """
         attempts = {reply.id: reply.attempts for reply in batch}
         refused, ready = self._prepare(batch, now=now)
-        self._settle(refused, attempts=attempts, now=now)
-        outcomes = self._pool.map(partial(self._post_and_settle, now=now, attempts=attempts), ready)
+        self.store.outbox.settle_replies(refused, attempts=attempts)
+        for outcome in refused:
+            _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
+        outcomes = list(self._pool.map(partial(self._post_and_settle, now=now), ready))
+        self._outcomes.flush()  # drain returns with every outcome of the batch written
         return sum(outcome is not None and outcome.state == "sent" for outcome in outcomes)
 
-    def _post_and_settle(self, ready: _Ready, *, now: datetime, attempts: dict[int, int]) -> ReplyOutcome | None:
-        outcome = self._post_one(ready, now=now)
+    def _post_and_settle(self, ready: _Ready, *, now: datetime) -> ReplyOutcome | None:
+        if self._stop.is_set():
+            # Stopping: not posted, so the next claim (another process, or this one restarted) need not look first.
+            outcome = ReplyOutcome(ready.reply.id, "pending", error=NOT_POSTED, retry_at=now)
+        else:
+            outcome = self._post_one(ready, now=now)
         if outcome is not None:
-            self._settle([outcome], attempts=attempts, now=now)
+            _log_outcome(outcome, attempts=ready.reply.attempts, now=now)
+            self._outcomes.add((outcome, ready.reply.attempts))
         return outcome
 
-    def _settle(self, outcomes: list[ReplyOutcome], *, attempts: dict[int, int], now: datetime) -> None:
-        self.store.outbox.settle_replies(outcomes, attempts=attempts)
-        for outcome in outcomes:
-            _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
+    def _write_outcomes(self, batch: list[tuple[ReplyOutcome, int]]) -> None:
+        outcomes = [outcome for outcome, _ in batch]
+        self.store.outbox.settle_replies(outcomes, attempts={outcome.reply_id: n for outcome, n in batch})
 
     def _prepare(self, batch: list[PendingReply], *, now: datetime) -> tuple[list[ReplyOutcome], list[_Ready]]:
         """Settle at once what must not be sent; compose the rest."""
@@ -219,11 +233,15 @@ class ReplySender:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Post nothing more; what is queued is written back as not posted, for the next claim to send at once."""
         self._stop.set()
         self.services.replies_queued.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Queued jobs now only write "not posted"; posts under way finish within the client's timeout.
+        closing = threading.Thread(target=self._pool.shutdown, name="reply-sender-stop", daemon=True)
+        closing.start()
+        closing.join(timeout)
 
     def _run(self) -> None:
         wake = self.services.replies_queued

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from bot import db
 from bot.config import Config
 from bot.outbox import IncomingRecord
-from bot.reply_sender import ReplySender
+from bot.reply_sender import NOT_POSTED, ReplySender
 from tests.conftest import connect, rows
 from tests.slackhttp import dm_channel
 from tests.test_slack_faults import RecordingSlack
@@ -74,10 +74,20 @@ def test_stop_during_a_batch_keeps_what_was_posted(store, fake_slack, make_app, 
     worker = threading.Thread(target=run)
     worker.start()
     fake_slack.wait_for("chat.postMessage", 2)
-    sender.stop(timeout=0.1)  # what SIGTERM does: the third reply's future is cancelled
+    sender.stop(timeout=0.1)  # what SIGTERM does, while the second post waits for Slack
     worker.join()
-    first = next(r for r in rows(store, db.replies) if r["sender_id"] == "U2")
-    assert first["state"] == "sent", (first["state"], errors)
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert replies["U2"]["state"] == "sent", (replies["U2"]["state"], errors)
+    assert replies["U3"]["state"] == "sent"  # under way at the stop: finished, and its outcome written
+    # Queued behind it, not posted: handed back at once, marked so that the next claim need not look for a post.
+    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", NOT_POSTED)
+    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+
+    restarted = ReplySender(make_app().services, workers=1)
+    assert restarted.drain(now=t0) == 1  # no lease to wait out
+    restarted.stop()
+    assert [c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")][-1] == dm_channel("U1", "U4")
+    assert fake_slack.calls_to("conversations.replies") == []
 
 
 def test_a_retry_after_a_lost_settle_does_not_post_twice(store, fake_slack, make_app, clock, monkeypatch):
