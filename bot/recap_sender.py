@@ -7,6 +7,7 @@ A failed post leaves the recap pending with a later attempt time, so the next ti
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
@@ -31,6 +32,11 @@ class RecapSender:
         self.recaps = services.store.recaps
         self.client = sending_client(services.client)
         self.workers = workers
+        # Workspace -> until when Slack asked us to stop posting (429 Retry-After). Every recap tried meanwhile
+        # would only be refused too, each after a full build, its permalinks and a post; held back instead,
+        # it waits for that moment at the cost of one write (bench/RESULTS.md, morning fan-out).
+        self._held_until: dict[str, datetime] = {}
+        self._held_lock = threading.Lock()
 
     def tick(self, now: datetime | None = None) -> int:
         """Send every recap due at `now`; returns how many were posted."""
@@ -50,6 +56,8 @@ class RecapSender:
             for _round in range(MAX_ROUNDS_PER_TICK):
                 claimed = 0
                 for team_id, user_id, due_at in self.recaps.due_people(now=now):
+                    if self.held_until(team_id, now=now) is not None:
+                        continue  # claimed once Slack lets us post there again (a later tick)
                     claim = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
                     if claim is not None:
                         futures.append(pool.submit(deliver, *claim))
@@ -87,6 +95,10 @@ class RecapSender:
         messages: list[WaitingMessage] | None = None,
     ) -> bool:
         """Post one claimed recap. `messages`: what the claim already attached (else they are attached here)."""
+        held = self.held_until(recap.team_id, now=now)
+        if held is not None:
+            self.recaps.retry(recap.id, at=held, error="ratelimited")
+            return False
         if messages is None:
             messages = self.recaps.attach_and_read(recap, now=now)
         if not any(not m.done for m in messages):
@@ -166,6 +178,15 @@ class RecapSender:
                 log.info("recap id=%s permalink failed error=%s", recap.id, _code(e))
         return links
 
+    def held_until(self, team_id: str, *, now: datetime) -> datetime | None:
+        """When posting to this workspace may resume, if Slack has rate-limited it until after `now`."""
+        until = self._held_until.get(team_id)
+        return until if until is not None and now < until else None
+
+    def _hold(self, team_id: str, until: datetime) -> None:
+        with self._held_lock:
+            self._held_until[team_id] = max(until, self._held_until.get(team_id, until))
+
     def _failed(self, recap: ClaimedRecap, error: SlackApiError, *, now: datetime) -> None:
         status = error.response.status_code
         code = _code(error)
@@ -179,6 +200,10 @@ class RecapSender:
             return
         # Retryable failures are retried for as long as they last, backing off to once every 10 minutes.
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
+        if status == 429:
+            # Slack's answer holds for the workspace's other recaps too (a per-channel limit holds it only for
+            # the Retry-After it names, a second or so).
+            self._hold(recap.team_id, now + delay)
         self.recaps.retry(recap.id, at=now + delay, error=code)
         log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, code, delay.total_seconds())
 

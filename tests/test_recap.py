@@ -633,3 +633,28 @@ def test_racing_schedulers_send_exactly_one_recap_per_person_and_lose_none(migra
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_rate_limited_workspace_is_held_back_until_slack_says_so(store, offhours, fake_slack, clock):
+    """Slack answers 429 to one recap: the workspace's other recaps are not built, linked and refused one by one,
+    they wait (claimed or not) for the Retry-After, and then each goes out once."""
+    people = PEOPLE[:5]
+    for person in people:
+        connect(store, fake_slack, person, tz="America/New_York")
+        record(store, person, "US1", at=utc(2026, 3, 4, 1, 0), due=DUE)
+    sender = RecapSender(offhours.services, workers=1)
+    fake_slack.fail("chat.postMessage", status=429, retry_after=30)
+
+    assert sender.tick(DUE) == 0
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # not one refusal per person
+    assert len(fake_slack.calls_to("chat.getPermalink")) == 1
+    assert sender.held_until("T1", now=DUE) == DUE + timedelta(seconds=30)
+    claimed = [r for r in recaps(store) if r["attempts"]]
+    assert claimed and all(r["next_attempt_at"] == DUE + timedelta(seconds=30) for r in claimed)
+    assert sender.tick(DUE + timedelta(seconds=29)) == 0
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+    assert sender.tick(DUE + timedelta(seconds=30)) == len(people)
+    assert [fake_slack.post_counts[p] for p in people] == [1] * len(people)
+    assert {r["state"] for r in recaps(store)} == {"sent"}
+    assert sender.held_until("T1", now=DUE + timedelta(seconds=30)) is None
