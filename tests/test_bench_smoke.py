@@ -61,3 +61,12 @@ def test_run_quick_writes_a_report(tmp_path):
     report = out.read_text()
     for heading in ("## 1. Event path", "## 2. Morning fan-out", "## 3. Engine", "## 4. Memory"):
         assert heading in report
+
+
+def test_inprocess_quick(tmp_path):
+    summary, _ = run_quick("inprocess", tmp_path)
+    runs = {(r["app"], r["threads"]) for r in summary["results"]}
+    assert runs == {("bare", 0), ("offhours", 0), ("bare", 16), ("offhours", 16)}
+    for result in summary["results"]:
+        assert result["replies"] == result["events"] == 50
+        assert result["cpu_ms_per_event"] > 0
