@@ -242,6 +242,16 @@ def test_forget_revokes_the_token_and_deletes_everything(hours, row, store, fake
     assert "/slack/install" in hours("show").text
 
 
+def test_forget_with_words_after_it_forgets_nothing(hours, row, store, fake_slack):
+    hours("set mon-fri 9-17")
+    before = row()
+    answer = hours("forget my vacation")  # meant `/hours off`, say: deleting everything would be a bad guess
+    assert "takes nothing after it" in answer.text
+    assert fake_slack.calls_to("auth.revoke") == []
+    assert row() == before
+    assert store.user_token("T1", "U1") == "xoxp-T1-U1"
+
+
 @pytest.mark.parametrize("failure", [{"error": "invalid_auth"}, {"status": 500}, {"disconnect": True, "times": 2}])
 def test_forget_deletes_everything_even_when_slack_fails_to_revoke(hours, row, store, fake_slack, failure):
     fake_slack.fail("auth.revoke", **failure)
@@ -314,6 +324,11 @@ BAD_INPUT = [
     ("off 2026-03-10..2030-03-05", "longer than 366 days", "2026-12-24..2027-01-02"),
     ("off 2026-03-02", "already over", "2026-03-04"),
     ("off 2026-02-20..2026-03-02", "already over", "2026-03-04"),
+    ("pause until monday", "takes nothing after it", "`/hours pause`"),
+    ("resume now", "takes nothing after it", "`/hours resume`"),
+    ("preview tomorrow", "takes nothing after it", "`/hours preview`"),
+    ("show all", "takes nothing after it", "`/hours show`"),
+    ("forget tz", "takes nothing after it", "`/hours forget`"),
 ]
 
 

@@ -26,6 +26,7 @@ from bot.people import Preferences
 
 log = logging.getLogger(__name__)
 
+TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = ("show", "set", "tz", "message", "reply", "off", "pause", "resume", "preview", "help", "forget")
 
 # A correct example for each subcommand that takes a value: every refusal shows one, whatever the engine said.
@@ -106,6 +107,10 @@ class Subcommands:
             close = difflib.get_close_matches(sub, SUBCOMMANDS, n=1)
             hint = f" — did you mean `{self.command} {close[0]}`?" if close else ""
             raise UsageError(f"`{sub}` is not something {self.command} knows{hint} Try `{self.command} help`.")
+        if sub in TAKES_NO_VALUE and arg:
+            # `/hours forget tz` (say) must not delete everything: words the subcommand would ignore are refused.
+            raise UsageError(f"`{self.command} {sub}` takes nothing after it, so nothing was done. "
+                             f"To {sub}, send just `{self.command} {sub}`.")  # fmt: skip
         self._ensure_person()
         return handler(arg)
 
