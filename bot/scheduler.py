@@ -62,6 +62,11 @@ def start_scheduler(services: Services, *, start: bool = True) -> BackgroundSche
     )
     if start:
         scheduler.start()
+        # What an operator checks first when no recap arrives: is it running, and with which settings.
+        log.info(
+            "scheduler started recaps=%s poll_s=%g retention_days=%d",
+            "on" if config.recap.enabled else "off", config.recap.poll_seconds, config.retention_days,
+        )  # fmt: skip
     return scheduler
 
 

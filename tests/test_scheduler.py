@@ -50,6 +50,17 @@ def test_start_false_builds_the_jobs_without_running_them(offhours):
     assert pending(scheduler) == {RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True}  # replace_existing
 
 
+def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
+    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    scheduler = start_scheduler(offhours.services)
+    try:
+        scheduler.pause()  # nothing should run during the test
+        [started] = [r.getMessage() for r in caplog.records if r.name == "bot.scheduler"]
+        assert started == "scheduler started recaps=on poll_s=30 retention_days=14"
+    finally:
+        scheduler.shutdown(wait=True)  # its first ticks run at start: let them end before the database goes
+
+
 def test_one_interval_job_delivers_recaps_with_the_safe_options(offhours, clock, built):
     scheduler, jobs = built(offhours.services)
     assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID}
