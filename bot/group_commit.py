@@ -2,7 +2,9 @@
 
 Each write is one transaction, and transactions (not rows) were the cost: on SQLite every statement releases the
 GIL and the threads queue for the single writer. While one batch is being written, the next one gathers; there
-is no extra thread to start or stop, and nothing waits longer than the write in progress.
+is no extra thread to start or stop. The thread that finds no write under way writes every batch that gathers
+until none is left, so it may be held a little longer than its own write. The write function must not call
+`flush` (it would wait for itself).
 """
 
 from __future__ import annotations

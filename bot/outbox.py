@@ -38,7 +38,11 @@ class IncomingRecord:
 # Errors after which Slack may have carried the post out. IN_FLIGHT is written by the claim itself: found by the
 # next claim, it means the attempt never recorded an outcome (its process died, or lost the database).
 IN_FLIGHT = "in_flight"
-UNKNOWN_OUTCOME_ERRORS = frozenset({"timeout", "TimeoutError", "URLError", "OSError", "unexpected", IN_FLIGHT})
+# The lookup for an earlier attempt's post failed: that attempt's outcome is still unknown, so look again.
+LOOKUP_FAILED = "lookup_failed"
+UNKNOWN_OUTCOME_ERRORS = frozenset(
+    {"timeout", "TimeoutError", "URLError", "OSError", "unexpected", IN_FLIGHT, LOOKUP_FAILED}
+)
 
 
 def outcome_unknown(attempts: int, last_error: str | None) -> bool:

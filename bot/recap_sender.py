@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED
 from bot.recap import Recap, WaitingMessage, build_recap
 from bot.recap_store import ClaimedRecap
 from bot.reply_sender import backoff, retry_after, sending_client
@@ -55,7 +56,8 @@ class RecapSender:
             # another process (or leased) is not claimed again, which ends the loop.
             for _round in range(MAX_ROUNDS_PER_TICK):
                 claimed = 0
-                for team_id, user_id, due_at in self.recaps.due_people(now=now):
+                # Held workspaces are left out of the query, so that they cannot fill its page and starve others.
+                for team_id, user_id, due_at in self.recaps.due_people(now=now, skip_teams=self._held_teams(now)):
                     if self.held_until(team_id, now=now) is not None:
                         continue  # claimed once Slack lets us post there again (a later tick)
                     claim = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
@@ -97,7 +99,9 @@ class RecapSender:
         """Post one claimed recap. `messages`: what the claim already attached (else they are attached here)."""
         held = self.held_until(recap.team_id, now=now)
         if held is not None:
-            self.recaps.retry(recap.id, at=held, error="ratelimited")
+            # Not tried: if the attempt before was of unknown outcome, the next one must still look first.
+            error = (recap.last_error or IN_FLIGHT) if recap.outcome_unknown else "ratelimited"
+            self.recaps.retry(recap.id, at=held, error=error)
             return False
         if messages is None:
             messages = self.recaps.attach_and_read(recap, now=now)
@@ -115,15 +119,23 @@ class RecapSender:
             if recap.team_id not in bot_tokens:
                 bot_tokens[recap.team_id] = self.store.bot_token(recap.team_id)
             token = bot_tokens[recap.team_id]
-        try:
-            if recap.outcome_unknown:
-                # The last attempt may have posted before it timed out (or its process died): look first.
+        if recap.outcome_unknown:
+            # The last attempt may have posted before it timed out (or its process died): look first.
+            try:
                 found = self._already_posted(recap, bot_token=token)
-                if found is not None:
-                    self.recaps.mark_sent(recap.id, channel_id=found[0], message_ts=found[1], now=now,
-                                          late=content.late)  # fmt: skip
-                    log.info("recap id=%s outcome=found_posted", recap.id)
-                    return True
+            except (SlackApiError, OSError) as e:
+                self._lookup_failed(recap, e, now=now)
+                return False
+            if found is not None:
+                self.recaps.mark_sent(recap.id, channel_id=found[0], message_ts=found[1], now=now,
+                                      late=content.late)  # fmt: skip
+                log.info("recap id=%s outcome=found_posted", recap.id)
+                return True
+        return self._post(recap, content, tz=tz, blocks=blocks, token=token, now=now)
+
+    def _post(self, recap: ClaimedRecap, content: Recap, *, tz: str, blocks: list[dict], token: str | None,
+              now: datetime) -> bool:  # fmt: skip
+        try:
             response = self.client.chat_postMessage(
                 token=token,
                 channel=recap.user_id,
@@ -132,10 +144,10 @@ class RecapSender:
                 metadata={"event_type": RECAP_EVENT_TYPE, "event_payload": {"recap_id": str(recap.id)}},
             )
         except SlackApiError as e:
-            self._failed(recap, e, now=now)
+            self._failed(recap, e, now=now, hold_on_429=True)
             return False
         except OSError as e:
-            self.recaps.retry(recap.id, at=now + backoff(recap.attempts), error=type(e).__name__)
+            self.recaps.retry(recap.id, at=self._later(now) + backoff(recap.attempts), error=type(e).__name__)
             return False
         self.recaps.mark_sent(recap.id, channel_id=response.get("channel") or recap.user_id,
                               message_ts=response.get("ts"), now=now, late=content.late)  # fmt: skip
@@ -183,15 +195,33 @@ class RecapSender:
         until = self._held_until.get(team_id)
         return until if until is not None and now < until else None
 
-    def _hold(self, team_id: str, until: datetime) -> None:
+    def _held_teams(self, now: datetime) -> list[str]:
+        return [team_id for team_id, until in list(self._held_until.items()) if now < until]
+
+    def _later(self, now: datetime) -> datetime:
+        """The tick's `now`, or the clock if the tick has run for a while: a retry counts from the failure."""
+        return max(now, self.services.clock())
+
+    def _lookup_failed(self, recap: ClaimedRecap, error: Exception, *, now: datetime) -> None:
+        """The lookup for an earlier post failed: retried, and the next attempt looks again first. A lookup's 429
+        (conversations.history) says nothing about posting, so the workspace is not held."""
+        if isinstance(error, SlackApiError) and not _retryable(error):
+            self._failed(recap, error, now=now)  # refused for good: the messages wait for the next recap
+            return
+        status = error.response.status_code if isinstance(error, SlackApiError) else None
+        delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
+        self.recaps.retry(recap.id, at=self._later(now) + delay, error=LOOKUP_FAILED)
+        log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, LOOKUP_FAILED, delay.total_seconds())
+
+    def hold(self, team_id: str, until: datetime) -> None:
+        """Post nothing to this workspace before `until` (what a 429 on a post does)."""
         with self._held_lock:
             self._held_until[team_id] = max(until, self._held_until.get(team_id, until))
 
-    def _failed(self, recap: ClaimedRecap, error: SlackApiError, *, now: datetime) -> None:
+    def _failed(self, recap: ClaimedRecap, error: SlackApiError, *, now: datetime, hold_on_429: bool = False) -> None:
         status = error.response.status_code
         code = _code(error)
-        retryable = status == 429 or status >= 500 or code == "ratelimited"
-        if not retryable:
+        if not _retryable(error):
             # Slack refused for good (the bot's DM is gone, say). The messages are not lost: they go back to
             # waiting, due at the person's next working start, and come in the next recap.
             prefs = self.services.people.get(recap.team_id, recap.user_id)
@@ -200,11 +230,12 @@ class RecapSender:
             return
         # Retryable failures are retried for as long as they last, backing off to once every 10 minutes.
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
-        if status == 429:
-            # Slack's answer holds for the workspace's other recaps too (a per-channel limit holds it only for
-            # the Retry-After it names, a second or so).
-            self._hold(recap.team_id, now + delay)
-        self.recaps.retry(recap.id, at=now + delay, error=code)
+        at = self._later(now) + delay
+        if status == 429 and hold_on_429:
+            # Slack's answer to a post holds for the workspace's other recaps too (a per-channel limit holds it
+            # only for the Retry-After it names, a second or so).
+            self.hold(recap.team_id, at)
+        self.recaps.retry(recap.id, at=at, error=code)
         log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, code, delay.total_seconds())
 
     def refresh(self, recap_id: int, *, now: datetime) -> None:
@@ -224,6 +255,11 @@ class RecapSender:
             text=recap_fallback_text(content, tz),
             blocks=recap_blocks(content, recap_id=recap_id, tz=tz, permalinks=permalinks),
         )
+
+
+def _retryable(error: SlackApiError) -> bool:
+    status = error.response.status_code
+    return status == 429 or status >= 500 or _code(error) == "ratelimited"
 
 
 def _code(error: Exception) -> str:

@@ -7,6 +7,7 @@ in exactly one recap. Messages recorded after a window's recap went out get a fo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -72,12 +73,18 @@ class RecapStore:
     def _pg(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def due_people(self, *, now: datetime, limit: int = 1000) -> list[tuple[str, str, datetime]]:
-        """(team, person, earliest due) for everyone with waiting messages whose recap is due."""
+    def due_people(
+        self, *, now: datetime, limit: int = 1000, skip_teams: Collection[str] = ()
+    ) -> list[tuple[str, str, datetime]]:
+        """(team, person, earliest due) for everyone with waiting messages whose recap is due, except in
+        `skip_teams` (workspaces the sender is holding back)."""
         m = db.messages.c
+        where = [m.state == "pending", m.due_at <= now]
+        if skip_teams:
+            where.append(m.team_id.not_in(list(skip_teams)))
         query = (
             sa.select(m.team_id, m.recipient_id, sa.func.min(m.due_at))
-            .where(m.state == "pending", m.due_at <= now)
+            .where(*where)
             .group_by(m.team_id, m.recipient_id)
             .order_by(sa.func.min(m.due_at))
             .limit(limit)

@@ -2,7 +2,7 @@
 
 A background thread wakes when a reply is queued (or every `poll_seconds`, which also picks up replies left
 pending by a crash); `drain(now)` is the same work as a plain call, which is what the tests drive. Each post's
-outcome is written by group commit (bot/group_commit.py) the moment Slack answers.
+outcome is queued the moment Slack answers and written by group commit (bot/group_commit.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from bot import autoreply
 from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
 from bot.group_commit import GroupCommit
-from bot.outbox import MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
 
 log = logging.getLogger(__name__)
 
 # Slack's answers that mean the person's token is gone: they are disconnected, and nothing is retried.
 REVOKED = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
-# A claimed reply the sender stopped before posting: the next claim posts it at once, without first looking for
-# an earlier post (conversations.replies, which Slack rate-limits hard).
+# A claimed reply the sender stopped before posting, after an attempt known not to have posted: the next claim
+# posts it at once, without first looking for an earlier post (conversations.replies, which Slack rate-limits hard).
 NOT_POSTED = "not_posted"
 
 
@@ -90,22 +90,27 @@ class ReplySender:
         """Post a batch of claimed replies and record the outcomes; returns how many were posted.
 
         The reads are per batch (one of the tokens and one of the preferences per workspace); each post's outcome
-        is written by its worker the moment Slack answers, as before batching: a reply posted early in a batch
-        must not look unsent to another process if the batch outlives its lease, or if we stop half-way.
+        is queued for writing the moment Slack answers and written with the next group commit, not at the end of
+        the batch: a reply posted early in a batch must not look unsent to another process if the batch outlives
+        its lease, or if we stop half-way.
         """
         attempts = {reply.id: reply.attempts for reply in batch}
         refused, ready = self._prepare(batch, now=now)
         self.store.outbox.settle_replies(refused, attempts=attempts)
         for outcome in refused:
             _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
-        outcomes = list(self._pool.map(partial(self._post_and_settle, now=now), ready))
-        self._outcomes.flush()  # drain returns with every outcome of the batch written
+        try:
+            outcomes = list(self._pool.map(partial(self._post_and_settle, now=now), ready))
+        finally:
+            self._outcomes.flush()  # drain returns with the batch's outcomes written (or their write failed)
         return sum(outcome is not None and outcome.state == "sent" for outcome in outcomes)
 
     def _post_and_settle(self, ready: _Ready, *, now: datetime) -> ReplyOutcome | None:
         if self._stop.is_set():
-            # Stopping: not posted, so the next claim (another process, or this one restarted) need not look first.
-            outcome = ReplyOutcome(ready.reply.id, "pending", error=NOT_POSTED, retry_at=now)
+            # Stopping: handed back, due at once. The next claim (another process, or this one restarted) need not
+            # look for a post first, unless an earlier attempt's outcome was already unknown.
+            error = IN_FLIGHT if ready.reply.outcome_unknown else NOT_POSTED
+            outcome = ReplyOutcome(ready.reply.id, "pending", error=error, retry_at=now)
         else:
             outcome = self._post_one(ready, now=now)
         if outcome is not None:
@@ -157,13 +162,18 @@ class ReplySender:
         """Post one reply (or find the one an earlier attempt posted); None when the person was disconnected."""
         reply = ready.reply
         ephemeral = self.services.config.reply.mode == "ephemeral"
-        try:
+        if reply.outcome_unknown and not ephemeral:
             # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
             # for it in the thread first, so the sender never gets the auto-reply twice. Only then: the lookup
             # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
-            ts = self._already_posted(reply, token=ready.token) if reply.outcome_unknown and not ephemeral else None
-            if ts is None:
-                ts = self._post(reply, token=ready.token, text=ready.text)
+            try:
+                found = self._already_posted(reply, token=ready.token)
+            except (SlackApiError, OSError) as e:
+                return self._lookup_failed(reply, e, now=now)
+            if found is not None:
+                return ReplyOutcome(reply.id, "sent", reply_ts=found)
+        try:
+            ts = self._post(reply, token=ready.token, text=ready.text)
         except SlackApiError as e:
             return self._failed(reply, e, now=now)
         except TimeoutError:
@@ -181,6 +191,16 @@ class ReplySender:
                 return ReplyOutcome(reply.id, "failed", error="unexpected")
             return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=now + backoff(reply.attempts))
         return ReplyOutcome(reply.id, "sent", reply_ts=ts)
+
+    def _lookup_failed(self, reply: PendingReply, error: Exception, *, now: datetime) -> ReplyOutcome | None:
+        """The lookup failed: retried like a post, but marked so that the next attempt looks again first."""
+        if isinstance(error, SlackApiError):
+            outcome = self._failed(reply, error, now=now)  # a revoked token disconnects; a refusal gives up
+        else:
+            outcome = ReplyOutcome(reply.id, "pending", retry_at=now + backoff(reply.attempts))
+        if outcome is None or outcome.state != "pending":
+            return outcome
+        return ReplyOutcome(reply.id, "pending", error=LOOKUP_FAILED, retry_at=outcome.retry_at)
 
     def _already_posted(self, reply: PendingReply, *, token: str) -> str | None:
         """The ts of this reply if an earlier attempt did post it (found by its metadata in the thread), else None."""

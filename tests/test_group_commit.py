@@ -63,6 +63,8 @@ def test_flush_returns_once_everything_added_is_written():
     assert writes.started.wait(10)
     group.add(2)
     flusher, errors = in_thread(group.flush)
+    flusher.join(0.2)
+    assert flusher.is_alive()  # waiting for the write under way
     writes.release.set()
     flusher.join(10)
     writer.join(10)
@@ -85,11 +87,27 @@ def test_a_failed_write_raises_in_its_thread_and_what_came_meanwhile_goes_with_t
     assert writes.batches == [[2]]
 
 
-def test_a_write_in_the_calling_thread_raises_there():
+def test_a_write_in_the_calling_thread_raises_there_and_is_not_retried():
+    calls = []
+
     def broken(batch):
+        calls.append(batch)
         raise ValueError("no")
 
     group = GroupCommit(broken)
     with pytest.raises(ValueError):
         group.add(1)
-    group.flush()  # the failed batch is not retried
+    group.flush()
+    assert calls == [[1]]
+
+
+def test_many_threads_adding_at_once_lose_nothing():
+    written: list[int] = []
+    group = GroupCommit(written.extend)
+    threads = [threading.Thread(target=lambda k=k: [group.add(k * 1000 + i) for i in range(200)]) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    group.flush()
+    assert sorted(written) == sorted(k * 1000 + i for k in range(8) for i in range(200))

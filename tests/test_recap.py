@@ -658,3 +658,17 @@ def test_a_rate_limited_workspace_is_held_back_until_slack_says_so(store, offhou
     assert [fake_slack.post_counts[p] for p in people] == [1] * len(people)
     assert {r["state"] for r in recaps(store)} == {"sent"}
     assert sender.held_until("T1", now=DUE + timedelta(seconds=30)) is None
+
+
+def test_due_people_can_leave_held_workspaces_out(store):
+    """A held workspace's people stay waiting; left out of the query, they cannot fill its page and keep
+    another workspace's recaps from being claimed."""
+    evening = utc(2026, 3, 4, 1, 0)
+    record(store, "UP00", "US1", at=evening, due=DUE - timedelta(minutes=1))  # T1: due first
+    store.outbox.record(IncomingRecord(
+        team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id="DQ", ts=f"{evening.timestamp():.6f}",
+        thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE, text=None, window_key="k",
+        reply=False,
+    ), now=evening)  # fmt: skip
+    assert [p[:2] for p in store.recaps.due_people(now=DUE, limit=1)] == [("T1", "UP00")]
+    assert [p[:2] for p in store.recaps.due_people(now=DUE, limit=1, skip_teams=["T1"])] == [("T2", "UQ00")]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from bot import db
 from bot.config import Config
-from bot.outbox import IncomingRecord
+from bot.outbox import IN_FLIGHT, IncomingRecord
 from bot.reply_sender import NOT_POSTED, ReplySender
 from tests.conftest import connect, rows
 from tests.slackhttp import dm_channel
@@ -108,3 +108,28 @@ def test_a_retry_after_a_lost_settle_does_not_post_twice(store, fake_slack, make
     sender.drain(now=t0 + timedelta(seconds=2 + 61))  # the lease is over
     sender.stop()
     assert len(fake_slack.posts()) == 1, f"posted {len(fake_slack.posts())} times"  # Slack carried out
+
+
+def test_a_stop_keeps_an_unknown_outcome_unknown(store, fake_slack, make_app, clock):
+    """A reply whose earlier attempt may have posted (its process died mid-send) is queued behind a slow post when
+    the sender stops: it is handed back as still unknown, so the next claim looks for the post before posting."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3", "U4"))
+    with store.engine.begin() as conn:  # U4's reply: claimed once already, by a process that never came back
+        conn.execute(db.replies.update().where(db.replies.c.sender_id == "U4").values(attempts=1, last_error=IN_FLIGHT))
+    sender = ReplySender(make_app().services, workers=1)
+    fake_slack.fail("chat.postMessage", delay=1.0)  # the first post is slow; the stop comes while it waits
+    worker = threading.Thread(target=sender.drain, kwargs={"now": t0})
+    worker.start()
+    fake_slack.wait_for("chat.postMessage", 1)
+    sender.stop(timeout=0.1)
+    worker.join()
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", IN_FLIGHT)
+    assert replies["U3"]["last_error"] == NOT_POSTED  # its only attempt never reached Slack
+
+    restarted = ReplySender(make_app().services, workers=1)
+    restarted.drain(now=t0)
+    restarted.stop()
+    lookups = [c.params["channel"] for c in fake_slack.calls_to("conversations.replies")]
+    assert lookups == [dm_channel("U1", "U4")]  # looked for U4's post first; U3's went straight out

@@ -35,6 +35,7 @@ from bot.autoreply import METADATA_EVENT_TYPE
 from bot.blocks import home as home_ui
 from bot.blocks.recap import DONE_ACTION
 from bot.config import Config
+from bot.outbox import LOOKUP_FAILED, outcome_unknown
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.store import Store
@@ -259,6 +260,33 @@ def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_too
     assert first.params["metadata"]["event_type"] == METADATA_EVENT_TYPE
 
 
+@pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
+def test_a_failed_lookup_is_tried_again_before_any_new_post(lookup_fault, serve, store, fake_slack, clock, workers):
+    """Slack took the post but answered too late, and then the lookup for it failed too: the next attempt must
+    look again (not post: the sender would get the auto-reply twice)."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("chat.postMessage", delay=SLOW)
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    assert sender.drain(now=clock()) == 0
+    [first] = fake_slack.posts()
+    fake_slack.fail("conversations.replies", **FAULTS[lookup_fault])
+    clock.advance(minutes=1)
+    assert sender.drain(now=clock()) == 0
+    fake_slack.settle()
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["last_error"]) == ("pending", LOOKUP_FAILED)
+
+    clock.advance(minutes=5)
+    sender.drain(now=clock())
+    assert len(fake_slack.calls_to("conversations.replies")) == 2
+    assert fake_slack.posts() == [first]
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["reply_ts"]) == ("sent", first.params["_ts"])
+
+
 # --- users.info ---------------------------------------------------------------------------------------------
 
 
@@ -409,6 +437,42 @@ def test_recap_post(fault, recap_ready, store, fake_slack, clock, request):
         assert posted == []
         assert (recap["state"], recap["last_error"]) == ("failed", fault)
     assert store.user_token("T1", "U1") is not None  # the bot token was refused, not the person's
+
+
+def test_a_recap_held_back_after_a_timeout_still_looks_before_posting(recap_ready, store, fake_slack):
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", delay=SLOW)
+    assert sender.tick(DUE) == 0  # Slack took it; the answer came too late
+    [first] = fake_slack.posts(token="xoxb-T1")
+    sender.hold("T1", DUE + timedelta(minutes=2))  # as a 429 on another recap of the workspace would
+    assert sender.tick(DUE + timedelta(minutes=1)) == 0  # the retry is due, and held back
+    [recap] = rows(store, db.recaps)
+    assert recap["next_attempt_at"] == DUE + timedelta(minutes=2)
+    assert outcome_unknown(recap["attempts"], recap["last_error"])  # not tried: still unknown
+    assert fake_slack.calls_to("conversations.history") == []
+
+    assert sender.tick(DUE + timedelta(minutes=2)) == 1  # found in the DM, not posted again
+    assert fake_slack.posts(token="xoxb-T1") == [first]
+    assert len(fake_slack.calls_to("conversations.history")) == 1
+
+
+@pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
+def test_a_failed_recap_lookup_is_tried_again_and_holds_nothing(lookup_fault, recap_ready, store, fake_slack):
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", delay=SLOW)
+    assert sender.tick(DUE) == 0
+    [first] = fake_slack.posts(token="xoxb-T1")
+    fake_slack.fail("conversations.history", **FAULTS[lookup_fault])
+    assert sender.tick(DUE + timedelta(minutes=1)) == 0
+    fake_slack.settle()
+    # conversations.history's limit says nothing about posting: the workspace's other recaps go on.
+    assert sender.held_until("T1", now=DUE + timedelta(minutes=1)) is None
+    [recap] = rows(store, db.recaps)
+    assert (recap["state"], recap["last_error"]) == ("pending", LOOKUP_FAILED)
+
+    assert sender.tick(DUE + timedelta(minutes=10)) == 1
+    assert fake_slack.posts(token="xoxb-T1") == [first]
+    assert len(fake_slack.calls_to("conversations.history")) == 2
 
 
 @pytest.mark.parametrize("fault", FAULT_NAMES)

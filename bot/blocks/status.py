@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -111,17 +110,11 @@ def preview_blocks(text: str, *, working: bool) -> list[dict]:
 
 
 def auto_reply_blocks(text: str) -> list[dict]:
-    return [_auto_reply_section(text), _AUTO_REPLY_FOOTER]
+    return [section(":crescent_moon: *Auto-reply*\n" + text), _AUTO_REPLY_FOOTER]
 
 
-# One post per after-hours sender: building the blocks through slack_sdk's models (and their validation) cost a
-# fifth of the reply's CPU. A person's text is the same for each sender of one evening, so it is built once; the
-# dicts are shared and never changed.
-@functools.lru_cache(maxsize=1024)
-def _auto_reply_section(text: str) -> dict:
-    return section(":crescent_moon: *Auto-reply*\n" + text)
-
-
+# One post per after-hours sender, and building blocks through slack_sdk's models (with their validation) is not
+# cheap: the footer never changes, so it is built once (the dict is shared and never changed).
 _AUTO_REPLY_FOOTER = context("Sent automatically by Offhours on their behalf — your message is safe and will be seen.")
 
 
