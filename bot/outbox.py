@@ -40,9 +40,11 @@ class IncomingRecord:
 IN_FLIGHT = "in_flight"
 # The lookup for an earlier attempt's post failed: that attempt's outcome is still unknown, so look again.
 LOOKUP_FAILED = "lookup_failed"
-UNKNOWN_OUTCOME_ERRORS = frozenset(
-    {"timeout", "TimeoutError", "URLError", "OSError", "unexpected", IN_FLIGHT, LOOKUP_FAILED}
-)
+# A connection dropped without an answer (RemoteDisconnected, a reset) may have carried the request out as well.
+UNKNOWN_OUTCOME_ERRORS = frozenset({
+    "timeout", "TimeoutError", "URLError", "OSError", "RemoteDisconnected", "ConnectionResetError", "unexpected",
+    IN_FLIGHT, LOOKUP_FAILED,
+})  # fmt: skip
 
 
 def outcome_unknown(attempts: int, last_error: str | None) -> bool:

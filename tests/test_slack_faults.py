@@ -456,6 +456,18 @@ def test_a_recap_held_back_after_a_timeout_still_looks_before_posting(recap_read
     assert len(fake_slack.calls_to("conversations.history")) == 1
 
 
+def test_a_recap_whose_connection_dropped_is_looked_for_before_it_is_posted_again(recap_ready, store, fake_slack):
+    """A dropped connection may come after Slack carried the post out: the retry looks first."""
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", disconnect=True)
+    assert sender.tick(DUE) == 0
+    [recap] = rows(store, db.recaps)
+    assert outcome_unknown(recap["attempts"] + 1, recap["last_error"]), recap["last_error"]
+    assert sender.tick(DUE + timedelta(minutes=10)) == 1
+    assert len(fake_slack.calls_to("conversations.history")) == 1
+    assert len(fake_slack.posts(token="xoxb-T1")) == 1
+
+
 @pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
 def test_a_failed_recap_lookup_is_tried_again_and_holds_nothing(lookup_fault, recap_ready, store, fake_slack):
     _app, _slack, sender = recap_ready
