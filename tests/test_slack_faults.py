@@ -237,10 +237,9 @@ def test_auto_reply_post(fault, mode, serve, store, fake_slack, clock, workers):
     assert store.user_token("T1", "U1") is not None
 
 
-def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_took_it(
-    serve, store, fake_slack, clock, workers
-):
-    """The ambiguous case in detail: Slack posted the reply, the answer came too late; the retry finds it."""
+@pytest.fixture
+def answered_too_late(serve, store, fake_slack, clock, workers):
+    """An auto-reply Slack posted but answered too late (a timeout): returns (its sender, the post Slack made)."""
     app, slack = serve()
     everyone(store, fake_slack, "U1")
     sender = ReplySender(app.services)
@@ -249,6 +248,14 @@ def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_too
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
     assert sender.drain(now=clock()) == 0
     [first] = fake_slack.posts()  # Slack did post it
+    return sender, first
+
+
+def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_took_it(
+    answered_too_late, store, fake_slack, clock
+):
+    """The ambiguous case in detail: Slack posted the reply, the answer came too late; the retry finds it."""
+    sender, first = answered_too_late
     clock.advance(minutes=1)
     sender.drain(now=clock())
 
@@ -261,17 +268,10 @@ def test_a_reply_retried_after_a_timeout_is_not_posted_twice_even_when_slack_too
 
 
 @pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
-def test_a_failed_lookup_is_tried_again_before_any_new_post(lookup_fault, serve, store, fake_slack, clock, workers):
+def test_a_failed_lookup_is_tried_again_before_any_new_post(lookup_fault, answered_too_late, store, fake_slack, clock):
     """Slack took the post but answered too late, and then the lookup for it failed too: the next attempt must
     look again (not post: the sender would get the auto-reply twice)."""
-    app, slack = serve()
-    everyone(store, fake_slack, "U1")
-    sender = ReplySender(app.services)
-    workers.append(sender)
-    fake_slack.fail("chat.postMessage", delay=SLOW)
-    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
-    assert sender.drain(now=clock()) == 0
-    [first] = fake_slack.posts()
+    sender, first = answered_too_late
     fake_slack.fail("conversations.replies", **FAULTS[lookup_fault])
     clock.advance(minutes=1)
     assert sender.drain(now=clock()) == 0
