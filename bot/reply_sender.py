@@ -168,7 +168,7 @@ class ReplySender:
             # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
             try:
                 found = self._already_posted(reply, token=ready.token)
-            except (SlackApiError, OSError) as e:
+            except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
                 return self._lookup_failed(reply, e, now=now)
             if found is not None:
                 return ReplyOutcome(reply.id, "sent", reply_ts=found)
@@ -197,6 +197,8 @@ class ReplySender:
         if isinstance(error, SlackApiError):
             outcome = self._failed(reply, error, now=now)  # a revoked token disconnects; a refusal gives up
         else:
+            if not isinstance(error, OSError):
+                log.error("reply id=%s lookup error=unexpected", reply.id, exc_info=error)
             outcome = ReplyOutcome(reply.id, "pending", retry_at=now + backoff(reply.attempts))
         if outcome is None or outcome.state != "pending":
             return outcome
