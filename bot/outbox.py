@@ -7,6 +7,7 @@ A redelivered or concurrently delivered event hits the unique keys and changes n
 
 from __future__ import annotations
 
+import urllib.error
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,21 +36,40 @@ class IncomingRecord:
     reply: bool
 
 
-# Errors after which Slack may have carried the post out. IN_FLIGHT is written by the claim itself: found by the
-# next claim, it means the attempt never recorded an outcome (its process died, or lost the database).
+# Errors after which Slack may have carried the post out. IN_FLIGHT is written by every claim (of a reply or a
+# recap): found by the next claim, it means the attempt never recorded an outcome (its process died, or lost the
+# database). A network error is recorded by `request_error`: UNKNOWN_PREFIX marks one that may have come after
+# Slack got the whole request. The bare names are from rows written before that prefix existed.
 IN_FLIGHT = "in_flight"
 # The lookup for an earlier attempt's post failed: that attempt's outcome is still unknown, so look again.
 LOOKUP_FAILED = "lookup_failed"
-# A connection dropped without an answer (RemoteDisconnected, a reset) may have carried the request out as well.
+UNKNOWN_PREFIX = "unknown:"
 UNKNOWN_OUTCOME_ERRORS = frozenset({
-    "timeout", "TimeoutError", "URLError", "OSError", "RemoteDisconnected", "ConnectionResetError", "unexpected",
-    IN_FLIGHT, LOOKUP_FAILED,
+    "timeout", "TimeoutError", "OSError", "RemoteDisconnected", "ConnectionResetError", "unexpected", IN_FLIGHT,
+    LOOKUP_FAILED,
 })  # fmt: skip
+
+
+def may_have_posted(error: str | None) -> bool:
+    """Whether an attempt that ended with `error` may have posted all the same (None: it ended without a word)."""
+    return error is None or error in UNKNOWN_OUTCOME_ERRORS or error.startswith(UNKNOWN_PREFIX)
 
 
 def outcome_unknown(attempts: int, last_error: str | None) -> bool:
     """An earlier attempt may have posted: it timed out, or its process died mid-send (a lost lease)."""
-    return attempts > 1 and (last_error is None or last_error in UNKNOWN_OUTCOME_ERRORS)
+    return attempts > 1 and may_have_posted(last_error)
+
+
+def request_error(error: OSError) -> str:
+    """What to record for a Web API call that failed in the network.
+
+    urllib wraps what fails while connecting or sending in URLError (refused, DNS, a reset mid-send): Slack never
+    got the whole request, so it did nothing. Anything else (the connection dropped or was reset while the answer
+    was awaited, a TLS error, a broken pipe) may have come after Slack acted on it.
+    """
+    if isinstance(error, urllib.error.URLError):
+        return "URLError"
+    return UNKNOWN_PREFIX + type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)

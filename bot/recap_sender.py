@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, request_error
 from bot.recap import Recap, WaitingMessage, build_recap
 from bot.recap_store import ClaimedRecap
 from bot.reply_sender import backoff, retry_after, sending_client
@@ -33,6 +33,7 @@ class RecapSender:
         self.recaps = services.store.recaps
         self.client = sending_client(services.client)
         self.workers = workers
+        self.due_page = 1000  # people per due query
         # Workspace -> until when Slack asked us to stop posting (429 Retry-After). Every recap tried meanwhile
         # would only be refused too, each after a full build, its permalinks and a post; held back instead,
         # it waits for that moment at the cost of one write (bench/RESULTS.md, morning fan-out).
@@ -51,13 +52,15 @@ class RecapSender:
             # Each recap is posted as soon as it is claimed, so the (serial) claims overlap the posting
             # instead of all claims of the tick finishing first (bench/RESULTS.md, morning fan-out).
             futures = [pool.submit(deliver, recap) for recap in self.recaps.claim_retries(now=now)]
-            # due_people answers at most 1,000 people: keep claiming until a round finds no one new, so a morning
-            # with more than that is sent in one tick instead of 1,000 per poll interval. A person claimed by
+            # due_people answers at most `due_page` (1,000) people: keep claiming until a round finds no one new, so a
+            # morning with more than that is sent in one tick instead of 1,000 per poll interval. A person claimed by
             # another process (or leased) is not claimed again, which ends the loop.
             for _round in range(MAX_ROUNDS_PER_TICK):
                 claimed = 0
                 # Held workspaces are left out of the query, so that they cannot fill its page and starve others.
-                for team_id, user_id, due_at in self.recaps.due_people(now=now, skip_teams=self._held_teams(now)):
+                for team_id, user_id, due_at in self.recaps.due_people(
+                    now=now, limit=self.due_page, skip_teams=self._held_teams(now)
+                ):
                     if self.held_until(team_id, now=now) is not None:
                         continue  # claimed once Slack lets us post there again (a later tick)
                     claim = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
@@ -147,7 +150,7 @@ class RecapSender:
             self._failed(recap, e, now=now, hold_on_429=True)
             return False
         except OSError as e:
-            self.recaps.retry(recap.id, at=self._later(now) + backoff(recap.attempts), error=type(e).__name__)
+            self.recaps.retry(recap.id, at=self._later(now) + backoff(recap.attempts), error=request_error(e))
             return False
         self.recaps.mark_sent(recap.id, channel_id=response.get("channel") or recap.user_id,
                               message_ts=response.get("ts"), now=now, late=content.late)  # fmt: skip

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot import db
-from bot.outbox import outcome_unknown
+from bot.outbox import IN_FLIGHT, outcome_unknown
 from bot.recap import WaitingMessage
 
 RECAP_LEASE = timedelta(minutes=5)  # longer than any send with its retries can take
@@ -27,7 +27,9 @@ class ClaimedRecap:
     user_id: str
     due_at: datetime
     attempts: int
-    last_error: str | None = None  # why the previous attempt failed; None after a lost lease (a crash)
+    # Why the previous attempt failed, as it stood before this claim: IN_FLIGHT (written by every claim) when that
+    # attempt never recorded an outcome — its process died, or lost the database, maybe after posting.
+    last_error: str | None = None
 
     @property
     def outcome_unknown(self) -> bool:
@@ -134,7 +136,7 @@ class RecapStore:
                 conn.execute(
                     db.recaps.update()
                     .where(r.id.in_([row.id for row in rows]))
-                    .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
+                    .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1, last_error=IN_FLIGHT)
                 )
         return [
             ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts + 1, row.last_error) for row in rows
@@ -142,13 +144,18 @@ class RecapStore:
 
     def _take_over(self, conn: sa.Connection, recap_id: int, *, now: datetime) -> ClaimedRecap | None:
         r = db.recaps.c
+        # The previous attempt's error is read before the claim overwrites it (RETURNING gives the new value).
+        previous = sa.select(r.last_error).where(r.id == recap_id)
+        if self._pg:
+            previous = previous.with_for_update()
+        last_error = conn.execute(previous).scalar()
         row = conn.execute(
             db.recaps.update()
             .where(r.id == recap_id, r.state == "pending", r.next_attempt_at <= now)
-            .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1)
-            .returning(r.id, r.team_id, r.user_id, r.due_at, r.attempts, r.last_error)
+            .values(next_attempt_at=now + RECAP_LEASE, attempts=r.attempts + 1, last_error=IN_FLIGHT)
+            .returning(r.id, r.team_id, r.user_id, r.due_at, r.attempts)
         ).first()
-        return ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts, row.last_error) if row else None
+        return ClaimedRecap(row.id, row.team_id, row.user_id, row.due_at, row.attempts, last_error) if row else None
 
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds (unanswered)."""
@@ -180,7 +187,7 @@ class RecapStore:
             )  # fmt: skip
 
     def mark_empty(self, recap_id: int) -> None:
-        self._set(recap_id, state="empty")
+        self._set(recap_id, state="empty", last_error=None)
 
     def retry(self, recap_id: int, *, at: datetime, error: str) -> None:
         self._set(recap_id, next_attempt_at=at, last_error=error[:200])

@@ -21,7 +21,15 @@ from bot import autoreply
 from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
 from bot.group_commit import GroupCommit
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
+from bot.outbox import (
+    IN_FLIGHT,
+    LOOKUP_FAILED,
+    MAX_REPLY_ATTEMPTS,
+    PendingReply,
+    ReplyOutcome,
+    may_have_posted,
+    request_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,34 +170,41 @@ class ReplySender:
         """Post one reply (or find the one an earlier attempt posted); None when the person was disconnected."""
         reply = ready.reply
         ephemeral = self.services.config.reply.mode == "ephemeral"
-        if reply.outcome_unknown and not ephemeral:
+        later = max(now, self.services.clock())  # retries count from now, not from the batch's start
+        if reply.outcome_unknown and ephemeral:
+            # An ephemeral post cannot be looked up: one that may have been shown is never repeated (at most once).
+            return ReplyOutcome(reply.id, "failed", error=reply.last_error or IN_FLIGHT)
+        if reply.outcome_unknown:
             # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
             # for it in the thread first, so the sender never gets the auto-reply twice. Only then: the lookup
             # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
             try:
                 found = self._already_posted(reply, token=ready.token)
             except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
-                return self._lookup_failed(reply, e, now=now)
+                return self._lookup_failed(reply, e, now=later)
             if found is not None:
                 return ReplyOutcome(reply.id, "sent", reply_ts=found)
         try:
             ts = self._post(reply, token=ready.token, text=ready.text)
         except SlackApiError as e:
-            return self._failed(reply, e, now=now)
+            return self._failed(reply, e, now=later)
         except TimeoutError:
             if ephemeral:
                 # An ephemeral post cannot be looked up afterwards: it may have been shown, so never repeat it.
                 return ReplyOutcome(reply.id, "failed", error="timeout")
-            return ReplyOutcome(reply.id, "pending", error="timeout", retry_at=now + backoff(reply.attempts))
-        except OSError as e:  # connection refused, reset, timed out
-            return ReplyOutcome(reply.id, "pending", error=type(e).__name__, retry_at=now + backoff(reply.attempts))
+            return ReplyOutcome(reply.id, "pending", error="timeout", retry_at=later + backoff(reply.attempts))
+        except OSError as e:  # refused or reset while sending (not sent), or dropped while awaiting the answer
+            error = request_error(e)
+            if ephemeral and may_have_posted(error):
+                return ReplyOutcome(reply.id, "failed", error=error)
+            return ReplyOutcome(reply.id, "pending", error=error, retry_at=later + backoff(reply.attempts))
         except Exception:
             # A bug must not stop the rest of the batch. Whether Slack took the post is unknown: the retry looks for
             # it first (UNKNOWN_OUTCOME_ERRORS); an ephemeral post cannot be looked up, so it is never repeated.
             log.exception("reply id=%s error=unexpected", reply.id)
             if ephemeral:
                 return ReplyOutcome(reply.id, "failed", error="unexpected")
-            return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=now + backoff(reply.attempts))
+            return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=later + backoff(reply.attempts))
         return ReplyOutcome(reply.id, "sent", reply_ts=ts)
 
     def _lookup_failed(self, reply: PendingReply, error: Exception, *, now: datetime) -> ReplyOutcome | None:

@@ -582,7 +582,7 @@ def test_reply_failures_are_retried_with_backoff_and_sent_once(people, store, fa
     assert drain() == 0  # the connection drops
     [reply] = replies(store)
     assert (reply["state"], reply["attempts"]) == ("pending", 3)
-    assert reply["last_error"] in ("RemoteDisconnected", "ConnectionResetError", "URLError")
+    assert reply["last_error"] in ("unknown:RemoteDisconnected", "unknown:ConnectionResetError", "URLError")
     assert reply["next_attempt_at"] == clock() + timedelta(seconds=40)
 
     clock.advance(seconds=40)

@@ -672,3 +672,33 @@ def test_due_people_can_leave_held_workspaces_out(store):
     ), now=evening)  # fmt: skip
     assert [p[:2] for p in store.recaps.due_people(now=DUE, limit=1)] == [("T1", "UP00")]
     assert [p[:2] for p in store.recaps.due_people(now=DUE, limit=1, skip_teams=["T1"])] == [("T2", "UQ00")]
+
+
+def test_a_held_workspace_does_not_keep_another_workspaces_recaps_waiting(store, offhours, fake_slack):
+    evening = utc(2026, 3, 4, 1, 0)
+    for person in PEOPLE[:3]:  # T1: due first, and more of them than one due query returns
+        connect(store, fake_slack, person, tz="America/New_York")
+        record(store, person, "US1", at=evening, due=DUE - timedelta(minutes=1))
+    connect(store, fake_slack, "UQ00", team_id="T2", tz="America/New_York")
+    store.outbox.record(IncomingRecord(
+        team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id=dm_channel("UQ00", "US1"),
+        ts=f"{evening.timestamp():.6f}", thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE,
+        text=None, window_key="k", reply=False,
+    ), now=evening)  # fmt: skip
+    sender = RecapSender(offhours.services)
+    sender.due_page = 2
+    sender.hold("T1", DUE + timedelta(minutes=5))  # as a 429 on a T1 post would
+    assert sender.tick(DUE) == 1
+    assert [c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")] == ["UQ00"]
+    assert all(fake_slack.post_counts.get(p, 0) == 0 for p in PEOPLE[:3])
+
+
+def test_a_hold_counts_from_the_429_not_from_the_start_of_a_long_tick(dm, store, fake_slack, clock, people):
+    dm("U2")
+    sender = RecapSender(people.services)
+    fake_slack.fail("chat.postMessage", status=429, retry_after=30)
+    clock.set(DUE + timedelta(minutes=3))  # the tick started at DUE and has been running for three minutes
+    assert sender.tick(DUE) == 0
+    assert sender.held_until("T1", now=DUE) == DUE + timedelta(minutes=3, seconds=30)
+    [recap] = recaps(store)
+    assert recap["next_attempt_at"] == DUE + timedelta(minutes=3, seconds=30)

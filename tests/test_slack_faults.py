@@ -21,12 +21,16 @@ The calls, and where they are made:
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import time
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from slack_sdk import WebClient
 
 from bot import db
@@ -35,7 +39,7 @@ from bot.autoreply import METADATA_EVENT_TYPE
 from bot.blocks import home as home_ui
 from bot.blocks.recap import DONE_ACTION
 from bot.config import Config
-from bot.outbox import LOOKUP_FAILED, outcome_unknown
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, outcome_unknown, request_error
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.store import Store
@@ -466,6 +470,62 @@ def test_a_recap_whose_connection_dropped_is_looked_for_before_it_is_posted_agai
     assert sender.tick(DUE + timedelta(minutes=10)) == 1
     assert len(fake_slack.calls_to("conversations.history")) == 1
     assert len(fake_slack.posts(token="xoxb-T1")) == 1
+
+
+def test_a_recap_posted_by_a_retry_that_lost_its_outcome_is_not_posted_again(recap_ready, store, fake_slack):
+    """The first attempt failed for a known reason (a 500); the retry posted, and then its process lost the
+    database before writing "sent". The claim after the lease must look first, whatever the error before it."""
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", status=500)
+    assert sender.tick(DUE) == 0
+    real = store.recaps.mark_sent
+
+    def database_gone(*args, **kwargs):
+        raise sa.exc.OperationalError("UPDATE recaps", {}, Exception("database is locked"))
+
+    store.recaps.mark_sent = database_gone
+    with pytest.raises(sa.exc.OperationalError):
+        sender.tick(DUE + timedelta(minutes=1))
+    store.recaps.mark_sent = real
+    [first] = fake_slack.posts(token="xoxb-T1")
+    assert sender.tick(DUE + timedelta(minutes=2)) == 0  # leased to the attempt that died
+
+    assert sender.tick(DUE + timedelta(minutes=7)) == 1  # the lease is over
+    assert fake_slack.posts(token="xoxb-T1") == [first]
+    assert len(fake_slack.calls_to("conversations.history")) == 1
+    [recap] = rows(store, db.recaps)
+    assert (recap["state"], recap["message_ts"]) == ("sent", first.params["_ts"])
+
+
+def test_an_ephemeral_reply_of_unknown_outcome_is_never_repeated(serve, store, fake_slack, clock, workers):
+    """Its process died mid-send (the claim's in_flight mark is all that is left): an ephemeral post cannot be
+    looked up, so rather than maybe showing it twice, it is not sent again."""
+    app, slack = serve(reply=replace(Config().reply, mode="ephemeral"))
+    everyone(store, fake_slack, "U1")
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    [_claimed] = store.outbox.claim_due_replies(now=clock())  # ... and then that process died
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    assert sender.drain(now=clock() + timedelta(minutes=2)) == 0  # past the lease
+    assert fake_slack.posts("chat.postEphemeral") == []
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["last_error"]) == ("failed", IN_FLIGHT)
+
+
+@pytest.mark.parametrize(
+    ("error", "may_have_posted"),
+    [
+        (urllib.error.URLError(ConnectionRefusedError()), False),  # urllib: failed connecting or sending
+        (urllib.error.URLError(BrokenPipeError()), False),
+        (http.client.RemoteDisconnected("Remote end closed connection without response"), True),
+        (ConnectionResetError(), True),  # while the answer was awaited
+        (BrokenPipeError(), True),
+        (ssl.SSLEOFError(), True),
+    ],
+)
+def test_network_errors_after_sending_leave_the_outcome_unknown(error, may_have_posted):
+    recorded = request_error(error)
+    assert outcome_unknown(2, recorded) is may_have_posted, recorded
 
 
 @pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
