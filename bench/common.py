@@ -213,6 +213,13 @@ class FakeSlackProcess:
                 self.proc.wait(5)
 
 
+def emit(summary: dict, json_path: str | None) -> None:
+    """A script's results: the JSON summary on the last line of stdout (what run.py reads), and in a file if asked."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+
+
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

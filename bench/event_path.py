@@ -34,6 +34,7 @@ from bench.common import (
     TEAM,
     FakeSlackProcess,
     cpu_seconds,
+    emit,
     make_store,
     percentile,
     process_tree,
@@ -292,9 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fake.close()
     summary = {"benchmark": "event_path", "concurrency": CONCURRENCY, "recipients": recipients, "results": results}
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary))
+    emit(summary, args.json)
     return 0
 
 

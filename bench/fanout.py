@@ -11,7 +11,6 @@ and losses are counted per channel at the fake. Prints a JSON summary on the las
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa
 from slack_sdk import WebClient
 
-from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, make_store, seed_connected
+from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL
 from bot import db
 from bot.app import build_services
@@ -173,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         f"duplicates={result['duplicates']} losses={result['losses']} states={result['recap_states']}",
         flush=True,
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    emit(result, args.json)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import glob
 import io
-import json
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CLIENT_ID, SIGNING_SECRET, FakeSlackProcess, make_store, seed_connected
+from bench.common import CLIENT_ID, SIGNING_SECRET, FakeSlackProcess, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL, event_body, night_zone
 from tests.slackhttp import signed_headers
 
@@ -150,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fake.close()
     summary = {"benchmark": "inprocess", "results": results}
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary))
+    emit(summary, args.json)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, make_store, seed_connected, status_kib
+from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, emit, make_store, seed_connected, status_kib
 
 ZONES = ("America/New_York", "Europe/Berlin", "Asia/Tokyo", "America/Los_Angeles", "Europe/London", "Asia/Kolkata")
 
@@ -101,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         f"loading all took {load_s:.2f} s",
         flush=True,
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    emit(result, args.json)
     return 0
 
 
