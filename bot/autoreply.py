@@ -85,11 +85,15 @@ def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None
     `off_window`: the instant the person is back (one key per evening, weekend or vacation).
     `day`: the recipient's local calendar date.
     """
-    window = prefs.schedule.off_window(at)
+    return off_window_key(prefs.schedule.off_window(at), at=at, tz=prefs.tz, once_per=once_per)
+
+
+def off_window_key(window: tuple[datetime, datetime] | None, *, at: datetime, tz: str, once_per: str) -> str | None:
+    """window_key for a caller that already has the off window at `at` (the listener: once per DM, before the ack)."""
     if window is None:
         return None
     if once_per == "day":
-        return "day:" + at.astimezone(pytz.timezone(prefs.tz)).date().isoformat()
+        return "day:" + at.astimezone(pytz.timezone(tz)).date().isoformat()
     return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 

@@ -125,6 +125,30 @@ _SETTLE_REPLY = (
 )
 
 
+# The reply sender's claim: due replies, each with the state of the DM it answers (so no read per reply).
+_m_join = sa.and_(
+    _m.team_id == _r.team_id, _m.recipient_id == _r.recipient_id, _m.channel_id == _r.channel_id,
+    _m.ts == _r.message_ts,
+)  # fmt: skip
+_CLAIM_DUE_REPLIES = (
+    sa.select(db.replies, _m.state.label("message_state"))
+    .select_from(db.replies.outerjoin(db.messages, _m_join))
+    .where(_r.state == "pending", _r.next_attempt_at <= sa.bindparam("now", type_=db.UTCDateTime()))
+    .order_by(_r.next_attempt_at, _r.id)
+    .limit(sa.bindparam("limit"))
+)
+_CLAIM_DUE_REPLIES_PG = _CLAIM_DUE_REPLIES.with_for_update(of=db.replies, skip_locked=True)
+_LEASE_REPLIES = (
+    db.replies.update()
+    .where(_r.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        next_attempt_at=sa.bindparam("until", type_=db.UTCDateTime()),
+        attempts=_r.attempts + 1,
+        last_error=sa.bindparam("error"),
+    )
+)
+
+
 class Outbox:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -233,27 +257,13 @@ class Outbox:
 
         Each comes with the state of the DM it answers, so the sender needs no read per reply.
         """
-        r, m = db.replies.c, db.messages.c
-        query = (
-            sa.select(db.replies, m.state.label("message_state"))
-            .select_from(db.replies.outerjoin(db.messages, sa.and_(
-                m.team_id == r.team_id, m.recipient_id == r.recipient_id, m.channel_id == r.channel_id,
-                m.ts == r.message_ts,
-            )))
-            .where(r.state == "pending", r.next_attempt_at <= now)
-            .order_by(r.next_attempt_at, r.id)
-            .limit(limit)
-        )  # fmt: skip
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(of=db.replies, skip_locked=True)
+        query = _CLAIM_DUE_REPLIES_PG if self.engine.dialect.name == "postgresql" else _CLAIM_DUE_REPLIES
         with db.writing(self.engine) as conn:
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if not rows:
                 return []
             conn.execute(
-                db.replies.update()
-                .where(r.id.in_([row["id"] for row in rows]))
-                .values(next_attempt_at=now + REPLY_LEASE, attempts=r.attempts + 1, last_error=IN_FLIGHT)
+                _LEASE_REPLIES, {"ids": [row["id"] for row in rows], "until": now + REPLY_LEASE, "error": IN_FLIGHT}
             )
         return [
             PendingReply(

@@ -19,7 +19,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot import db, migrate
-from bot.outbox import ANYTHING_WAITING, Outbox
+from bot.outbox import Outbox
 from bot.recap_store import RecapStore
 from bot.token_crypto import EncryptedInstallationStore, TokenCipher
 
@@ -111,9 +111,8 @@ class Store:
         return _person(row) if row else None
 
     def people_with_ids(self, team_id: str, user_ids: Iterable[str]) -> dict[str, PersonRow]:
-        p = db.people.c
         with db.reading(self.engine) as conn:
-            rows = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id.in_(list(user_ids))))
+            rows = conn.execute(_PEOPLE_WITH_IDS, {"team_id": team_id, "user_ids": list(user_ids)})
             return {r["user_id"]: _person(r) for r in rows.mappings()}
 
     def save_person(self, team_id: str, user_id: str, *, now: datetime, **fields) -> PersonRow:
@@ -147,18 +146,13 @@ class Store:
 
     def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
         """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""
-        token, person, waiting = None, None, False
+        where = {"team_id": team_id, "channel_id": channel_id, "client_id": self.client_id,
+                 "waiting_for": sender_id, "recipient_id": recipient_id}  # fmt: skip
         with db.reading(self.engine) as conn:
-            if sender_id is not None:
-                where = {"team_id": team_id, "recipient_id": sender_id, "channel_id": channel_id}
-                waiting = conn.execute(ANYTHING_WAITING, where).first() is not None
-            if recipient_id is not None:
-                token = conn.execute(
-                    _user_token_query(True),
-                    {"client_id": self.client_id, "team_id": team_id, "user_id": recipient_id},
-                ).scalar()
-                row = conn.execute(_PERSON_QUERY, {"team_id": team_id, "user_id": recipient_id}).mappings().first()
-                person = _person(row) if row else None
+            row = conn.execute(_DM_VIEW_QUERY, where).mappings().one()
+        # A None id binds as NULL, and `= NULL` matches nothing: what was not asked about reads as absent.
+        token, waiting = row["dm_view_token"], row["dm_view_waiting"] is not None
+        person = _person(row) if row["user_id"] is not None else None
         return DmView(recipient_token=self._decrypt(token), recipient=person, sender_has_waiting=waiting)
 
     # --- tokens -----------------------------------------------------------------------------------------
@@ -174,14 +168,10 @@ class Store:
 
     def user_tokens(self, team_id: str, user_ids: Iterable[str]) -> dict[str, str]:
         """The tokens of those of `user_ids` who are connected, in one read (the reply sender's batches)."""
-        i = db.installations.c
         with db.reading(self.engine) as conn:
             rows = conn.execute(
-                sa.select(i.user_id, i.user_token)
-                .where(i.client_id == self.client_id, i.enterprise_id.is_(None), i.team_id == team_id,
-                       i.user_id.in_(set(user_ids)))
-                .order_by(i.installed_at)  # the latest installation of each person wins, as in user_token
-            ).all()  # fmt: skip
+                _USER_TOKENS, {"client_id": self.client_id, "team_id": team_id, "user_ids": list(set(user_ids))}
+            ).all()
         latest = dict(rows)
         return {user_id: self._decrypt(token) for user_id, token in latest.items() if token is not None}
 
@@ -323,6 +313,46 @@ def _bot_query(no_enterprise: bool) -> sa.Select:
 _PERSON_QUERY = sa.select(db.people).where(
     db.people.c.team_id == sa.bindparam("team_id"), db.people.c.user_id == sa.bindparam("user_id")
 )
+_PEOPLE_WITH_IDS = sa.select(db.people).where(
+    db.people.c.team_id == sa.bindparam("team_id"), db.people.c.user_id.in_(sa.bindparam("user_ids", expanding=True))
+)
+_USER_TOKENS = (
+    sa.select(db.installations.c.user_id, db.installations.c.user_token)
+    .where(db.installations.c.client_id == sa.bindparam("client_id"), db.installations.c.enterprise_id.is_(None),
+           db.installations.c.team_id == sa.bindparam("team_id"),
+           db.installations.c.user_id.in_(sa.bindparam("user_ids", expanding=True)))
+    .order_by(db.installations.c.installed_at)  # the latest installation of each person wins, as in user_token
+)  # fmt: skip
+
+
+def _dm_view_query() -> sa.Select:
+    """One statement for the listener's three questions (it runs before every ack, and each statement costs more
+    in SQLAlchemy than in the database): does anything wait for `waiting_for` in this channel, what is
+    `recipient_id`'s token, and their settings row (a left join from one row, so the answer always has one row)."""
+    m, i, p = db.messages.c, db.installations.c, db.people.c
+    team_id = sa.bindparam("team_id")
+    waiting = (
+        sa.select(m.id)
+        .where(m.team_id == team_id, m.recipient_id == sa.bindparam("waiting_for"),
+               m.channel_id == sa.bindparam("channel_id"), sa.or_(m.state == "pending", m.state == "recapped"))
+        .limit(1)
+        .scalar_subquery()
+    )  # fmt: skip
+    token = (
+        sa.select(i.user_token)
+        .where(i.client_id == sa.bindparam("client_id"), i.enterprise_id.is_(None), i.team_id == team_id,
+               i.user_id == sa.bindparam("recipient_id"))
+        .order_by(i.installed_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )  # fmt: skip
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return sa.select(waiting.label("dm_view_waiting"), token.label("dm_view_token"), db.people).select_from(
+        one.outerjoin(db.people, sa.and_(p.team_id == team_id, p.user_id == sa.bindparam("recipient_id")))
+    )
+
+
+_DM_VIEW_QUERY = _dm_view_query()
 
 
 def _forget_bots_on_change(installation_store: SQLAlchemyInstallationStore, forget: Callable[[], None]) -> None:

@@ -6,10 +6,13 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from slack_sdk.models.blocks import Block
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from bot.blocks import home as ui
+from bot.blocks.common import SECTION_TEXT_LIMIT, clip, section
 from bot.config import Config
 from bot.hours import DayOff, parse_hours
 from bot.listeners.home import day_errors, hours_spec, preview_text, search_zones, zone_label
@@ -193,3 +196,13 @@ def action_ids(view: dict) -> set[str]:
 
     walk(view["blocks"])
     return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=3100) | st.sampled_from(["", "x" * 3000, "x" * 3001, "<@U1> *bold* &amp;"]))
+def test_the_plain_section_is_exactly_what_slack_sdks_model_builds(text):
+    # section() builds the plain case by hand (it is on every auto-reply's path); the model stays the reference.
+    model = SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT_LIMIT))).to_dict()
+    assert section(text) == model
+    if text:  # the model's own output for "" (no text at all) does not parse back
+        assert Block.parse(section(text)).to_dict() == model

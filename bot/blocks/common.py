@@ -28,6 +28,10 @@ def escape(text: str) -> str:
 
 
 def section(text: str, *, accessory=None, block_id: str | None = None) -> dict:
+    if text and accessory is None and block_id is None:
+        # The plain case is on every auto-reply's path, where the models' construction and validation cost more
+        # than the rest of composing it; this is their output exactly (tests/test_home_blocks.py compares).
+        return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_LIMIT)}}
     return SectionBlock(
         text=MarkdownTextObject(text=clip(text, SECTION_TEXT_LIMIT)), accessory=accessory, block_id=block_id
     ).to_dict()

@@ -167,7 +167,7 @@ class MessageHandler:
         window = prefs.schedule.off_window(at)
         if window is None:
             return "ignored:working"
-        key = autoreply.window_key(prefs, at=at, once_per=services.config.reply.once_per)
+        key = autoreply.off_window_key(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
         record = IncomingRecord(
             team_id=message.team_id,
             recipient_id=recipient,
