@@ -123,6 +123,51 @@ def test_dm_view_reads_the_recipient_and_whether_the_sender_has_dms_waiting(stor
     assert (unknown.recipient_token, unknown.recipient, unknown.sender_has_waiting) == (None, None, False)
 
 
+def test_dm_view_answers_only_what_it_was_asked_and_takes_the_latest_token(store):
+    fake = FakeSlack()
+    connect(store, fake, "U1", now=NOW)
+    record(store, recipient="U2", sender="U1", channel="D12", ts="1.0")
+    asked_nothing = store.dm_view("T1", "D12", recipient_id=None, sender_id=None)
+    assert (asked_nothing.recipient_token, asked_nothing.recipient, asked_nothing.sender_has_waiting) == (
+        None, None, False,
+    )  # fmt: skip
+    assert (
+        store.dm_view("T1", "D12", recipient_id=None, sender_id="U1").sender_has_waiting is False
+    )  # U1 waits for none
+    store.installation_store.save(  # U1 connects again: the latest token wins, as in user_token
+        Installation(app_id="A1", enterprise_id=None, team_id="T1", user_id="U1", user_token="xoxp-again",
+                     user_scopes="im:history,chat:write", installed_at=NOW.timestamp() + 100)
+    )  # fmt: skip
+    store.installation_store.save(  # connected, but no settings row: defaults
+        Installation(app_id="A1", enterprise_id=None, team_id="T1", user_id="U9", user_token="xoxp-U9",
+                     user_scopes="im:history,chat:write", installed_at=NOW.timestamp())
+    )  # fmt: skip
+    assert store.dm_view("T1", "D12", recipient_id="U1", sender_id=None).recipient_token == "xoxp-again"
+    fresh = store.dm_view("T1", "D19", recipient_id="U9", sender_id=None)
+    assert (fresh.recipient_token, fresh.recipient) == ("xoxp-U9", None)
+    assert store.dm_view("T2", "D12", recipient_id="U1", sender_id="U2").recipient_token is None  # other workspace
+    with store.engine.begin() as conn:  # in a recap not yet sent: still waiting; answered: no longer
+        conn.execute(db.messages.update().values(state="recapped"))
+    assert store.dm_view("T1", "D12", recipient_id=None, sender_id="U2").sender_has_waiting is True
+    with store.engine.begin() as conn:
+        conn.execute(db.messages.update().values(state="answered"))
+    assert store.dm_view("T1", "D12", recipient_id=None, sender_id="U2").sender_has_waiting is False
+
+
+def test_a_read_leaves_no_transaction_open_on_postgresql(store):
+    if not store.is_postgres:
+        pytest.skip("SQLite readers keep one snapshot across their statements (a deferred BEGIN)")
+    import psycopg
+
+    with db.reading(store.engine) as conn:
+        assert conn.execute(sa.text("select 1")).scalar() == 1
+        # Autocommit: no BEGIN/ROLLBACK round trips, and never "idle in transaction" between statements.
+        assert conn.connection.driver_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with store.engine.connect() as conn:  # the pool gave the connection back in its usual mode
+        conn.execute(sa.text("select 1"))
+        assert conn.connection.driver_connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
 def test_get_many_gives_defaults_to_people_without_a_row(store):
     fake = FakeSlack()
     connect(store, fake, "U1", tz="Asia/Tokyo", now=NOW)
