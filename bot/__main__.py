@@ -72,10 +72,11 @@ def serve(*, with_scheduler: bool) -> int:
         from bot.scheduler import start_scheduler
 
         scheduler = start_scheduler(app.services)
-    server = waitress.create_server(create_wsgi(app), host="0.0.0.0", port=settings.port, threads=16)
+    server = waitress.create_server(create_wsgi(app), host=settings.host, port=settings.port, threads=16)
     logging.getLogger("bot").info(
-        "serving port=%d scheduler=%s socket_mode=%s", settings.port, with_scheduler, socket_mode is not None
-    )
+        "serving host=%s port=%d scheduler=%s socket_mode=%s",
+        settings.host, settings.port, with_scheduler, socket_mode is not None,
+    )  # fmt: skip
 
     def shut_down(*_args) -> None:
         # Leave the server loop from the main thread; closing sockets here, under running request threads,

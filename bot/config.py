@@ -7,6 +7,7 @@ Every problem in config.yaml is collected and reported at once, each line naming
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -254,6 +255,7 @@ _SECRETS = {
 }
 _ENVIRONMENT_ONLY = {
     "port": "PORT",
+    "host": "OFFHOURS_HOST",
     "api_url": "SLACK_API_URL",
     "slack_api_url": "SLACK_API_URL",
     "base_url": "OFFHOURS_BASE_URL",
@@ -424,6 +426,7 @@ class Settings:
     client_secret: str
     database_url: str | None = None
     port: int = 3000
+    host: str = "0.0.0.0"  # every interface, as a PaaS router needs; 127.0.0.1 behind a local reverse proxy
     config_path: str | None = None
     slack_api_url: str = DEFAULT_API_URL
     app_token: str | None = None
@@ -454,6 +457,21 @@ class Settings:
 _REQUIRED = ("SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
 
 
+def _bind_address(value: str) -> bool:
+    """An IP address or a host name (letters, digits, dots and hyphens): what a server can listen on."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return (
+            re.fullmatch(
+                r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+                value,
+            )
+            is not None
+        )
+
+
 def _http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -481,6 +499,12 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             port = int(raw_port)
         else:
             problems.append(f"PORT: expected a whole number from 1 to 65535, got {raw_port!r}")
+
+    host = get("OFFHOURS_HOST") or "0.0.0.0"
+    if not _bind_address(host):
+        problems.append(
+            f"OFFHOURS_HOST: expected an address to listen on, like 0.0.0.0, 127.0.0.1, :: or localhost, got {host!r}"
+        )
 
     api_url = get("SLACK_API_URL") or DEFAULT_API_URL
     if not _http_url(api_url):
@@ -514,6 +538,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         client_secret=get("SLACK_CLIENT_SECRET") or "",
         database_url=database_url,
         port=port,
+        host=host,
         config_path=get("OFFHOURS_CONFIG"),
         slack_api_url=api_url,
         app_token=app_token,

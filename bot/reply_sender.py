@@ -236,9 +236,13 @@ class ReplySender:
         blocks = auto_reply_blocks(text)
         fallback = ":crescent_moon: Auto-reply: " + text
         if self.services.config.reply.mode == "ephemeral":
+            # Shown where the sender wrote: in the thread if their DM was a thread reply, else in the conversation
+            # (an ephemeral message in a new thread under their DM would go unseen).
+            in_thread = reply.thread_ts if reply.thread_ts != reply.message_ts else None
             response = self.client.chat_postEphemeral(
-                token=token, channel=reply.channel_id, user=reply.sender_id, text=fallback, blocks=blocks
-            )
+                token=token, channel=reply.channel_id, user=reply.sender_id, text=fallback, blocks=blocks,
+                thread_ts=in_thread,
+            )  # fmt: skip
             return response.get("message_ts")
         response = self.client.chat_postMessage(
             token=token,

@@ -681,7 +681,27 @@ def test_ephemeral_mode(make_app, store, fake_slack, clock, senders):
     assert (post.params["channel"], post.params["user"]) == (CHANNEL, "U2")
     assert f"back Wed 09:00 my time ({WED_9_EST})" in texts(post)
     assert post.params["blocks"][0]["text"]["text"].startswith(":crescent_moon: *Auto-reply*")
+    assert "thread_ts" not in post.params  # a top-level DM: shown in the conversation, not in a new thread
     assert replies(store)[0]["state"] == "sent"
+
+
+def test_ephemeral_mode_answers_a_thread_reply_in_its_thread(make_app, store, fake_slack, clock, senders):
+    from tests.conftest import RunningServer
+    from tests.slackhttp import SlackHTTP
+
+    app = make_app(reply=replace(Config().reply, mode="ephemeral"))
+    join(app, store, fake_slack, "U1")
+    server = RunningServer(app)
+    root = f"{now_ts(clock) - 60:.6f}"
+    try:
+        SlackHTTP(server.url).dm(sender="U2", recipient="U1", ts=now_ts(clock), thread_ts=root)
+    finally:
+        server.close()
+    sender = ReplySender(app.services)
+    senders.append(sender)
+    assert sender.drain(now=clock()) == 1
+    [post] = fake_slack.calls_to("chat.postEphemeral")
+    assert (post.params["user"], post.params["thread_ts"]) == ("U2", root)
 
 
 def test_dst_night_back_at_has_the_new_offset(people, store, fake_slack, slack, clock, drain):

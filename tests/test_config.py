@@ -225,6 +225,7 @@ def test_unknown_top_level_key(write):
         ("encryption_key: k", "encryption_key: secrets come from the environment: OFFHOURS_ENCRYPTION_KEY"),
         ("slack: {bot_token: xoxb-1}", "slack.bot_token: secrets come from the environment: SLACK_CLIENT_ID"),
         ("port: 8080", "port: set in the environment, not config.yaml: PORT"),
+        ("host: 127.0.0.1", "host: set in the environment, not config.yaml: OFFHOURS_HOST"),
     ],
 )
 def test_secrets_and_deployment_settings_are_refused(write, yaml_text, expected):
@@ -353,6 +354,7 @@ def test_settings_with_only_the_required_variables():
     settings = load_settings(REQUIRED_ENV)
     assert settings == Settings(signing_secret="sign-s3cret", client_id="123.456", client_secret="cl-s3cret")
     assert settings.port == 3000
+    assert settings.host == "0.0.0.0"
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.database_url is None
     assert settings.app_token is None and settings.encryption_key is None and settings.base_url is None
@@ -365,6 +367,7 @@ def test_settings_with_everything():
             **REQUIRED_ENV,
             "DATABASE_URL": "postgresql+psycopg://app:pw@db/offhours",
             "PORT": "8080",
+            "OFFHOURS_HOST": "::1",
             "OFFHOURS_CONFIG": "/etc/offhours.yaml",
             "SLACK_API_URL": "http://127.0.0.1:8888/api",
             "SLACK_APP_TOKEN": "xapp-1-abc",
@@ -374,6 +377,7 @@ def test_settings_with_everything():
     )
     assert settings.database_url == "postgresql+psycopg://app:pw@db/offhours"
     assert settings.port == 8080
+    assert settings.host == "::1"
     assert settings.config_path == "/etc/offhours.yaml"
     assert settings.slack_api_url == "http://127.0.0.1:8888/api/"
     assert settings.app_token == "xapp-1-abc"
@@ -403,6 +407,10 @@ def test_nothing_set_names_all_three():
         ("PORT", "65536", "got '65536'"),
         ("PORT", "-1", "got '-1'"),
         ("PORT", "80.5", "got '80.5'"),
+        ("OFFHOURS_HOST", "http://0.0.0.0", "OFFHOURS_HOST: expected an address to listen on"),
+        ("OFFHOURS_HOST", "0.0.0.0:3000", "got '0.0.0.0:3000'"),
+        ("OFFHOURS_HOST", "my host", "got 'my host'"),
+        ("OFFHOURS_HOST", "-bad.example", "got '-bad.example'"),
         ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL: expected an http(s) URL"),
         ("SLACK_API_URL", "ftp://slack.com/api/", "SLACK_API_URL: expected an http(s) URL"),
         ("SLACK_APP_TOKEN", "xoxb-123", "SLACK_APP_TOKEN: expected an app-level token starting with 'xapp-'"),

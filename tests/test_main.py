@@ -118,11 +118,12 @@ def test_web_serves_install_connect_and_hours_then_stops_on_sigterm(tmp_path, fa
         SLACK_API_URL=fake_slack.base_url,
         DATABASE_URL=f"sqlite:///{tmp_path / 'offhours.db'}",
         PORT=str(port),
+        OFFHOURS_HOST="127.0.0.2",  # Linux routes all of 127/8 to loopback: a second address to tell binds apart
     )
     fake_slack.oauth_codes["code-1"] = oauth_answer("U1", with_bot=True)
     fake_slack.tokens[BOT_TOKEN] = {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
     fake_slack.add_user("U1", tz="Europe/Rome")
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.2:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "web"],
         env=env,
@@ -133,6 +134,8 @@ def test_web_serves_install_connect_and_hours_then_stops_on_sigterm(tmp_path, fa
     )
     try:
         wait_for_health(url, process)
+        with pytest.raises(ConnectionRefusedError):  # listening on OFFHOURS_HOST only
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
         # Install through the real process: its OAuth calls go to SLACK_API_URL, i.e. the fake.
         install = start_install(url)
         assert parse_qs(urlparse(install.authorize_url).query)["client_id"] == ["111.222"]
@@ -151,5 +154,6 @@ def test_web_serves_install_connect_and_hours_then_stops_on_sigterm(tmp_path, fa
             raise
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+    assert f"serving host=127.0.0.2 port={port}" in stderr
     for secret in ("xoxb-", "xoxp-", "client-secret", SIGNING_SECRET):
         assert secret not in stderr  # no tokens or secrets in the logs
