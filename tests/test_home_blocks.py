@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from bot.blocks import home as ui
-from bot.blocks.common import SECTION_TEXT_LIMIT, clip, section
+from bot.blocks.common import SECTION_TEXT_LIMIT, clip_mrkdwn, section
 from bot.config import Config
 from bot.hours import DayOff, parse_hours
 from bot.listeners.home import day_errors, hours_spec, preview_text, search_zones, zone_label
@@ -202,7 +202,37 @@ def action_ids(view: dict) -> set[str]:
 @given(st.text(max_size=3100) | st.sampled_from(["", "x" * 3000, "x" * 3001, "<@U1> *bold* &amp;"]))
 def test_the_plain_section_is_exactly_what_slack_sdks_model_builds(text):
     # section() builds the plain case by hand (it is on every auto-reply's path); the model stays the reference.
-    model = SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT_LIMIT))).to_dict()
+    model = SectionBlock(text=MarkdownTextObject(text=clip_mrkdwn(text, SECTION_TEXT_LIMIT))).to_dict()
     assert section(text) == model
     if text:  # the model's own output for "" (no text at all) does not parse back
         assert Block.parse(section(text)).to_dict() == model
+
+
+_DATE_TOKEN = "<!date^1772629200^{date_short_pretty} at {time}|Wed 09:00 UTC-05:00>"  # the longest
+_TOKENS = st.sampled_from([_DATE_TOKEN, "<@U0123ABCD>", "<https://x.y|link>", "&amp;", "&lt;", "&gt;", " "])
+_PLAIN = st.text(alphabet=st.characters(blacklist_characters="<>&"), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS | _PLAIN, max_size=30), st.integers(min_value=2, max_value=400))
+def test_clipping_mrkdwn_never_cuts_a_token_or_an_escape(parts, limit):
+    text = "".join(parts)
+    clipped = clip_mrkdwn(text, limit)
+    assert len(clipped) <= limit
+    if len(text) <= limit:
+        assert clipped == text
+        return
+    kept = clipped.removesuffix("…")
+    assert clipped.endswith("…") and text.startswith(kept)
+    assert kept.count("<") == kept.count(">")  # every token whole
+    amp = kept.rfind("&")
+    assert amp == -1 or ";" in kept[amp:]  # every escape whole
+    assert len(kept) >= limit - 1 - len(_DATE_TOKEN)  # no more than the one cut token is dropped
+
+
+def test_an_auto_reply_cut_at_slacks_limit_drops_the_whole_date_token():
+    from bot.blocks.status import auto_reply_blocks
+
+    text = "x" * 2950 + _DATE_TOKEN + " tail"
+    body = auto_reply_blocks(text)[0]["text"]["text"]
+    assert len(body) <= SECTION_TEXT_LIMIT and body.endswith("x…") and "<!date" not in body

@@ -22,6 +22,21 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """clip() for mrkdwn: never cuts inside a `<...>` token (a mention, link or date, e.g. {back_at_sender}) or an
+    `&amp;`-style escape, which Slack would show as broken markup; the whole token goes instead."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    opened = kept.rfind("<")
+    if opened > kept.rfind(">"):
+        kept = kept[:opened]
+    amp = kept.rfind("&")
+    if amp != -1 and len(kept) - amp < len("&amp;") and ";" not in kept[amp:]:
+        kept = kept[:amp]
+    return kept + "…"
+
+
 def escape(text: str) -> str:
     """Escape user text for mrkdwn (Slack's three control characters)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -31,9 +46,9 @@ def section(text: str, *, accessory=None, block_id: str | None = None) -> dict:
     if text and accessory is None and block_id is None:
         # The plain case is on every auto-reply's path, where the models' construction and validation cost more
         # than the rest of composing it; this is their output exactly (tests/test_home_blocks.py compares).
-        return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_LIMIT)}}
+        return {"type": "section", "text": {"type": "mrkdwn", "text": clip_mrkdwn(text, SECTION_TEXT_LIMIT)}}
     return SectionBlock(
-        text=MarkdownTextObject(text=clip(text, SECTION_TEXT_LIMIT)), accessory=accessory, block_id=block_id
+        text=MarkdownTextObject(text=clip_mrkdwn(text, SECTION_TEXT_LIMIT)), accessory=accessory, block_id=block_id
     ).to_dict()
 
 
@@ -42,7 +57,7 @@ def header(text: str) -> dict:
 
 
 def context(*texts: str) -> dict:
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, SECTION_TEXT_LIMIT)) for t in texts]).to_dict()
+    return ContextBlock(elements=[MarkdownTextObject(text=clip_mrkdwn(t, SECTION_TEXT_LIMIT)) for t in texts]).to_dict()
 
 
 def divider() -> dict:
