@@ -58,6 +58,15 @@ def serve(*, with_scheduler: bool) -> int:
 
     store = _store(settings, config)
     app = create_app(config, store, settings=settings)
+    try:
+        # Listening first: an address this machine does not have stops start-up before any thread is running.
+        server = waitress.create_server(create_wsgi(app), host=settings.host, port=settings.port, threads=16)
+    except (OSError, ValueError) as e:  # ValueError: waitress could not resolve the host name
+        store.close()
+        raise ConfigError(
+            f"cannot listen on OFFHOURS_HOST={settings.host} PORT={settings.port}: {e} "
+            "(use an address of this machine, e.g. 0.0.0.0 or 127.0.0.1, and a free port)"
+        ) from e
     socket_mode = None
     if settings.app_token:
         # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
@@ -72,7 +81,6 @@ def serve(*, with_scheduler: bool) -> int:
         from bot.scheduler import start_scheduler
 
         scheduler = start_scheduler(app.services)
-    server = waitress.create_server(create_wsgi(app), host=settings.host, port=settings.port, threads=16)
     logging.getLogger("bot").info(
         "serving host=%s port=%d scheduler=%s socket_mode=%s",
         settings.host, settings.port, with_scheduler, socket_mode is not None,

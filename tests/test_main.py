@@ -157,3 +157,21 @@ def test_web_serves_install_connect_and_hours_then_stops_on_sigterm(tmp_path, fa
     assert f"serving host=127.0.0.2 port={port}" in stderr
     for secret in ("xoxb-", "xoxp-", "client-secret", SIGNING_SECRET):
         assert secret not in stderr  # no tokens or secrets in the logs
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "no-such-host.invalid", "in-use"])
+def test_an_address_it_cannot_listen_on_exits_2_before_starting_anything(tmp_path, fake_slack: FakeSlack, host):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if host == "in-use" else free_port()
+        env = clean_env(
+            tmp_path, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_CLIENT_ID="111.222", SLACK_CLIENT_SECRET="s",
+            SLACK_API_URL=fake_slack.base_url, DATABASE_URL=f"sqlite:///{tmp_path / 'offhours.db'}", PORT=str(port),
+            OFFHOURS_HOST="127.0.0.1" if host == "in-use" else host,
+        )  # fmt: skip
+        result = run_bot("web", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on OFFHOURS_HOST={env['OFFHOURS_HOST']} PORT={port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "serving" not in result.stderr and "reply sender" not in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
@@ -22,17 +24,25 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# What Slack reads as markup: mentions, channels, specials and dates (<!date^…>), links; and the three escapes.
+_TOKEN_START = re.compile(r"<(?:[@#!]|https?:|mailto:)")
+_LONGEST_TOKEN = 200  # a date token with its fallback is ~85 characters; a link with its label a little more
+_ESCAPES = ("&amp;", "&lt;", "&gt;")
+
+
 def clip_mrkdwn(text: str, limit: int) -> str:
     """clip() for mrkdwn: never cuts inside a `<...>` token (a mention, link or date, e.g. {back_at_sender}) or an
-    `&amp;`-style escape, which Slack would show as broken markup; the whole token goes instead."""
+    `&amp;`-style escape, which Slack would show as broken markup; the whole token goes instead. A `<` that starts
+    no token (a person's "I <3 …") is plain text and cut like any other."""
     if len(text) <= limit:
         return text
     kept = text[: limit - 1]
-    opened = kept.rfind("<")
-    if opened > kept.rfind(">"):
-        kept = kept[:opened]
-    amp = kept.rfind("&")
-    if amp != -1 and len(kept) - amp < len("&amp;") and ";" not in kept[amp:]:
+    tail_from = max(kept.rfind(">") + 1, len(kept) - _LONGEST_TOKEN)
+    opened = [m.start() for m in _TOKEN_START.finditer(kept, tail_from)]
+    if opened:
+        kept = kept[: opened[-1]]
+    amp = kept.rfind("&", len(kept) - len("&amp;") + 1)
+    if amp != -1 and any(escape.startswith(kept[amp:]) for escape in _ESCAPES):
         kept = kept[:amp]
     return kept + "…"
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from slack_sdk.models.blocks import ButtonElement
 
-from bot.blocks.common import MESSAGE_BLOCK_LIMIT, clip, context, divider, escape, header, section
+from bot.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
 from bot.hours import format_local
 from bot.recap import Recap, RecapItem
 
@@ -49,7 +49,7 @@ def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None
     line = f"<@{item.sender_id}> · {count} · {when}{link}"
     if item.texts:
         quoted = "\n".join("> " + escape(clip(t, 200)).replace("\n", " ") for t in item.texts)
-        line += "\n" + clip(quoted, TEXT_PER_ITEM)
+        line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text
     if item.done:
         return section(":white_check_mark: ~" + line.split("\n")[0] + "~ Done")
     button = ButtonElement(text="Done", action_id=DONE_ACTION, value=f"{recap_id}:{item.channel_id}")
