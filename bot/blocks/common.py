@@ -41,7 +41,7 @@ def clip_mrkdwn(text: str, limit: int) -> str:
     opened = [m.start() for m in _TOKEN_START.finditer(kept, tail_from)]
     if opened:
         kept = kept[: opened[-1]]
-    amp = kept.rfind("&", len(kept) - len("&amp;") + 1)
+    amp = kept.rfind("&", max(0, len(kept) - len("&amp;") + 1))
     if amp != -1 and any(escape.startswith(kept[amp:]) for escape in _ESCAPES):
         kept = kept[:amp]
     return kept + "…"
