@@ -41,9 +41,10 @@ def clip_mrkdwn(text: str, limit: int) -> str:
     opened = [m.start() for m in _TOKEN_START.finditer(kept, tail_from)]
     if opened:
         kept = kept[: opened[-1]]
-    amp = kept.rfind("&", max(0, len(kept) - len("&amp;") + 1))
-    if amp != -1 and any(escape.startswith(kept[amp:]) for escape in _ESCAPES):
-        kept = kept[:amp]
+    cut = len(kept)
+    amp = text.rfind("&", max(0, cut - len("&amp;") + 1), cut)
+    if amp != -1 and any(text.startswith(escape, amp) and amp + len(escape) > cut for escape in _ESCAPES):
+        kept = kept[:amp]  # an escape the cut went through; a bare "&" (a person's "R&D") is plain text
     return kept + "…"
 
 
