@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -108,10 +107,21 @@ class ReplySender:
         for outcome in refused:
             _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
         try:
-            outcomes = list(self._pool.map(partial(self._post_and_settle, now=now), ready))
+            outcomes = [job.result() if isinstance(job, Future) else job for job in self._submit_all(ready, now=now)]
         finally:
             self._outcomes.flush()  # drain returns with the batch's outcomes written (or their write failed)
         return sum(outcome is not None and outcome.state == "sent" for outcome in outcomes)
+
+    def _submit_all(self, ready: list[_Ready], *, now: datetime) -> list[Future | ReplyOutcome | None]:
+        jobs: list[Future | ReplyOutcome | None] = []
+        for item in ready:
+            try:
+                jobs.append(self._pool.submit(self._post_and_settle, item, now=now))
+            except RuntimeError:
+                # stop() shut the pool down after this batch was claimed: hand the rest back here (stop is set,
+                # so nothing is posted) rather than leave them claimed until their lease runs out.
+                jobs.append(self._post_and_settle(item, now=now))
+        return jobs
 
     def _post_and_settle(self, ready: _Ready, *, now: datetime) -> ReplyOutcome | None:
         if self._stop.is_set():

@@ -133,3 +133,19 @@ def test_a_stop_keeps_an_unknown_outcome_unknown(store, fake_slack, make_app, cl
     restarted.stop()
     lookups = [c.params["channel"] for c in fake_slack.calls_to("conversations.replies")]
     assert lookups == [dm_channel("U1", "U4")]  # looked for U4's post first; U3's went straight out
+
+
+def test_a_batch_claimed_just_before_a_stop_is_handed_back_not_left_claimed(store, fake_slack, make_app, clock):
+    """stop() can land between drain's check and its posting (SIGTERM at any instant): the batch it had claimed
+    goes back as not posted, due at once, instead of waiting out the lease and a rate-limited lookup."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3"))
+    sender = ReplySender(make_app().services, workers=1)
+    batch = store.outbox.claim_due_replies(now=t0)
+    sender.stop()  # the pool is shut down now
+    assert sender.send_batch(batch, now=t0) == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert {(r["state"], r["last_error"], r["next_attempt_at"]) for r in replies.values()} == {
+        ("pending", NOT_POSTED, t0)
+    }
