@@ -103,13 +103,20 @@ class PendingReply:
 
 
 _m = db.messages.c
-ANYTHING_WAITING = (
-    sa.select(_m.id)
-    .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == sa.bindparam("recipient_id"),
-           _m.channel_id == sa.bindparam("channel_id"),
-           sa.or_(_m.state == "pending", _m.state == "recapped"))  # not IN: an expanding IN is rendered per call
-    .limit(1)
-)  # fmt: skip
+
+
+def anything_waiting(recipient: sa.BindParameter) -> sa.Select:
+    """Does a DM in channel `channel_id` still wait for `recipient` (pending, or in a recap not yet ticked off)?"""
+    return (
+        sa.select(_m.id)
+        .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == recipient,
+               _m.channel_id == sa.bindparam("channel_id"),
+               sa.or_(_m.state == "pending", _m.state == "recapped"))  # not IN: an expanding IN is rendered per call
+        .limit(1)
+    )  # fmt: skip
+
+
+ANYTHING_WAITING = anything_waiting(sa.bindparam("recipient_id"))
 
 
 _r = db.replies.c

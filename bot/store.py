@@ -19,7 +19,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot import db, migrate
-from bot.outbox import Outbox
+from bot.outbox import Outbox, anything_waiting
 from bot.recap_store import RecapStore
 from bot.token_crypto import EncryptedInstallationStore, TokenCipher
 
@@ -147,7 +147,7 @@ class Store:
     def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
         """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""
         where = {"team_id": team_id, "channel_id": channel_id, "client_id": self.client_id,
-                 "waiting_for": sender_id, "recipient_id": recipient_id}  # fmt: skip
+                 "waiting_for": sender_id, "user_id": recipient_id}  # fmt: skip
         with db.reading(self.engine) as conn:
             row = conn.execute(_DM_VIEW_QUERY, where).mappings().one()
         # A None id binds as NULL, and `= NULL` matches nothing: what was not asked about reads as absent.
@@ -327,28 +327,14 @@ _USER_TOKENS = (
 
 def _dm_view_query() -> sa.Select:
     """One statement for the listener's three questions (it runs before every ack, and each statement costs more
-    in SQLAlchemy than in the database): does anything wait for `waiting_for` in this channel, what is
-    `recipient_id`'s token, and their settings row (a left join from one row, so the answer always has one row)."""
-    m, i, p = db.messages.c, db.installations.c, db.people.c
-    team_id = sa.bindparam("team_id")
-    waiting = (
-        sa.select(m.id)
-        .where(m.team_id == team_id, m.recipient_id == sa.bindparam("waiting_for"),
-               m.channel_id == sa.bindparam("channel_id"), sa.or_(m.state == "pending", m.state == "recapped"))
-        .limit(1)
-        .scalar_subquery()
-    )  # fmt: skip
-    token = (
-        sa.select(i.user_token)
-        .where(i.client_id == sa.bindparam("client_id"), i.enterprise_id.is_(None), i.team_id == team_id,
-               i.user_id == sa.bindparam("recipient_id"))
-        .order_by(i.installed_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )  # fmt: skip
+    in SQLAlchemy than in the database): does anything wait for `waiting_for` in this channel, what is `user_id`'s
+    token (as user_token reads it), and their settings row (a left join from one row: always one row back)."""
+    waiting = anything_waiting(sa.bindparam("waiting_for")).scalar_subquery()
+    token = _user_token_query(True).scalar_subquery()
+    p = db.people.c
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     return sa.select(waiting.label("dm_view_waiting"), token.label("dm_view_token"), db.people).select_from(
-        one.outerjoin(db.people, sa.and_(p.team_id == team_id, p.user_id == sa.bindparam("recipient_id")))
+        one.outerjoin(db.people, sa.and_(p.team_id == sa.bindparam("team_id"), p.user_id == sa.bindparam("user_id")))
     )
 
 
