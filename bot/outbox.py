@@ -72,6 +72,29 @@ def request_error(error: OSError) -> str:
     return UNKNOWN_PREFIX + type(error).__name__
 
 
+# Slack's docs say of these (chat.postMessage, chat.postEphemeral): "It's possible some aspect of the operation
+# succeeded before the error was raised." They can come with HTTP 200 as well as with a 5xx.
+MAY_HAVE_ACTED = frozenset({"internal_error", "fatal_error"})
+# Transient by Slack's own description: retried later, like a 5xx.
+TRANSIENT = frozenset({"ratelimited", "service_unavailable", "request_timeout"}) | MAY_HAVE_ACTED
+
+
+def slack_retryable(status: int, code: str) -> bool:
+    """Whether a Web API refusal is worth trying again later (rate limits, Slack's own trouble)."""
+    return status == 429 or status >= 500 or code in TRANSIENT
+
+
+def slack_error(status: int, code: str) -> str:
+    """What to record for a refused Web API call: its code, marked unknown where Slack may have acted on it.
+
+    A 5xx says no more than "something failed somewhere" (Slack's edge may answer 502 or 504 for a post that went
+    through), so after one the next attempt looks for its post before posting: a sender is never answered twice.
+    """
+    if status >= 500 or code in MAY_HAVE_ACTED:
+        return UNKNOWN_PREFIX + code
+    return code
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyOutcome:
     """What became of one claimed reply: sent, retried later (state "pending"), failed or expired."""

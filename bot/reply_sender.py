@@ -28,6 +28,8 @@ from bot.outbox import (
     ReplyOutcome,
     may_have_posted,
     request_error,
+    slack_error,
+    slack_retryable,
 )
 
 log = logging.getLogger(__name__)
@@ -271,11 +273,13 @@ class ReplySender:
             self.store.revoke_user_tokens(reply.team_id, [reply.recipient_id])
             log.warning("reply id=%s outcome=disconnected error=%s", reply.id, code)
             return None  # forget_person removed the reply row with the rest of their data
-        retryable = status == 429 or status >= 500
-        if not retryable or reply.attempts >= MAX_REPLY_ATTEMPTS:
+        if not slack_retryable(status, code) or reply.attempts >= MAX_REPLY_ATTEMPTS:
             return ReplyOutcome(reply.id, "failed", error=code)
+        recorded = slack_error(status, code)  # unknown after a 5xx: the retry looks for the post first
+        if may_have_posted(recorded) and self.services.config.reply.mode == "ephemeral":
+            return ReplyOutcome(reply.id, "failed", error=recorded)  # cannot be looked up: never shown twice
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(reply.attempts)
-        return ReplyOutcome(reply.id, "pending", error=code, retry_at=now + delay)
+        return ReplyOutcome(reply.id, "pending", error=recorded, retry_at=now + delay)
 
     # --- the background thread --------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class Failure:
     retry_after: int | None = None
     delay: float = 0.0
     disconnect: bool = False  # close the connection without an answer (a network failure)
+    after_acting: bool = False  # Slack carries the call out, then answers with the failure ("internal_error")
 
 
 @dataclass
@@ -105,7 +106,7 @@ class FakeSlack:
 
     def fail(self, method: str, *, times: int = 1, **failure: Any) -> None:
         """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=...,
-        disconnect=True (the connection drops without an answer)."""
+        disconnect=True (the connection drops without an answer), after_acting=True (done, then the failure)."""
         with self._lock:
             for _ in range(times):
                 self._failures[method].append(Failure(**failure))
@@ -145,6 +146,8 @@ class FakeSlack:
             if failure.disconnect:
                 return 0, {}, {}
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            if failure.after_acting:
+                self._carry_out(method, token, params)
             if failure.status == 429:
                 return 429, headers, {"ok": False, "error": "ratelimited"}
             if failure.status != 200:
@@ -155,10 +158,11 @@ class FakeSlack:
             limited = self._rate_limited(params.get("channel", ""))
             if limited is not None:
                 return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
+        return 200, {}, self._carry_out(method, token, params)
+
+    def _carry_out(self, method: str, token: str | None, params: dict[str, Any]) -> dict:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
-        if handler is None:
-            return 200, {}, {"ok": True}
-        return 200, {}, handler(token, params)
+        return {"ok": True} if handler is None else handler(token, params)
 
     def _rate_limited(self, channel: str) -> int | None:
         limits = self.rate_limits

@@ -39,7 +39,7 @@ from bot.autoreply import METADATA_EVENT_TYPE
 from bot.blocks import home as home_ui
 from bot.blocks.recap import DONE_ACTION
 from bot.config import Config
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, outcome_unknown, request_error
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, outcome_unknown, request_error, slack_error, slack_retryable
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
 from bot.store import Store
@@ -52,6 +52,7 @@ SLOW = 1.0  # seconds: how long the fake takes to answer a "timeout" call (it st
 
 FAULTS = {
     "500": {"status": 500},
+    "500_after_acting": {"status": 500, "after_acting": True},  # Slack did it, then answered internal_error
     "429": {"status": 429, "retry_after": 30},
     "timeout": {"delay": SLOW},
     "invalid_auth": {"error": "invalid_auth"},
@@ -59,7 +60,10 @@ FAULTS = {
     "channel_not_found": {"error": "channel_not_found"},
     "user_not_found": {"error": "user_not_found"},
 }
-RETRYABLE = {"500", "429", "timeout"}
+RETRYABLE = {"500", "500_after_acting", "429", "timeout"}
+# Slack may have carried the call out: a post is looked for before it is tried again; an ephemeral one is not
+# tried again (it cannot be looked up).
+AMBIGUOUS = {"500", "500_after_acting", "timeout"}
 REVOKED = {"invalid_auth", "token_revoked"}
 FAULT_NAMES = list(FAULTS)
 
@@ -227,14 +231,17 @@ def test_auto_reply_post(fault, mode, serve, store, fake_slack, clock, workers):
     [message] = rows(store, db.messages)
     assert message["state"] == "pending"  # whatever happened to the reply, the recap still has the message
     [reply] = rows(store, db.replies)
-    if fault in RETRYABLE and not (fault == "timeout" and mode == "ephemeral"):
+    if fault in RETRYABLE and not (fault in AMBIGUOUS and mode == "ephemeral"):
         assert len(posted) == 1, posted  # retried until sent, and sent once
         assert reply["state"] == "sent"
         assert reply["attempts"] >= 2
-    elif fault == "timeout":
-        # An ephemeral post cannot be looked up afterwards: a timed-out one is not repeated (at most once).
-        assert len(posted) <= 1
-        assert (reply["state"], reply["last_error"]) == ("failed", "timeout")
+        assert len(fake_slack.calls_to("conversations.replies")) == (fault in AMBIGUOUS)  # looked first
+    elif fault in AMBIGUOUS:
+        # An ephemeral post cannot be looked up afterwards: one that may have been shown is not repeated.
+        assert len(posted) == (fault != "500")  # the fake's plain 500 did not post; the others did
+        assert (reply["state"], reply["last_error"]) == (
+            "failed", "timeout" if fault == "timeout" else "unknown:internal_error"
+        )  # fmt: skip
     else:
         assert posted == []
         assert (reply["state"], reply["last_error"]) == ("failed", fault)
@@ -433,7 +440,7 @@ def test_recap_post(fault, recap_ready, store, fake_slack, clock, request):
     if fault in RETRYABLE:
         assert len(posted) == 1, posted
         assert recap["state"] == "sent" and message["state"] == "recapped"
-        if fault == "timeout":  # the retry looked in the app's DM with the person's token and found it
+        if fault in AMBIGUOUS:  # the retry looked in the app's DM with the person's token first
             [lookup] = fake_slack.calls_to("conversations.history")
             assert lookup.token == "xoxp-T1-U1"
             assert recap["message_ts"] == posted[0].params["_ts"]
@@ -473,10 +480,10 @@ def test_a_recap_whose_connection_dropped_is_looked_for_before_it_is_posted_agai
 
 
 def test_a_recap_posted_by_a_retry_that_lost_its_outcome_is_not_posted_again(recap_ready, store, fake_slack):
-    """The first attempt failed for a known reason (a 500); the retry posted, and then its process lost the
+    """The first attempt failed for a known reason (a 429); the retry posted, and then its process lost the
     database before writing "sent". The claim after the lease must look first, whatever the error before it."""
     _app, _slack, sender = recap_ready
-    fake_slack.fail("chat.postMessage", status=500)
+    fake_slack.fail("chat.postMessage", status=429, retry_after=30)
     assert sender.tick(DUE) == 0
     real = store.recaps.mark_sent
 
@@ -526,6 +533,60 @@ def test_an_ephemeral_reply_of_unknown_outcome_is_never_repeated(serve, store, f
 def test_network_errors_after_sending_leave_the_outcome_unknown(error, may_have_posted):
     recorded = request_error(error)
     assert outcome_unknown(2, recorded) is may_have_posted, recorded
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable", "may_have_posted"),
+    [
+        (500, "internal_error", True, True),  # Slack: "some aspect of the operation [may have] succeeded"
+        (200, "internal_error", True, True),  # the same error, answered with HTTP 200
+        (200, "fatal_error", True, True),
+        (502, "502", True, True),  # an edge proxy's answer says nothing about what happened behind it
+        (503, "service_unavailable", True, True),
+        (200, "service_unavailable", True, False),
+        (200, "request_timeout", True, False),  # the request body never arrived whole
+        (429, "ratelimited", True, False),
+        (200, "channel_not_found", False, False),
+        (200, "invalid_blocks", False, False),
+    ],
+)
+def test_which_slack_refusals_are_retried_and_which_may_have_posted(status, code, retryable, may_have_posted):
+    assert slack_retryable(status, code) is retryable
+    assert outcome_unknown(2, slack_error(status, code)) is may_have_posted
+
+
+@pytest.mark.parametrize("failure", [{"status": 500}, {"error": "internal_error"}, {"error": "fatal_error"}])
+def test_a_reply_slack_posted_before_answering_an_error_is_found_not_posted_again(
+    failure, serve, store, fake_slack, clock, workers
+):
+    """chat.postMessage's docs, of internal_error and fatal_error: "It's possible some aspect of the operation
+    succeeded before the error was raised." The retry finds the post by its metadata instead of posting again."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("chat.postMessage", after_acting=True, **failure)
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    assert sender.drain(now=clock()) == 0
+    [first] = fake_slack.posts()  # Slack did post it
+
+    clock.advance(minutes=1)
+    assert sender.drain(now=clock()) == 1
+    assert fake_slack.posts() == [first]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["reply_ts"], reply["attempts"]) == ("sent", first.params["_ts"], 2)
+
+
+def test_a_recap_slack_posted_before_answering_internal_error_is_found_not_posted_again(recap_ready, store, fake_slack):
+    _app, _slack, sender = recap_ready
+    fake_slack.fail("chat.postMessage", error="internal_error", after_acting=True)
+    assert sender.tick(DUE) == 0
+    [first] = fake_slack.posts(token="xoxb-T1")
+    assert sender.tick(DUE + timedelta(minutes=1)) == 1
+    assert fake_slack.posts(token="xoxb-T1") == [first]
+    [recap] = rows(store, db.recaps)
+    assert (recap["state"], recap["message_ts"]) == ("sent", first.params["_ts"])
 
 
 @pytest.mark.parametrize("lookup_fault", sorted(RETRYABLE))
