@@ -5,6 +5,10 @@
 For each (app, server): a fresh database with the recipients connected, the server in a subprocess, N signed
 `message.im` events from N distinct senders at concurrency 16 over keep-alive http.client connections; then wait
 (bounded) until N replies reached the fake Slack. Prints a JSON summary on the last line.
+
+Apps (`--apps`): `bare` (the goal's ceiling), `offhours`, and `recording`, a reference between them: bare Bolt that
+also writes each DM to the database before the ack (bench/server.py). It shows how much of the gap the durable
+record alone costs.
 """
 
 from __future__ import annotations
@@ -223,6 +227,7 @@ def run_one(
         log.close()
     replies = stats["posts"]
     all_replied_s = (stats["last_post"] - started) if replies >= events else None
+    recorded = count_recorded(url) if app == "recording" else None
     ack_s = acked - started
     return {
         "app": app,
@@ -244,7 +249,20 @@ def run_one(
         "cpu_s_per_1000": cpu / max(len(latencies), 1) * 1000,
         "peak_rss_mib": peak_rss_kib / 1024,
         "other_calls": {k: v for k, v in stats["methods"].items() if k != "chat.postMessage"},
+        "recorded": recorded,
     }
+
+
+def count_recorded(url: str) -> int:
+    """The recording reference's rows: each DM must really have been written, or its figures mean nothing."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM bench_recorded_dms")).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, help="connected recipients the senders write to (default N/4)")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--servers", default=None, help="comma-separated: waitress,gunicorn")
-    parser.add_argument("--apps", default="bare,offhours", help="comma-separated: bare,offhours")
+    parser.add_argument("--apps", default="bare,recording,offhours", help="comma-separated: bare,recording,offhours")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--profile", type=Path, help="run each server under py-spy; collapsed stacks go to this folder")
     args = parser.parse_args(argv)

@@ -95,11 +95,17 @@ def event_section(results: list[dict]) -> str:
         if app != "offhours" or bare is None:
             continue
         ratio = r["replies_per_s"] / bare["replies_per_s"]
+        recording = by.get(("recording", server, database))
         goals = [
             f"replies/s {ratio:.2f}x the bare app ({'met' if ratio >= 0.8 else 'MISSED'}, goal ≥ 0.8x)",
             f"ack p99 {r['ack_p99_ms']:.0f} ms ({'met' if r['ack_p99_ms'] < 250 else 'MISSED'}, goal < 250 ms)",
             f"non-200 {r['non_200']} ({'met' if r['non_200'] == 0 else 'MISSED'}, goal 0)",
         ]
+        if recording is not None:
+            goals.append(
+                f"for reference, {r['replies_per_s'] / recording['replies_per_s']:.2f}x bare Bolt that records "
+                f"each DM before the ack ({recording['replies_per_s'] / bare['replies_per_s']:.2f}x bare)"
+            )
         lines.append(f"- **{server}, {database}**: " + "; ".join(goals))
     waitress = by.get(("offhours", "waitress", "sqlite"))
     gunicorn = by.get(("offhours", "gunicorn", "sqlite"))

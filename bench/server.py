@@ -1,6 +1,7 @@
-"""The server under test, in its own process: Offhours as `serve()` runs it, or a bare Bolt app; waitress or gunicorn.
+"""The server under test, in its own process: Offhours as `serve()` runs it, a bare Bolt app, or bare Bolt that also
+records each DM before the ack (a reference); waitress or gunicorn.
 
-    python bench/server.py --app offhours|bare --server waitress|gunicorn --port N
+    python bench/server.py --app offhours|bare|recording --server waitress|gunicorn --port N
 
 Environment as in production: SLACK_SIGNING_SECRET, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, DATABASE_URL, SLACK_API_URL.
 Bound to 127.0.0.1 (serve() binds 0.0.0.0). Stops on SIGTERM.
@@ -66,50 +67,109 @@ def separate_sender():
     sender.stop()
 
 
-def bare_wsgi():
-    """The ceiling: a Bolt app with one `message` listener that posts one threaded reply per DM, acking first."""
-
-    from slack_bolt import App
-    from slack_bolt.adapter.wsgi import SlackRequestHandler
+def _bare_authorize(enterprise_id, team_id, user_id, **_kwargs):
     from slack_bolt.authorization import AuthorizeResult
+
+    # No auth.test: like Offhours' StoreAuthorize, the token is known locally.
+    return AuthorizeResult(
+        enterprise_id=enterprise_id,
+        team_id=team_id,
+        bot_token=f"xoxb-{team_id}",
+        bot_user_id="UBOT",
+        bot_id="B1",
+        user_id=user_id,
+        user_token=f"xoxp-{team_id}-{user_id}",
+    )
+
+
+def _bare_client():
     from slack_sdk import WebClient
 
-    def authorize(enterprise_id, team_id, user_id, **_kwargs) -> AuthorizeResult:
-        # No auth.test: like Offhours' StoreAuthorize, the token is known locally.
-        return AuthorizeResult(
-            enterprise_id=enterprise_id,
-            team_id=team_id,
-            bot_token=f"xoxb-{team_id}",
-            bot_user_id="UBOT",
-            bot_id="B1",
-            user_id=user_id,
-            user_token=f"xoxp-{team_id}-{user_id}",
-        )
+    return WebClient(base_url=os.environ["SLACK_API_URL"], timeout=10)
 
-    client = WebClient(base_url=os.environ["SLACK_API_URL"], timeout=10)
+
+def _bare_ignores(event: dict) -> bool:
+    return event.get("channel_type") != "im" or bool(event.get("bot_id") or event.get("subtype"))
+
+
+def _bare_post(client, context, event: dict) -> None:
+    client.chat_postMessage(
+        token=context.user_token,
+        channel=event["channel"],
+        thread_ts=event["ts"],
+        text=":crescent_moon: Auto-reply: I'm offline.",
+    )
+
+
+def bare_wsgi():
+    """The ceiling: a Bolt app with one `message` listener that posts one threaded reply per DM, acking first."""
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
     app = App(
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-        client=client,
-        authorize=authorize,
+        client=_bare_client(),
+        authorize=_bare_authorize,
         logger=logging.getLogger("bot.bolt"),
     )
 
     @app.event("message")
-    def on_message(event: dict, context, client: WebClient) -> None:
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
-            return
-        client.chat_postMessage(
-            token=context.user_token,
-            channel=event["channel"],
-            thread_ts=event["ts"],
-            text=":crescent_moon: Auto-reply: I'm offline.",
-        )
+    def on_message(event: dict, context, client) -> None:
+        if not _bare_ignores(event):
+            _bare_post(client, context, event)
 
     return SlackRequestHandler(app, path="/slack/events"), lambda: None
 
 
+def recording_wsgi():
+    """A reference between the two (not the goal's ceiling): bare Bolt that also records each DM durably before
+    the ack, as Offhours must for "nothing is lost" and for Slack's redeliveries: one INSERT ... ON CONFLICT DO
+    NOTHING in a transaction of its own (bot/db.py's engine and write queue), then the ack, then one threaded
+    `chat.postMessage` from a lazy listener. No rules, settings, outbox or retries."""
+    import sqlalchemy as sa
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    from bot import db
+
+    engine = db.make_engine(os.environ["DATABASE_URL"])
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "bench_recorded_dms",
+        metadata,
+        sa.Column("team_id", db.ID, primary_key=True),
+        sa.Column("channel_id", db.ID, primary_key=True),
+        sa.Column("ts", sa.String(32), primary_key=True),
+        sa.Column("sender_id", db.ID, nullable=False),
+    )
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    insert = db.insert_ignore(engine, table, ["team_id", "channel_id", "ts"])
+    app = App(
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        client=_bare_client(),
+        authorize=_bare_authorize,
+        logger=logging.getLogger("bot.bolt"),
+        process_before_response=True,
+    )
+
+    def record(event: dict, body: dict) -> None:
+        if _bare_ignores(event):
+            return
+        with db.writing(engine) as conn:
+            row = {"team_id": body["team_id"], "channel_id": event["channel"], "ts": event["ts"]}
+            conn.execute(insert, {**row, "sender_id": event["user"]})
+
+    def post(event: dict, context, client) -> None:
+        if not _bare_ignores(event):
+            _bare_post(client, context, event)
+
+    app.event("message")(ack=record, lazy=[post])
+    return SlackRequestHandler(app, path="/slack/events"), engine.dispose
+
+
 def build(kind: str):
-    return offhours_wsgi() if kind == "offhours" else bare_wsgi()
+    return {"offhours": offhours_wsgi, "bare": bare_wsgi, "recording": recording_wsgi}[kind]()
 
 
 def run_waitress(kind: str, port: int) -> None:
@@ -152,7 +212,7 @@ def run_gunicorn(kind: str, port: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", choices=["offhours", "bare"], required=True)
+    parser.add_argument("--app", choices=["offhours", "bare", "recording"], required=True)
     parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

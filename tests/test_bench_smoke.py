@@ -23,11 +23,12 @@ def run_quick(script: str, tmp_path: Path) -> tuple[dict | None, str]:
 def test_event_path_quick(tmp_path):
     summary, _ = run_quick("event_path", tmp_path)
     by_app = {r["app"]: r for r in summary["results"]}
-    assert set(by_app) == {"bare", "offhours"}
+    assert set(by_app) == {"bare", "recording", "offhours"}
     for result in by_app.values():
         assert result["sent"] == result["events"] == 50
         assert result["replies"] == 50
         assert result["acks_per_s"] > 0 and result["ack_p99_ms"] > 0 and result["cpu_s_per_1000"] >= 0
+    assert by_app["recording"]["recorded"] == 50  # the reference really writes each DM
 
 
 def test_fanout_quick(tmp_path):
@@ -70,3 +71,28 @@ def test_inprocess_quick(tmp_path):
     for result in summary["results"]:
         assert result["replies"] == result["events"] == 50
         assert result["cpu_ms_per_event"] > 0
+
+
+def test_profile_summary_splits_the_event_path_into_database_and_rest(tmp_path):
+    request = "<module> (bench/inprocess.py:1);SlackRequestHandler.__call__ (slack_bolt/adapter/wsgi/handler.py:9)"
+    drain = "run (bench/inprocess.py:2);ReplySender.drain (bot/reply_sender.py:93)"
+    bare = tmp_path / "bare.txt"
+    bare.write_text(f"{request};post (x.py:1) 40\n<module> (bench/common.py:1);import (y.py:1) 500\n")
+    offhours = tmp_path / "offhours.txt"
+    offhours.write_text(
+        f"{request};Store.dm_view (bot/store.py:1);Connection.execute (sqlalchemy/engine/base.py:1) 30\n"
+        f"{request};post (x.py:1) 40\n"
+        f"{drain};Outbox.claim (bot/outbox.py:1);writing (bot/db.py:9) 10\n"
+        f"{drain};compose (bot/autoreply.py:1) 10\n"
+        "<module> (bench/common.py:1);seed (bench/common.py:5) 900\n"  # start-up: not the event path
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_summary.py"), str(bare), str(offhours), "--top", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| bare", "| offhours"))]
+    assert rows == [
+        "| bare | 40 | 0 | 40 | 1.00 | 1.00 |",
+        "| offhours | 90 | 40 | 50 | 2.25 | 1.25 |",
+    ]
