@@ -17,7 +17,6 @@ from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, Succ
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store import Installation
 
@@ -179,18 +178,17 @@ def _on_installed(services: Services) -> Callable[[SuccessArgs], BoltResponse]:
     def success(args: SuccessArgs) -> BoltResponse:
         installation = args.installation
         if installation.user_token and installation.user_id:
-            profile_tz = None
-            team_id = installation.team_id or ""
+            team_id, user_id = installation.team_id or "", installation.user_id
             # A person connecting to an installed workspace brings only a user token (no users:read): ask with
-            # the workspace's bot token.
+            # the workspace's bot token. Asked only while their zone is unknown; a failure never fails the connect.
             bot_token = installation.bot_token or services.store.bot_token(team_id)
-            try:
-                profile_tz = services.profiles.timezone(team_id, installation.user_id, token=bot_token)
-            except SlackApiError as e:
-                log.warning("install: users.info failed error=%s", e.response.get("error"))
-            except OSError as e:  # a timeout must not fail the connection itself
-                log.warning("install: users.info failed error=%s", type(e).__name__)
-            services.people.ensure(team_id, installation.user_id, profile_tz=profile_tz)
+            services.people.ensure(
+                team_id,
+                user_id,
+                profile_tz=lambda: services.profiles.timezone_or_none(
+                    team_id, user_id, token=bot_token, source="install"
+                ),
+            )
             log.info("install: connected team=%s user=%s", installation.team_id, installation.user_id)
         return args.default.success(args)
 

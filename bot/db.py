@@ -65,7 +65,7 @@ people = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
-profiles = sa.Table(  # users.info cache: a person's own profile zone, read at connect time and first contact
+profiles = sa.Table(  # users.info cache: a person's own profile zone, read while their people.tz is None
     "profiles",
     metadata,
     sa.Column("team_id", ID, primary_key=True),

@@ -2,6 +2,10 @@
 
 `/hours` and the App Home both call `PeopleService`, so a change made in one shows in the other and is
 validated the same way. Every setter validates first and writes nothing on bad input.
+
+A person's zone is None until known. When the config follows Slack profiles, `ensure` (every /hours, Home visit
+and connect) learns the profile zone while it is None, so one failed users.info does not leave the person on the
+fallback zone; it fills the zone only where it is still None, never over one the person chose.
 """
 
 from __future__ import annotations
@@ -70,6 +74,16 @@ def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
     return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
 
 
+def _valid_zone(name: str | None) -> str | None:
+    """A profile's zone by its canonical name, or None when there is none or Offhours does not know it."""
+    if not name:
+        return None
+    try:
+        return resolve_timezone(name)
+    except HoursError:
+        return None
+
+
 def serialize_days_off(days_off: tuple[DayOff, ...]) -> str:
     return ";".join(f"{d.start.isoformat()}..{d.end.isoformat()}" for d in days_off)
 
@@ -119,22 +133,33 @@ class PeopleService:
 
     def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
         row = self.store.save_person(team_id, user_id, now=self.clock(), **fields)
-        for callback in self.on_change:
-            callback(team_id, user_id)
+        self._changed(team_id, user_id)
         return preferences(row, self.config, team_id=team_id, user_id=user_id)
 
-    def ensure(self, team_id: str, user_id: str, *, profile_tz: str | None) -> Preferences:
-        """Create the person's row on first contact, taking their Slack profile zone when the config says so."""
+    def _changed(self, team_id: str, user_id: str) -> None:
+        for callback in self.on_change:
+            callback(team_id, user_id)
+
+    def ensure(self, team_id: str, user_id: str, *, profile_tz: Callable[[], str | None]) -> Preferences:
+        """The person's settings, their row created on first contact; their Slack profile zone learnt when needed.
+
+        While the config follows profiles (no `defaults.timezone`) and the person's zone is not known yet,
+        `profile_tz()` is asked for it (None when Slack could not tell) and a valid zone is stored: a lookup that
+        failed once is tried again on the next contact instead of leaving them on the fallback zone for good.
+        A zone already known, chosen or learnt, costs no lookup and is never replaced.
+        """
         row = self.store.get_person(team_id, user_id)
-        if row is not None:
+        follows_profile = self.config.defaults.timezone is None
+        if row is not None and (row.tz is not None or not follows_profile):
             return preferences(row, self.config, team_id=team_id, user_id=user_id)
-        tz = None
-        if self.config.defaults.timezone is None and profile_tz:
-            try:
-                tz = resolve_timezone(profile_tz)
-            except HoursError:
-                tz = None
-        return self._save(team_id, user_id, tz=tz)
+        tz = _valid_zone(profile_tz()) if follows_profile else None
+        if row is not None and tz is None:
+            # Nothing learnt: the fallback zone applies for now, and the next contact asks again.
+            return preferences(row, self.config, team_id=team_id, user_id=user_id)
+        row, changed = self.store.fill_person_tz(team_id, user_id, tz, now=self.clock())
+        if changed:
+            self._changed(team_id, user_id)
+        return preferences(row, self.config, team_id=team_id, user_id=user_id)
 
     def set_hours(self, team_id: str, user_id: str, text: str) -> Preferences:
         weekly = parse_hours(text)

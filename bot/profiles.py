@@ -1,15 +1,23 @@
-"""A cache of people's Slack profile zones (users.info), kept in the database so every process shares it."""
+"""A cache of people's Slack profile zones (users.info), kept in the database so every process shares it.
+
+Asked only while a person's zone is not known yet (PeopleService.ensure decides): at connect time, on /hours and
+on a Home visit, so one failed lookup is made up for at the next contact.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import db
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(days=1)
 
@@ -49,3 +57,16 @@ class ProfileCache:
                 )
             )
         return tz
+
+    def timezone_or_none(
+        self, team_id: str, user_id: str, *, token: str | None, source: str, client: WebClient | None = None
+    ) -> str | None:
+        """timezone(), or None when Slack cannot answer now (logged under `source`): the config's fallback zone
+        applies meanwhile, and as a failure is not cached, the next contact asks again."""
+        try:
+            return self.timezone(team_id, user_id, token=token, client=client)
+        except SlackApiError as e:
+            log.warning("%s: users.info failed error=%s", source, e.response.get("error"))
+        except OSError as e:  # a timeout or a dropped connection
+            log.warning("%s: users.info failed error=%s", source, type(e).__name__)
+        return None

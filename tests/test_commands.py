@@ -6,6 +6,7 @@ hours (Mon–Fri 09:00–17:30), so they are off until Wednesday 09:00.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -269,6 +270,68 @@ def test_an_unreachable_profile_gives_the_fallback_zone_not_an_error(hours, row,
     answer = hours("show")
     assert "*Time zone:* UTC" in answer.text
     assert row()["tz"] is None  # nothing guessed is stored: the profile zone can still be learnt later
+
+
+def forget_zone(store, fake_slack: FakeSlack, hours, failure: dict) -> None:
+    """U1's first /hours meets a users.info failure: their row is created with no zone (the fallback applies)."""
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    fake_slack.fail("users.info", **failure)
+    assert "*Time zone:* UTC" in hours("show").text
+    assert person_snapshot(store, "U1")["tz"] is None
+
+
+# One disconnect is one failed command: the client inside the ack does not retry.
+@pytest.mark.parametrize("failure", [{"error": "user_not_found"}, {"disconnect": True}])
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_command(hours, row, store, fake_slack, failure):
+    forget_zone(store, fake_slack, hours, failure)
+    fake_slack.wait_for("views.publish")  # the Home refresh for the new row
+    fake_slack.reset_calls()
+    answer = hours("show")  # Slack answers this time
+    assert "*Time zone:* America/New_York" in answer.text
+    assert row()["tz"] == "America/New_York"
+    [call] = fake_slack.calls_to("users.info")
+    assert (call.params["user"], call.token) == ("U1", "xoxb-T1")
+    # Learning the zone is a change like any other: the Home tab follows it.
+    [publish] = fake_slack.wait_for("views.publish")
+    assert "America/New_York" in block_text(publish.params["view"]["blocks"])
+
+
+def test_a_zone_the_person_chose_is_never_replaced_nor_looked_up(hours, row, store, fake_slack, clock):
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+    hours("tz Europe/Rome")
+    clock.advance(days=2)  # no fresh cached profile either: only the known zone keeps Slack from being asked
+    fake_slack.reset_calls()
+    for text in ("show", "set mon-fri 8-16", "preview"):
+        hours(text)
+    assert fake_slack.calls_to("users.info") == []
+    assert row()["tz"] == "Europe/Rome"
+    assert "*Time zone:* Europe/Rome" in hours("show").text
+
+
+def test_a_zone_chosen_while_the_profile_is_being_looked_up_is_kept(hours, row, store, fake_slack):
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+    fake_slack.fail("users.info", delay=1.0)  # a slow (but successful) answer: America/New_York
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(hours, "show")
+        fake_slack.wait_for("users.info", 2)  # the lookup has started...
+        hours("tz Europe/Rome")  # ...and the person sets their zone before it ends
+        first.result()
+    assert row()["tz"] == "Europe/Rome"  # the profile zone filled nothing: a zone was set meanwhile
+    assert "*Time zone:* Europe/Rome" in hours("show").text
+
+
+@pytest.mark.parametrize("profile_tz", ["Mars/Olympus", None], ids=["unknown-zone", "no-zone"])
+def test_a_profile_zone_offhours_cannot_use_stays_unknown_without_an_error(hours, row, store, fake_slack, profile_tz):
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+    fake_slack.add_user("U1", tz=profile_tz)
+    answer = hours("show")
+    assert len(fake_slack.calls_to("users.info")) == 2  # asked again, as the zone is still unknown
+    assert ":warning:" not in answer.text
+    assert "*Time zone:* UTC" in answer.text
+    assert row()["tz"] is None
+    hours("show")
+    assert len(fake_slack.calls_to("users.info")) == 2  # that answer is cached: Slack is not asked every time
 
 
 def test_forget_keeps_the_workspace_install_for_everyone_else(hours, store, fake_slack):

@@ -150,6 +150,39 @@ def test_a_connected_person_without_a_row_gets_one_with_their_profile_zone(slack
     assert len(fake_slack.calls_to("views.publish")) == 1  # creating the row did not publish a second time
 
 
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_visit(slack, store, fake_slack):
+    connect(store, fake_slack, "U3", tz="Europe/Rome")
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    fake_slack.fail("users.info", error="user_not_found")
+    assert slack.command("show", user="U3").status == 200  # first contact: Slack cannot tell the zone
+    assert person_snapshot(store, "U3")["tz"] is None
+    fake_slack.wait_for("views.publish")  # the refresh for the new row
+    fake_slack.reset_calls()
+    open_home(slack, "U3")
+    assert "Europe/Rome" in published(fake_slack)["text"]
+    assert person_snapshot(store, "U3")["tz"] == "Europe/Rome"
+    [info] = fake_slack.calls_to("users.info")
+    assert (info.params["user"], info.token) == ("U3", "xoxb-T1")
+    assert len(fake_slack.calls_to("views.publish")) == 1  # learning the zone did not publish a second time
+
+
+def test_a_visit_never_looks_up_nor_replaces_a_zone_the_person_chose(slack, store, fake_slack, clock):
+    connect(store, fake_slack, "U3", tz="Europe/Rome")
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    fake_slack.fail("users.info", error="user_not_found")
+    open_home(slack, "U3")
+    assert person_snapshot(store, "U3")["tz"] is None
+    assert slack.command("tz Asia/Tokyo", user="U3").status == 200
+    clock.advance(days=2)  # no fresh cached profile either: only the known zone keeps Slack from being asked
+    fake_slack.reset_calls()
+    open_home(slack, "U3")
+    assert "Asia/Tokyo" in published(fake_slack)["text"]
+    assert person_snapshot(store, "U3")["tz"] == "Asia/Tokyo"
+    assert fake_slack.calls_to("users.info") == []
+
+
 def test_the_messages_tab_publishes_nothing(slack, u1, fake_slack):
     open_home(slack, "U1", tab="messages")
     assert fake_slack.calls_to("views.publish") == []

@@ -191,3 +191,30 @@ def test_an_unreachable_profile_still_connects_with_the_fallback_zone(server, st
     assert redirect(server.url, cookie=install.cookie, code="code-1", state=install.state).status == 200
     assert store.user_token("T1", "U1") == "xoxp-oauth-U1"
     assert person_snapshot(store, "U1") is not None
+
+
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_when_the_person_connects_again(server, store, slack_oauth):
+    slack_oauth.fail("users.info", error="ratelimited")
+    first = start_install(server.url)
+    assert redirect(server.url, cookie=first.cookie, code="code-1", state=first.state).status == 200
+    assert person_snapshot(store, "U1")["tz"] is None
+    slack_oauth.oauth_codes["code-3"] = oauth_answer("U1", with_bot=False)
+    again = start_install(server.url)
+    assert redirect(server.url, cookie=again.cookie, code="code-3", state=again.state).status == 200
+    assert person_snapshot(store, "U1")["tz"] == "Europe/Rome"
+    info = slack_oauth.calls_to("users.info")[-1]
+    assert (info.params["user"], info.token) == ("U1", BOT_TOKEN)
+    assert "Europe/Rome" in SlackHTTP(server.url).command("show", user="U1").text
+
+
+def test_connecting_again_never_looks_up_nor_replaces_a_zone_the_person_chose(server, store, slack_oauth, clock):
+    first = start_install(server.url)
+    assert redirect(server.url, cookie=first.cookie, code="code-1", state=first.state).status == 200
+    assert SlackHTTP(server.url).command("tz Asia/Tokyo", user="U1").status == 200
+    clock.advance(days=2)  # the cached profile is stale: only the known zone keeps Slack from being asked
+    slack_oauth.reset_calls()
+    slack_oauth.oauth_codes["code-3"] = oauth_answer("U1", with_bot=False)
+    again = start_install(server.url)
+    assert redirect(server.url, cookie=again.cookie, code="code-3", state=again.state).status == 200
+    assert slack_oauth.calls_to("users.info") == []
+    assert person_snapshot(store, "U1")["tz"] == "Asia/Tokyo"

@@ -1,7 +1,8 @@
 """The /hours slash command: parse the subcommand, call PeopleService, answer ephemerally.
 
 Every answer goes back in the ack (Slack shows a command's ack body only to the caller), so nothing here
-posts to Slack before the 3-second deadline except, on first contact, one users.info for the profile zone.
+posts to Slack before the 3-second deadline except, while the person's zone is not known yet (first contact, or
+an earlier lookup failed), one users.info with a short timeout for their profile zone.
 """
 
 from __future__ import annotations
@@ -115,27 +116,21 @@ class Subcommands:
         return handler(arg)
 
     def _ensure_person(self) -> Preferences:
-        if self.services.store.get_person(self.team_id, self.user_id) is not None:
-            return self.people.get(self.team_id, self.user_id)
-        profile_tz = None
-        try:
-            # Inside the 3-second ack: a short timeout and no retries; the default zone is the fallback.
-            profile_tz = self.services.profiles.timezone(
-                self.team_id,
-                self.user_id,
-                token=self.services.store.bot_token(self.team_id),
-                # min(): never longer than the app's own client timeout (tests set a short one).
-                client=WebClient(
-                    base_url=self.services.client.base_url,
-                    timeout=min(2, self.services.client.timeout),
-                    retry_handlers=[],
-                ),
-            )
-        except SlackApiError as e:
-            log.warning("command: users.info failed error=%s", e.response.get("error"))
-        except OSError as e:  # a timeout or a dropped connection: the config's zone policy applies for now
-            log.warning("command: users.info failed error=%s", type(e).__name__)
-        return self.people.ensure(self.team_id, self.user_id, profile_tz=profile_tz)
+        # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService).
+        return self.people.ensure(self.team_id, self.user_id, profile_tz=self._profile_tz)
+
+    def _profile_tz(self) -> str | None:
+        return self.services.profiles.timezone_or_none(
+            self.team_id,
+            self.user_id,
+            token=self.services.store.bot_token(self.team_id),
+            source="command",
+            # Inside the 3-second ack: a short timeout and no retries; the fallback zone applies if Slack is slow.
+            # min(): never longer than the app's own client timeout (tests set a short one).
+            client=WebClient(
+                base_url=self.services.client.base_url, timeout=min(2, self.services.client.timeout), retry_handlers=[]
+            ),
+        )
 
     def _require(self, arg: str, sub: str) -> str:
         if not arg:

@@ -161,17 +161,16 @@ class HomeTab:
         return bool(team_id and user_id) and self.services.store.user_token(team_id, user_id) is not None
 
     def ensure_person(self, team_id: str, user_id: str, *, token: str | None) -> None:
-        """A connected person's first visit creates their row with their Slack profile zone, as /hours does."""
-        if not self.connected(team_id, user_id) or self.services.store.get_person(team_id, user_id) is not None:
+        """A connected person's visit creates their row, and learns their Slack profile zone while it is not known
+        yet, as /hours does (a lookup that failed before is tried again here)."""
+        if not self.connected(team_id, user_id):
             return
-        profile_tz = None
-        try:
-            profile_tz = self.services.profiles.timezone(team_id, user_id, token=token)
-        except SlackApiError as e:
-            log.warning("home: users.info failed error=%s", e.response.get("error"))
-        except OSError as e:  # a timeout: the zone is asked again on the next visit
-            log.warning("home: users.info failed error=%s", type(e).__name__)
-        self.people.ensure(team_id, user_id, profile_tz=profile_tz)
+        profiles = self.services.profiles
+        self.people.ensure(
+            team_id,
+            user_id,
+            profile_tz=lambda: profiles.timezone_or_none(team_id, user_id, token=token, source="home"),
+        )
 
     def view(self, team_id: str, user_id: str, *, headers: dict | None = None) -> dict:
         if not self.connected(team_id, user_id):
