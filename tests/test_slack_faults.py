@@ -9,8 +9,8 @@ fault, except where a 5xx is the point: an event that could not be recorded yet 
 
 The calls, and where they are made:
     chat.postMessage / chat.postEphemeral  the auto-reply (reply_sender, the person's token)
-    users.info                             the person's own zone at first contact (/hours, Home, OAuth); never
-                                           for a sender: the auto-reply's {back_at_sender} is a Slack date
+    users.info                             the person's own zone while it is unknown (/hours, Home, OAuth);
+                                           never for a sender: the auto-reply's {back_at_sender} is a Slack date
     conversations.info                     a DM seen through its sender's token (listeners/messages.py)
     chat.postMessage, chat.getPermalink    the recap (recap_sender: bot token, person's token for links)
     chat.update                            the recap after a Done click (listeners/recap_actions.py)
