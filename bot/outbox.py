@@ -7,6 +7,7 @@ A redelivered or concurrently delivered event hits the unique keys and changes n
 
 from __future__ import annotations
 
+import re
 import urllib.error
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,8 +76,17 @@ def request_error(error: OSError) -> str:
 # Slack's docs say of these (chat.postMessage, chat.postEphemeral): "It's possible some aspect of the operation
 # succeeded before the error was raised." They can come with HTTP 200 as well as with a 5xx.
 MAY_HAVE_ACTED = frozenset({"internal_error", "fatal_error"})
-# Transient by Slack's own description: retried later, like a 5xx.
-TRANSIENT = frozenset({"ratelimited", "service_unavailable", "request_timeout"}) | MAY_HAVE_ACTED
+# Transient by Slack's own description: retried later, like a 5xx. Not fatal_error ("catastrophic"): retried for
+# ever, a recap would hold its messages back; refused for good, they wait for the next recap.
+TRANSIENT = frozenset({"ratelimited", "service_unavailable", "request_timeout", "internal_error"})
+_ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def slack_code(error) -> str:
+    """A SlackApiError's error code, or its HTTP status when Slack's answer carried none (slack_sdk puts the start
+    of a proxy's HTML error page there: no use to anyone, and not for the database or the logs)."""
+    code = error.response.get("error")
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else str(error.response.status_code)
 
 
 def slack_retryable(status: int, code: str) -> bool:
@@ -85,10 +95,10 @@ def slack_retryable(status: int, code: str) -> bool:
 
 
 def slack_error(status: int, code: str) -> str:
-    """What to record for a refused Web API call: its code, marked unknown where Slack may have acted on it.
+    """What to record for a refused post: its code, marked unknown where Slack may have carried it out.
 
     A 5xx says no more than "something failed somewhere" (Slack's edge may answer 502 or 504 for a post that went
-    through), so after one the next attempt looks for its post before posting: a sender is never answered twice.
+    through), so after one the reply sender looks for its post before posting again.
     """
     if status >= 500 or code in MAY_HAVE_ACTED:
         return UNKNOWN_PREFIX + code

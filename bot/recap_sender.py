@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, request_error, slack_error, slack_retryable
+from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, request_error, slack_code, slack_retryable
 from bot.recap import Recap, WaitingMessage, build_recap
 from bot.recap_store import ClaimedRecap
 from bot.reply_sender import backoff, retry_after, sending_client
@@ -238,10 +238,12 @@ class RecapSender:
             # Slack's answer to a post holds for the workspace's other recaps too (a per-channel limit holds it
             # only for the Retry-After it names, a second or so).
             self.hold(recap.team_id, at)
-        # Unknown after a 5xx or an internal_error: the next attempt looks for the recap before posting it again.
-        recorded = slack_error(status, code)
-        self.recaps.retry(recap.id, at=at, error=recorded)
-        log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, recorded, delay.total_seconds())
+        # Recorded as known, although after a 5xx or an internal_error Slack may have posted it: the retry posts
+        # without looking first. Looking (conversations.history) is allowed about once a minute per workspace, so
+        # after an incident that failed 1,000 recaps the last would go out some 16 hours late; a person may rather
+        # get a recap twice. Timeouts and crashes, which fail one post at a time, are still looked up.
+        self.recaps.retry(recap.id, at=at, error=code)
+        log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, code, delay.total_seconds())
 
     def refresh(self, recap_id: int, *, now: datetime) -> None:
         """Re-render a sent recap after a "Done" click (chat.update with the bot token)."""
@@ -268,5 +270,5 @@ def _retryable(error: SlackApiError) -> bool:
 
 def _code(error: Exception) -> str:
     if isinstance(error, SlackApiError):
-        return str(error.response.get("error") or error.response.status_code)
+        return slack_code(error)
     return type(error).__name__

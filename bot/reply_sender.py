@@ -20,6 +20,7 @@ from bot import autoreply
 from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
 from bot.group_commit import GroupCommit
+from bot.lookup_slots import LookupSlots
 from bot.outbox import (
     IN_FLIGHT,
     LOOKUP_FAILED,
@@ -28,6 +29,7 @@ from bot.outbox import (
     ReplyOutcome,
     may_have_posted,
     request_error,
+    slack_code,
     slack_error,
     slack_retryable,
 )
@@ -83,6 +85,7 @@ class ReplySender:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reply")
         self._outcomes: GroupCommit[tuple[ReplyOutcome, int]] = GroupCommit(self._write_outcomes)
+        self._lookups = LookupSlots()
 
     def drain(self, *, now: datetime | None = None) -> int:
         """Send every reply due at `now` (default: the clock); returns how many were posted."""
@@ -187,15 +190,9 @@ class ReplySender:
             # An ephemeral post cannot be looked up: one that may have been shown is never repeated (at most once).
             return ReplyOutcome(reply.id, "failed", error=reply.last_error or IN_FLIGHT)
         if reply.outcome_unknown:
-            # A retry may follow a post that Slack carried out but answered too late (a timeout, a crash): look
-            # for it in the thread first, so the sender never gets the auto-reply twice. Only then: the lookup
-            # (conversations.replies) is rate-limited hard for apps outside the Marketplace.
-            try:
-                found = self._already_posted(reply, token=ready.token)
-            except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
-                return self._lookup_failed(reply, e, now=later)
-            if found is not None:
-                return ReplyOutcome(reply.id, "sent", reply_ts=found)
+            settled, outcome = self._look_first(ready, now=later)
+            if settled:
+                return outcome
         try:
             ts = self._post(reply, token=ready.token, text=ready.text)
         except SlackApiError as e:
@@ -219,8 +216,32 @@ class ReplySender:
             return ReplyOutcome(reply.id, "pending", error="unexpected", retry_at=later + backoff(reply.attempts))
         return ReplyOutcome(reply.id, "sent", reply_ts=ts)
 
+    def _look_first(self, ready: _Ready, *, now: datetime) -> tuple[bool, ReplyOutcome | None]:
+        """A retry may follow a post that Slack carried out but answered badly (a timeout, a 5xx, a crash): look
+        for it in the thread first, so the sender never gets the auto-reply twice. (True, outcome) when that
+        settles this attempt (found, queued for a lookup slot, or the lookup failed); (False, None): post.
+
+        Only after an unknown outcome: conversations.replies is rate-limited hard for apps outside the Marketplace.
+        """
+        reply = ready.reply
+        queued_for = self._lookups.reserve(reply.team_id, reply.id, now=now)
+        if queued_for is not None:  # the workspace's lookups are rate-limited: wait for this reply's slot
+            return True, ReplyOutcome(reply.id, "pending", error=reply.last_error or IN_FLIGHT, retry_at=queued_for)
+        try:
+            found = self._already_posted(reply, token=ready.token)
+        except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
+            return True, self._lookup_failed(reply, e, now=now)
+        if found is not None:
+            return True, ReplyOutcome(reply.id, "sent", reply_ts=found)
+        return False, None
+
     def _lookup_failed(self, reply: PendingReply, error: Exception, *, now: datetime) -> ReplyOutcome | None:
         """The lookup failed: retried like a post, but marked so that the next attempt looks again first."""
+        if isinstance(error, SlackApiError) and error.response.status_code == 429:
+            # Not an attempt used up (the off-window bounds the wait): the reply waits for its own lookup slot.
+            wait = timedelta(seconds=retry_after(error))
+            at = self._lookups.limited(reply.team_id, reply.id, now=now, retry_after=wait)
+            return ReplyOutcome(reply.id, "pending", error=LOOKUP_FAILED, retry_at=at)
         if isinstance(error, SlackApiError):
             outcome = self._failed(reply, error, now=now)  # a revoked token disconnects; a refusal gives up
         else:
@@ -268,7 +289,7 @@ class ReplySender:
 
     def _failed(self, reply: PendingReply, error: SlackApiError, *, now: datetime) -> ReplyOutcome | None:
         status = error.response.status_code
-        code = str(error.response.get("error") or status)
+        code = slack_code(error)
         if code in REVOKED:
             self.store.revoke_user_tokens(reply.team_id, [reply.recipient_id])
             log.warning("reply id=%s outcome=disconnected error=%s", reply.id, code)

@@ -36,6 +36,7 @@ class Failure:
     delay: float = 0.0
     disconnect: bool = False  # close the connection without an answer (a network failure)
     after_acting: bool = False  # Slack carries the call out, then answers with the failure ("internal_error")
+    body: bytes | None = None  # a raw answer that is not Slack's JSON (a proxy's HTML error page), with `status`
 
 
 @dataclass
@@ -106,10 +107,14 @@ class FakeSlack:
 
     def fail(self, method: str, *, times: int = 1, **failure: Any) -> None:
         """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=...,
-        disconnect=True (the connection drops without an answer), after_acting=True (done, then the failure)."""
+        disconnect=True (the connection drops without an answer), after_acting=True (done, then the failure),
+        body=b"<html>..." (with a status: an answer that is not Slack's JSON)."""
+        scripted = Failure(**failure)
+        if scripted.after_acting and scripted.status == 200 and not scripted.error:
+            raise ValueError("after_acting needs a failure to answer with: a status or an error")
         with self._lock:
             for _ in range(times):
-                self._failures[method].append(Failure(**failure))
+                self._failures[method].append(scripted)
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -134,7 +139,7 @@ class FakeSlack:
 
     def answer(
         self, method: str, token: str | None, params: dict[str, Any], *, basic: tuple[str, str] | None = None
-    ) -> tuple[int, dict[str, str], dict]:
+    ) -> tuple[int, dict[str, str], dict | bytes]:
         with self._changed:
             if self.record_calls:
                 self.calls.append(Call(method, token, params, *(basic or (None, None))))
@@ -148,6 +153,8 @@ class FakeSlack:
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             if failure.after_acting:
                 self._carry_out(method, token, params)
+            if failure.body is not None:
+                return failure.status, {**headers, "Content-Type": "text/html"}, failure.body
             if failure.status == 429:
                 return 429, headers, {"ok": False, "error": "ratelimited"}
             if failure.status != 200:
@@ -293,11 +300,10 @@ class FakeSlack:
                 if status == 0:  # a scripted network failure: hang up without answering
                     self.close_connection = True
                     return
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
+                for k, v in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)

@@ -1,0 +1,49 @@
+"""LookupSlots: after a 429, one workspace's lookups are spaced one Retry-After apart, each reply keeping its slot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.lookup_slots import FORGET_AFTER, LookupSlots
+
+T0 = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def test_lookups_go_straight_to_slack_until_one_is_rate_limited():
+    slots = LookupSlots()
+    assert [slots.reserve("T1", reply_id, now=T0) for reply_id in range(5)] == [None] * 5
+
+
+def test_after_a_429_each_reply_gets_its_own_slot_one_retry_after_apart():
+    slots = LookupSlots()
+    assert slots.limited("T1", 1, now=T0, retry_after=MINUTE) == T0 + MINUTE
+    assert slots.reserve("T1", 2, now=T0 + timedelta(seconds=5)) == T0 + 2 * MINUTE
+    assert slots.reserve("T1", 3, now=T0 + timedelta(seconds=6)) == T0 + 3 * MINUTE
+    assert slots.reserve("T2", 4, now=T0) is None  # another workspace is not held back
+
+    # Each comes back at its slot and looks; not before.
+    assert slots.reserve("T1", 1, now=T0 + timedelta(seconds=59)) == T0 + MINUTE
+    assert slots.reserve("T1", 1, now=T0 + MINUTE) is None
+    assert slots.reserve("T1", 2, now=T0 + 2 * MINUTE) is None
+    # A newcomer queues behind the slots already handed out.
+    assert slots.reserve("T1", 5, now=T0 + 2 * MINUTE) == T0 + 4 * MINUTE
+    assert slots.reserve("T1", 3, now=T0 + 3 * MINUTE) is None
+
+
+def test_a_429_in_a_slot_pushes_that_reply_behind_the_queue():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)
+    slots.reserve("T1", 2, now=T0)  # slot at +2 min
+    assert slots.reserve("T1", 1, now=T0 + MINUTE) is None
+    # Slack refused again (another process used the minute): the next free slot, after reply 2's.
+    assert slots.limited("T1", 1, now=T0 + MINUTE, retry_after=MINUTE) == T0 + 3 * MINUTE
+
+
+def test_a_quiet_workspace_is_forgotten_and_old_slots_do_not_hold_it_forever():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)
+    slots.reserve("T1", 2, now=T0)  # reply 2 never comes back (it expired)
+    late = T0 + 2 * MINUTE + FORGET_AFTER + timedelta(seconds=1)
+    assert slots.reserve("T1", 3, now=late) is None
+    assert slots.reserve("T1", 4, now=late) is None  # forgotten: no spacing until the next 429
