@@ -46,6 +46,8 @@ class Preferences:
     paused: bool
     custom_hours: bool
     custom_message: bool
+    # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
+    zone_pending: bool = False
 
     @property
     def tz(self) -> str:
@@ -107,6 +109,7 @@ def preferences(row: PersonRow | None, config: Config, *, team_id: str, user_id:
         paused=bool(row and row.paused),
         custom_hours=hours_text is not None,
         custom_message=bool(row and row.message),
+        zone_pending=not (row and row.tz) and defaults.timezone is None,
     )
 
 
@@ -156,7 +159,7 @@ class PeopleService:
         if row is not None and tz is None:
             # Nothing learnt: the fallback zone applies for now, and the next contact asks again.
             return preferences(row, self.config, team_id=team_id, user_id=user_id)
-        row, changed = self.store.fill_person_tz(team_id, user_id, tz, now=self.clock())
+        row, changed = self.store.fill_person_tz(team_id, user_id, tz, now=self.clock(), create=row is None)
         if changed:
             self._changed(team_id, user_id)
         return preferences(row, self.config, team_id=team_id, user_id=user_id)

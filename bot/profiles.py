@@ -20,6 +20,10 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(days=1)
+# After users.info failed, a person's later contacts do not ask again for this long: inside a 3-second ack, every
+# /hours or Home visit would otherwise wait out the lookup's timeout again while Slack is in trouble.
+RETRY_FAILED_AFTER = timedelta(minutes=15)
+QUICK_TIMEOUT_S = 2  # for a lookup inside an ack
 
 
 class ProfileCache:
@@ -27,6 +31,13 @@ class ProfileCache:
         self.store = store
         self.client = client
         self.clock = clock
+        self._failed_at: dict[tuple[str, str], datetime] = {}  # per process: a hint, not a record
+
+    def quick_client(self) -> WebClient:
+        """For a lookup inside Slack's 3-second ack: a short timeout and no retries (never longer than the app's
+        own client timeout, which the tests set short)."""
+        timeout = min(QUICK_TIMEOUT_S, self.client.timeout)
+        return WebClient(base_url=self.client.base_url, timeout=timeout, retry_handlers=[])
 
     def timezone(self, team_id: str, user_id: str, *, token: str | None, client: WebClient | None = None) -> str | None:
         """The person's profile zone, from the cache while fresh, else from users.info (raises SlackApiError).
@@ -62,11 +73,19 @@ class ProfileCache:
         self, team_id: str, user_id: str, *, token: str | None, source: str, client: WebClient | None = None
     ) -> str | None:
         """timezone(), or None when Slack cannot answer now (logged under `source`): the config's fallback zone
-        applies meanwhile, and as a failure is not cached, the next contact asks again."""
+        applies meanwhile, and a contact after RETRY_FAILED_AFTER asks again."""
+        key = (team_id, user_id)
+        failed_at = self._failed_at.get(key)
+        if failed_at is not None and self.clock() - failed_at < RETRY_FAILED_AFTER:
+            return None
         try:
-            return self.timezone(team_id, user_id, token=token, client=client)
+            tz = self.timezone(team_id, user_id, token=token, client=client)
         except SlackApiError as e:
             log.warning("%s: users.info failed error=%s", source, e.response.get("error"))
         except OSError as e:  # a timeout or a dropped connection
             log.warning("%s: users.info failed error=%s", source, type(e).__name__)
+        else:
+            self._failed_at.pop(key, None)
+            return tz
+        self._failed_at[key] = self.clock()
         return None

@@ -144,23 +144,30 @@ class Store:
             row = conn.execute(sa.select(db.people).where(p.team_id == team_id, p.user_id == user_id)).mappings().one()
         return _person(row)
 
-    def fill_person_tz(self, team_id: str, user_id: str, tz: str | None, *, now: datetime) -> tuple[PersonRow, bool]:
-        """Create the person's row with `tz`, or give their existing row `tz` only while it has none.
+    def fill_person_tz(
+        self, team_id: str, user_id: str, tz: str | None, *, now: datetime, create: bool
+    ) -> tuple[PersonRow | None, bool]:
+        """Create the person's row with `tz` (`create`), or give their existing row `tz` only while it has none.
 
         A conditional write, not save_person's plain update: a zone set between the caller's read and this write
-        (a concurrent `/hours tz`, another process learning the profile zone) is never replaced. Returns the row as
-        it now is and whether this call changed it.
+        (a concurrent `/hours tz`, another process learning the profile zone) is never replaced, and a row deleted
+        meanwhile (`/hours forget`) is not brought back unless the caller is creating it. Returns the row as it now
+        is (None: gone) and whether this call changed it.
         """
         p = db.people.c
         where = (p.team_id == team_id, p.user_id == user_id)
-        insert = db.insert_ignore(self.engine, db.people, ["team_id", "user_id"])
+        changed = False
         with self._tx() as conn:
-            changed = conn.execute(insert.values(team_id=team_id, user_id=user_id, tz=tz, updated_at=now)).rowcount == 1
+            if create:
+                insert = db.insert_ignore(self.engine, db.people, ["team_id", "user_id"])
+                changed = (
+                    conn.execute(insert.values(team_id=team_id, user_id=user_id, tz=tz, updated_at=now)).rowcount == 1
+                )
             if not changed and tz is not None:
                 fill = db.people.update().where(*where, p.tz.is_(None)).values(tz=tz, updated_at=now)
                 changed = conn.execute(fill).rowcount == 1
-            row = conn.execute(sa.select(db.people).where(*where)).mappings().one()
-        return _person(row), changed
+            row = conn.execute(sa.select(db.people).where(*where)).mappings().first()
+        return (_person(row) if row is not None else None), changed
 
     def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
         """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""

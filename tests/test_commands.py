@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot import db
+from bot.profiles import RETRY_FAILED_AFTER
 from tests.conftest import block_text, connect, person_snapshot, table_count
 from tests.fakeslack import FakeSlack
 from tests.slackhttp import SlackHTTP
@@ -272,19 +273,47 @@ def test_an_unreachable_profile_gives_the_fallback_zone_not_an_error(hours, row,
     assert row()["tz"] is None  # nothing guessed is stored: the profile zone can still be learnt later
 
 
-def forget_zone(store, fake_slack: FakeSlack, hours, failure: dict) -> None:
-    """U1's first /hours meets a users.info failure: their row is created with no zone (the fallback applies)."""
+def forget_zone(store, fake_slack: FakeSlack, hours, failure: dict, clock) -> None:
+    """U1's first /hours meets a users.info failure: their row is created with no zone (the fallback applies).
+    Then the clock moves past the time a failed lookup is remembered, so the next contact asks Slack again."""
     with store.engine.begin() as conn:
         conn.execute(db.people.delete())
     fake_slack.fail("users.info", **failure)
     assert "*Time zone:* UTC" in hours("show").text
     assert person_snapshot(store, "U1")["tz"] is None
+    clock.advance(seconds=RETRY_FAILED_AFTER.total_seconds())
+
+
+def test_a_failed_profile_lookup_is_not_repeated_inside_every_ack_while_slack_is_in_trouble(
+    hours, row, store, fake_slack, clock
+):
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    fake_slack.fail("users.info", disconnect=True)
+    hours("show")
+    for _ in range(3):
+        clock.advance(minutes=4)
+        assert "*Time zone:* UTC" in hours("show").text
+    assert len(fake_slack.calls_to("users.info")) == 1  # not asked again for 15 minutes
+    clock.advance(minutes=4)  # 16 minutes after the failure
+    assert "*Time zone:* America/New_York" in hours("show").text
+    assert len(fake_slack.calls_to("users.info")) == 2
+
+
+@pytest.mark.parametrize("text", ["tz Europe/Rome", "forget", "help"])
+def test_no_profile_lookup_for_a_zone_about_to_be_chosen_data_about_to_go_or_help(hours, store, fake_slack, text):
+    with store.engine.begin() as conn:
+        conn.execute(db.people.delete())
+    hours(text)
+    assert fake_slack.calls_to("users.info") == []
 
 
 # One disconnect is one failed command: the client inside the ack does not retry.
 @pytest.mark.parametrize("failure", [{"error": "user_not_found"}, {"disconnect": True}])
-def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_command(hours, row, store, fake_slack, failure):
-    forget_zone(store, fake_slack, hours, failure)
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_command(
+    hours, row, store, fake_slack, failure, clock
+):
+    forget_zone(store, fake_slack, hours, failure, clock)
     fake_slack.wait_for("views.publish")  # the Home refresh for the new row
     fake_slack.reset_calls()
     answer = hours("show")  # Slack answers this time
@@ -298,7 +327,7 @@ def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_command(h
 
 
 def test_a_zone_the_person_chose_is_never_replaced_nor_looked_up(hours, row, store, fake_slack, clock):
-    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"}, clock)
     hours("tz Europe/Rome")
     clock.advance(days=2)  # no fresh cached profile either: only the known zone keeps Slack from being asked
     fake_slack.reset_calls()
@@ -309,8 +338,8 @@ def test_a_zone_the_person_chose_is_never_replaced_nor_looked_up(hours, row, sto
     assert "*Time zone:* Europe/Rome" in hours("show").text
 
 
-def test_a_zone_chosen_while_the_profile_is_being_looked_up_is_kept(hours, row, store, fake_slack):
-    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+def test_a_zone_chosen_while_the_profile_is_being_looked_up_is_kept(hours, row, store, fake_slack, clock):
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"}, clock)
     fake_slack.fail("users.info", delay=1.0)  # a slow (but successful) answer: America/New_York
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(hours, "show")
@@ -322,8 +351,10 @@ def test_a_zone_chosen_while_the_profile_is_being_looked_up_is_kept(hours, row, 
 
 
 @pytest.mark.parametrize("profile_tz", ["Mars/Olympus", None], ids=["unknown-zone", "no-zone"])
-def test_a_profile_zone_offhours_cannot_use_stays_unknown_without_an_error(hours, row, store, fake_slack, profile_tz):
-    forget_zone(store, fake_slack, hours, {"error": "user_not_found"})
+def test_a_profile_zone_offhours_cannot_use_stays_unknown_without_an_error(
+    hours, row, store, fake_slack, profile_tz, clock
+):
+    forget_zone(store, fake_slack, hours, {"error": "user_not_found"}, clock)
     fake_slack.add_user("U1", tz=profile_tz)
     answer = hours("show")
     assert len(fake_slack.calls_to("users.info")) == 2  # asked again, as the zone is still unknown

@@ -15,6 +15,7 @@ from slack_sdk.models.views import View
 
 from bot import db
 from bot.blocks import home as ui
+from bot.profiles import RETRY_FAILED_AFTER
 from tests.conftest import block_text, connect, person_snapshot
 from tests.fakeslack import FakeSlack
 from tests.slackhttp import SlackHTTP
@@ -150,7 +151,7 @@ def test_a_connected_person_without_a_row_gets_one_with_their_profile_zone(slack
     assert len(fake_slack.calls_to("views.publish")) == 1  # creating the row did not publish a second time
 
 
-def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_visit(slack, store, fake_slack):
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_visit(slack, store, fake_slack, clock):
     connect(store, fake_slack, "U3", tz="Europe/Rome")
     with store.engine.begin() as conn:
         conn.execute(db.people.delete())
@@ -158,6 +159,7 @@ def test_a_profile_zone_that_could_not_be_learnt_is_learnt_on_the_next_visit(sla
     assert slack.command("show", user="U3").status == 200  # first contact: Slack cannot tell the zone
     assert person_snapshot(store, "U3")["tz"] is None
     fake_slack.wait_for("views.publish")  # the refresh for the new row
+    clock.advance(seconds=RETRY_FAILED_AFTER.total_seconds())  # a failed lookup is not repeated before that
     fake_slack.reset_calls()
     open_home(slack, "U3")
     assert "Europe/Rome" in published(fake_slack)["text"]
@@ -293,6 +295,33 @@ def test_an_unchanged_hours_modal_keeps_following_the_workspace_default(slack, u
     assert submit(slack, "U1", ui.HOURS_VIEW, hours_values(WEEK)) == {}
     assert person_snapshot(store, "U1") == before
     assert people.get("T1", "U1").custom_hours is False
+
+
+def zone_pending(store, user: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(db.people.update().where(db.people.c.user_id == user).values(tz=None))
+
+
+def test_a_zone_left_empty_while_still_to_be_learnt_stays_to_be_learnt(slack, u1, people, store):
+    zone_pending(store, "U1")
+    assert submit(slack, "U1", ui.HOURS_VIEW, hours_values(WEEK, tz=None, reply="2h")) == {}
+    assert person_snapshot(store, "U1")["tz"] is None  # the profile zone can still be learnt
+    assert people.get("T1", "U1").reply_within.total_seconds() == 7200  # the rest was saved
+
+
+def test_picking_the_fallback_zone_while_still_to_be_learnt_is_a_choice_kept_for_good(slack, u1, people, store):
+    zone_pending(store, "U1")
+    assert people.get("T1", "U1").tz == "UTC"  # the fallback shown meanwhile
+    assert submit(slack, "U1", ui.HOURS_VIEW, hours_values(WEEK, tz="UTC")) == {}
+    assert person_snapshot(store, "U1")["tz"] == "UTC"
+    assert people.get("T1", "U1").zone_pending is False
+
+
+def test_a_zone_left_empty_once_known_is_refused(slack, u1, store):
+    before = person_snapshot(store, "U1")
+    answer = submit(slack, "U1", ui.HOURS_VIEW, hours_values(WEEK, tz=None, reply="2h"))
+    assert ui.TZ_BLOCK in answer["errors"]
+    assert person_snapshot(store, "U1") == before
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def prefs(**changes):
     for key in ("weekly", "days_off"):
         if key in changes:
             schedule = dataclasses.replace(schedule, **{key: changes.pop(key)})
-    return dataclasses.replace(base, schedule=schedule, **changes)
+    return dataclasses.replace(base, schedule=schedule, **{"zone_pending": False, **changes})
 
 
 def assert_valid(view: dict) -> None:
@@ -133,6 +133,16 @@ def test_hours_modal_has_one_prefilled_field_per_weekday_a_zone_picker_and_the_r
     assert inputs[ui.REPLY_BLOCK]["initial_value"] == "4 h"
     # The prefilled fields read back as the same week.
     assert parse_hours(hours_spec([inputs[b]["initial_value"] for b in ui.DAY_BLOCKS])) == p.weekly
+
+
+def test_while_the_zone_is_still_to_be_learnt_the_picker_preselects_nothing_and_may_be_left_empty():
+    p = prefs(zone_pending=True)
+    view = ui.hours_modal(p, tz_label="UTC")
+    assert_valid(view)
+    [zone] = [b for b in view["blocks"] if b.get("block_id") == ui.TZ_BLOCK]
+    assert "initial_option" not in zone["element"]
+    assert zone["optional"] is True
+    assert zone["hint"]["text"].startswith("Not known yet: UTC until Offhours learns the zone of your Slack profile.")
 
 
 def test_message_and_days_off_modals_are_valid():

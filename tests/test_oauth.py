@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from bot import db
+from bot.profiles import RETRY_FAILED_AFTER
 from tests.conftest import person_snapshot, table_count
 from tests.fakeslack import FakeSlack
 from tests.slackhttp import Response, SlackHTTP, request
@@ -193,11 +194,14 @@ def test_an_unreachable_profile_still_connects_with_the_fallback_zone(server, st
     assert person_snapshot(store, "U1") is not None
 
 
-def test_a_profile_zone_that_could_not_be_learnt_is_learnt_when_the_person_connects_again(server, store, slack_oauth):
+def test_a_profile_zone_that_could_not_be_learnt_is_learnt_when_the_person_connects_again(
+    server, store, slack_oauth, clock
+):
     slack_oauth.fail("users.info", error="ratelimited")
     first = start_install(server.url)
     assert redirect(server.url, cookie=first.cookie, code="code-1", state=first.state).status == 200
     assert person_snapshot(store, "U1")["tz"] is None
+    clock.advance(seconds=RETRY_FAILED_AFTER.total_seconds())  # a failed lookup is not repeated before that
     slack_oauth.oauth_codes["code-3"] = oauth_answer("U1", with_bot=False)
     again = start_install(server.url)
     assert redirect(server.url, cookie=again.cookie, code="code-3", state=again.state).status == 200

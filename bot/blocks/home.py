@@ -206,17 +206,7 @@ def hours_modal(prefs: Preferences, *, tz_label: str) -> dict:
             ).to_dict()
         )
     blocks += [
-        InputBlock(
-            block_id=TZ_BLOCK,
-            label="Time zone",
-            hint="Type a city or region to search, e.g. Rome or New York.",
-            element=ExternalDataSelectElement(
-                action_id=TZ_ACTION,
-                placeholder="Search time zones",
-                initial_option=Option(value=prefs.tz, text=clip(tz_label, OPTION_TEXT_LIMIT)),
-                min_query_length=1,
-            ),
-        ).to_dict(),
+        _zone_input(prefs, tz_label=tz_label),
         InputBlock(
             block_id=REPLY_BLOCK,
             label="Reply time once back",
@@ -227,6 +217,27 @@ def hours_modal(prefs: Preferences, *, tz_label: str) -> dict:
         ).to_dict(),
     ]
     return _modal(HOURS_VIEW, "Edit hours", blocks, submit="Save")
+
+
+def _zone_input(prefs: Preferences, *, tz_label: str) -> dict:
+    """The zone picker. While the zone is still to be learnt from the Slack profile nothing is preselected (a
+    preselected fallback, saved untouched, would look like a choice), and leaving it empty keeps it pending."""
+    search = "Type a city or region to search, e.g. Rome or New York."
+    pending = prefs.zone_pending
+    return InputBlock(
+        block_id=TZ_BLOCK,
+        label="Time zone",
+        optional=pending,
+        hint=(f"Not known yet: {tz_label} until Offhours learns the zone of your Slack profile. " + search)
+        if pending
+        else search,
+        element=ExternalDataSelectElement(
+            action_id=TZ_ACTION,
+            placeholder="Search time zones",
+            initial_option=None if pending else Option(value=prefs.tz, text=clip(tz_label, OPTION_TEXT_LIMIT)),
+            min_query_length=1,
+        ),
+    ).to_dict()
 
 
 def message_modal(prefs: Preferences) -> dict:

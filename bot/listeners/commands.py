@@ -15,7 +15,6 @@ from datetime import datetime
 
 import pytz
 from slack_bolt import Ack, App, BoltRequest
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import autoreply
@@ -42,6 +41,10 @@ EXAMPLES = {
 
 class UsageError(OffhoursError):
     """The subcommand itself is wrong (unknown, or missing its argument)."""
+
+
+def _unknown() -> None:
+    return None
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -112,24 +115,20 @@ class Subcommands:
             # `/hours forget tz` (say) must not delete everything: words the subcommand would ignore are refused.
             raise UsageError(f"`{self.command} {sub}` takes nothing after it, so nothing was done. "
                              f"To {sub}, send just `{self.command} {sub}`.")  # fmt: skip
-        self._ensure_person()
+        # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService), and
+        # not for a zone about to be chosen, data about to be deleted, or help.
+        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help"))
         return handler(arg)
 
-    def _ensure_person(self) -> Preferences:
-        # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService).
-        return self.people.ensure(self.team_id, self.user_id, profile_tz=self._profile_tz)
+    def _ensure_person(self, *, learn_zone: bool) -> Preferences:
+        return self.people.ensure(self.team_id, self.user_id, profile_tz=self._profile_tz if learn_zone else _unknown)
 
     def _profile_tz(self) -> str | None:
-        return self.services.profiles.timezone_or_none(
-            self.team_id,
-            self.user_id,
-            token=self.services.store.bot_token(self.team_id),
-            source="command",
-            # Inside the 3-second ack: a short timeout and no retries; the fallback zone applies if Slack is slow.
-            # min(): never longer than the app's own client timeout (tests set a short one).
-            client=WebClient(
-                base_url=self.services.client.base_url, timeout=min(2, self.services.client.timeout), retry_handlers=[]
-            ),
+        profiles = self.services.profiles
+        token = self.services.store.bot_token(self.team_id)
+        # Inside the 3-second ack: a short timeout and no retries; the fallback zone applies if Slack is slow.
+        return profiles.timezone_or_none(
+            self.team_id, self.user_id, token=token, source="command", client=profiles.quick_client()
         )
 
     def _require(self, arg: str, sub: str) -> str:

@@ -169,7 +169,10 @@ class HomeTab:
         self.people.ensure(
             team_id,
             user_id,
-            profile_tz=lambda: profiles.timezone_or_none(team_id, user_id, token=token, source="home"),
+            # Before the ack (app_home_opened): the short, retry-less client, as /hours.
+            profile_tz=lambda: profiles.timezone_or_none(
+                team_id, user_id, token=token, source="home", client=profiles.quick_client()
+            ),
         )
 
     def view(self, team_id: str, user_id: str, *, headers: dict | None = None) -> dict:
@@ -213,10 +216,11 @@ class HomeTab:
                 errors[ui.DAY_BLOCKS[0]] = str(e)
         tz = ((_value(values, ui.TZ_BLOCK, ui.TZ_ACTION) or {}).get("selected_option") or {}).get("value") or ""
         tz = str(tz)  # a value that is not text (a number, say) is a wrong zone to explain, not a 500
-        try:
-            tz = resolve_timezone(tz)
-        except OffhoursError as e:
-            errors[ui.TZ_BLOCK] = str(e)
+        if tz or not prefs.zone_pending:  # left empty while pending: the profile zone is still to be learnt
+            try:
+                tz = resolve_timezone(tz)
+            except OffhoursError as e:
+                errors[ui.TZ_BLOCK] = str(e)
         reply = _text(values, ui.REPLY_BLOCK)
         try:
             reply_within = parse_duration(reply)
@@ -227,7 +231,7 @@ class HomeTab:
         # Only what changed is saved: leaving the default hours untouched keeps following the workspace default.
         if weekly != prefs.weekly:
             self.people.set_hours(team_id, user_id, spec)
-        if tz != prefs.tz:
+        if tz and (tz != prefs.tz or prefs.zone_pending):  # picking the fallback zone while pending is a choice
             self.people.set_timezone(team_id, user_id, tz)
         if reply_within != prefs.reply_within:
             self.people.set_reply_within(team_id, user_id, reply)
