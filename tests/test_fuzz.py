@@ -115,7 +115,9 @@ def answer_of(slack: SlackHTTP, text: str) -> tuple[str, dict]:
 
 
 def refused(seen: str) -> bool:
-    return ":warning:" in seen
+    # A refusal's first block starts with the warning; a saved message may itself contain ":warning:" (found by
+    # Hypothesis: `/hours message :warning:` was saved and echoed, and looked refused).
+    return seen.startswith(":warning:")
 
 
 def unchanged(store: Store, before: dict) -> bool:
@@ -271,3 +273,10 @@ def test_the_days_off_modal_with_any_values_saves_or_names_the_field(slack, stor
         assert unchanged(store, person)
     else:
         assert re.fullmatch(r"[0-9.;-]+", person_snapshot(store, "U1")["days_off"])  # only canonical dates stored
+
+
+def test_a_message_that_itself_contains_the_warning_emoji_is_saved_not_taken_for_a_refusal(slack, store, reset):
+    reset()
+    seen, _ = answer_of(slack, "message :warning: I'm off, {sender}.")
+    assert not refused(seen), seen[:300]
+    assert person_snapshot(store, "U1")["message"] == ":warning: I'm off, {sender}."
