@@ -57,10 +57,23 @@ class LookupSlots:
         spacing = max(retry_after, MIN_SPACING)
         with self._lock:
             queue = self._queues.setdefault(team_id, _Queue(next_free=now, spacing=spacing))
-            queue.spacing = spacing
+            # The largest seen: a Retry-After may be what is left of Slack's window, not the window itself.
+            queue.spacing = max(queue.spacing, spacing)
             at = queue.slots[reply_id] = max(queue.next_free, now + retry_after)
-            queue.next_free = at + spacing
+            queue.next_free = at + queue.spacing
             return at
+
+    def release(self, team_id: str, reply_id: int) -> None:
+        """The reply was settled without its lookup (the person is back, the DM answered...): its slot is freed,
+        and the queue shortened to the slots still held (dropped when none is)."""
+        with self._lock:
+            queue = self._queues.get(team_id)
+            if queue is None or queue.slots.pop(reply_id, None) is None:
+                return
+            if not queue.slots:
+                del self._queues[team_id]
+            else:
+                queue.next_free = max(queue.slots.values()) + queue.spacing
 
     def _forget_old(self, team_id: str, queue: _Queue, now: datetime) -> bool:
         """Drop slots nobody came back for; True when the whole queue is gone (lookups go straight to Slack again,

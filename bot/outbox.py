@@ -114,6 +114,9 @@ class ReplyOutcome:
     reply_ts: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    # The claim posted nothing (it waited for a lookup slot, or Slack refused the lookup with 429): it does not
+    # count against MAX_REPLY_ATTEMPTS.
+    untried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,7 @@ _SETTLE_REPLY = (
         reply_ts=sa.bindparam("b_reply_ts"),
         last_error=sa.bindparam("b_error"),
         next_attempt_at=sa.func.coalesce(sa.bindparam("b_at", type_=db.UTCDateTime()), _r.next_attempt_at),
+        attempts=_r.attempts - sa.bindparam("b_untried", type_=sa.Integer()),
     )
 )
 
@@ -335,7 +339,8 @@ class Outbox:
                 _SETTLE_REPLY,
                 [
                     {"b_id": o.reply_id, "b_attempts": attempts[o.reply_id], "b_state": o.state,
-                     "b_reply_ts": o.reply_ts, "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at}
+                     "b_reply_ts": o.reply_ts, "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at,
+                     "b_untried": int(o.untried)}
                     for o in outcomes
                 ],
             )  # fmt: skip

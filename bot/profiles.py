@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import db
+from bot.outbox import slack_code
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class ProfileCache:
         user = (client or self.client).users_info(token=token, user=user_id)["user"]
         tz = user.get("tz")
         with db.writing(self.store.engine) as conn:
+            if not self.store.still_connected(conn, team_id, user_id):
+                return tz  # forgotten while Slack was being asked: nothing is kept about them
             conn.execute(
                 db.upsert(
                     self.store.engine,
@@ -81,11 +84,15 @@ class ProfileCache:
         try:
             tz = self.timezone(team_id, user_id, token=token, client=client)
         except SlackApiError as e:
-            log.warning("%s: users.info failed error=%s", source, e.response.get("error"))
+            log.warning("%s: users.info failed error=%s", source, slack_code(e))
         except OSError as e:  # a timeout or a dropped connection
             log.warning("%s: users.info failed error=%s", source, type(e).__name__)
         else:
             self._failed_at.pop(key, None)
             return tz
-        self._failed_at[key] = self.clock()
+        now = self.clock()
+        for old_key, at in list(self._failed_at.items()):  # kept short: only failures still remembered
+            if now - at >= RETRY_FAILED_AFTER:
+                self._failed_at.pop(old_key, None)
+        self._failed_at[key] = now
         return None

@@ -160,6 +160,7 @@ class ReplySender:
             person = prefs[reply.team_id][reply.recipient_id]
             why_not = self._why_not(reply, person, token=token, now=now)
             if why_not is not None:
+                self._lookups.release(reply.team_id, reply.id)  # a slot it held must not hold the others back
                 outcomes.append(why_not)
                 continue
             text = autoreply.compose(person, now=max(now, reply.received_at), sender_id=reply.sender_id)
@@ -226,7 +227,10 @@ class ReplySender:
         reply = ready.reply
         queued_for = self._lookups.reserve(reply.team_id, reply.id, now=now)
         if queued_for is not None:  # the workspace's lookups are rate-limited: wait for this reply's slot
-            return True, ReplyOutcome(reply.id, "pending", error=reply.last_error or IN_FLIGHT, retry_at=queued_for)
+            waiting = ReplyOutcome(
+                reply.id, "pending", error=reply.last_error or IN_FLIGHT, retry_at=queued_for, untried=True
+            )
+            return True, waiting
         try:
             found = self._already_posted(reply, token=ready.token)
         except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
@@ -241,7 +245,7 @@ class ReplySender:
             # Not an attempt used up (the off-window bounds the wait): the reply waits for its own lookup slot.
             wait = timedelta(seconds=retry_after(error))
             at = self._lookups.limited(reply.team_id, reply.id, now=now, retry_after=wait)
-            return ReplyOutcome(reply.id, "pending", error=LOOKUP_FAILED, retry_at=at)
+            return ReplyOutcome(reply.id, "pending", error=LOOKUP_FAILED, retry_at=at, untried=True)
         if isinstance(error, SlackApiError):
             outcome = self._failed(reply, error, now=now)  # a revoked token disconnects; a refusal gives up
         else:

@@ -158,6 +158,8 @@ class Store:
         where = (p.team_id == team_id, p.user_id == user_id)
         changed = False
         with self._tx() as conn:
+            if not self.still_connected(conn, team_id, user_id):
+                return None, False  # `/hours forget` (or a revoke) won while Slack was being asked
             if create:
                 insert = db.insert_ignore(self.engine, db.people, ["team_id", "user_id"])
                 changed = (
@@ -168,6 +170,20 @@ class Store:
                 changed = conn.execute(fill).rowcount == 1
             row = conn.execute(sa.select(db.people).where(*where)).mappings().first()
         return (_person(row) if row is not None else None), changed
+
+    @staticmethod
+    def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
+        """Inside a write transaction: whether the person still has a user token here, locked against a concurrent
+        forget_person until the transaction ends (PostgreSQL FOR SHARE; SQLite's writers take turns anyway), so
+        what is written after a slow Slack call cannot outlive their "forget everything"."""
+        i = db.installations.c
+        query = (
+            sa.select(i.id)
+            .where(i.team_id == team_id, i.user_id == user_id, i.user_token.is_not(None))
+            .limit(1)
+            .with_for_update(read=True)
+        )
+        return conn.execute(query).first() is not None
 
     def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
         """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""
@@ -246,6 +262,12 @@ class Store:
     def forget_person(self, team_id: str, user_id: str) -> None:
         """Delete everything held about one person: settings, tokens, recorded messages, pending replies."""
         with self._tx() as conn:
+            # Tokens first: a writer holding still_connected()'s lock makes this wait, then its rows go below.
+            conn.execute(
+                db.installations.delete().where(
+                    db.installations.c.team_id == team_id, db.installations.c.user_id == user_id
+                )
+            )
             conn.execute(db.people.delete().where(db.people.c.team_id == team_id, db.people.c.user_id == user_id))
             conn.execute(
                 db.messages.delete().where(
@@ -268,11 +290,6 @@ class Store:
             )
             conn.execute(db.recaps.delete().where(db.recaps.c.team_id == team_id, db.recaps.c.user_id == user_id))
             conn.execute(db.profiles.delete().where(db.profiles.c.team_id == team_id, db.profiles.c.user_id == user_id))
-            conn.execute(
-                db.installations.delete().where(
-                    db.installations.c.team_id == team_id, db.installations.c.user_id == user_id
-                )
-            )
 
     def forget_team(self, team_id: str) -> None:
         """The app was uninstalled: delete every row of that workspace, tokens included."""

@@ -13,7 +13,7 @@ import pytest
 
 from bot import db
 from bot.profiles import RETRY_FAILED_AFTER
-from tests.conftest import block_text, connect, person_snapshot, table_count
+from tests.conftest import block_text, connect, person_snapshot, rows, table_count
 from tests.fakeslack import FakeSlack
 from tests.slackhttp import SlackHTTP
 
@@ -348,6 +348,26 @@ def test_a_zone_chosen_while_the_profile_is_being_looked_up_is_kept(hours, row, 
         first.result()
     assert row()["tz"] == "Europe/Rome"  # the profile zone filled nothing: a zone was set meanwhile
     assert "*Time zone:* Europe/Rome" in hours("show").text
+
+
+@pytest.mark.parametrize("first_contact", [True, False], ids=["first-contact", "zone-unknown"])
+def test_forget_during_a_slow_profile_lookup_leaves_nothing_behind(hours, store, fake_slack, clock, first_contact):
+    """`/hours forget` completes while an earlier command still waits for users.info: whatever that command learns
+    afterwards is not written for a person who asked to be forgotten (no settings row, no cached profile)."""
+    if first_contact:
+        with store.engine.begin() as conn:
+            conn.execute(db.people.delete())
+    else:
+        forget_zone(store, fake_slack, hours, {"error": "user_not_found"}, clock)
+    fake_slack.fail("users.info", delay=1.0)  # a slow (but successful) answer
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(hours, "show")
+        fake_slack.wait_for("users.info", 1 if first_contact else 2)  # the lookup has started...
+        assert "deleted" in hours("forget").text  # ...and the person is forgotten before it ends
+        first.result()
+    assert person_snapshot(store, "U1") is None
+    assert rows(store, db.profiles) == []
+    assert store.user_token("T1", "U1") is None
 
 
 @pytest.mark.parametrize("profile_tz", ["Mars/Olympus", None], ids=["unknown-zone", "no-zone"])

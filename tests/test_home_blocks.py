@@ -145,6 +145,14 @@ def test_while_the_zone_is_still_to_be_learnt_the_picker_preselects_nothing_and_
     assert zone["hint"]["text"].startswith("Not known yet: UTC until Offhours learns the zone of your Slack profile.")
 
 
+def test_a_zone_is_pending_only_while_unknown_and_the_config_follows_slack_profiles():
+    follows_profiles = Config()
+    workspace_zone = Config(defaults=dataclasses.replace(Config().defaults, timezone="Europe/Paris"))
+    assert preferences(None, follows_profiles, team_id="T1", user_id="U1").zone_pending is True
+    assert preferences(None, workspace_zone, team_id="T1", user_id="U1").zone_pending is False
+    assert preferences(None, workspace_zone, team_id="T1", user_id="U1").tz == "Europe/Paris"
+
+
 def test_message_and_days_off_modals_are_valid():
     p = prefs()
     message = ui.message_modal(p)

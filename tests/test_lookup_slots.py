@@ -47,3 +47,24 @@ def test_a_quiet_workspace_is_forgotten_and_old_slots_do_not_hold_it_forever():
     late = T0 + 2 * MINUTE + FORGET_AFTER + timedelta(seconds=1)
     assert slots.reserve("T1", 3, now=late) is None
     assert slots.reserve("T1", 4, now=late) is None  # forgotten: no spacing until the next 429
+
+
+def test_a_reply_settled_without_its_lookup_frees_its_slot_for_the_others():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)  # slot at +1 min
+    for reply_id in (2, 3, 4):
+        slots.reserve("T1", reply_id, now=T0)  # slots at +2, +3, +4 min
+    for reply_id in (3, 4):  # their people came back: expired without a lookup
+        slots.release("T1", reply_id)
+    assert slots.reserve("T1", 5, now=T0) == T0 + 3 * MINUTE  # right after the slots still held
+    for reply_id in (1, 2, 5):
+        slots.release("T1", reply_id)
+    assert slots.reserve("T1", 6, now=T0) is None  # no slot held: the queue is gone
+
+
+def test_the_spacing_is_the_longest_retry_after_seen():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)
+    # A later 429 names what is left of Slack's window (10 s), not the window: the spacing stays a minute.
+    assert slots.limited("T1", 2, now=T0 + timedelta(seconds=50), retry_after=timedelta(seconds=10)) == T0 + 2 * MINUTE
+    assert slots.reserve("T1", 3, now=T0 + timedelta(seconds=51)) == T0 + 3 * MINUTE

@@ -667,6 +667,68 @@ def test_a_burst_of_5xx_replies_is_looked_up_one_a_minute_and_each_reply_is_sent
     assert len(recipients) < lookups <= 2 * len(recipients) - 1
 
 
+def test_refused_lookups_do_not_use_up_the_attempts_of_a_reply(serve, store, fake_slack, clock, workers):
+    """The post got a 500; then Slack refused the lookup for it ten times (other processes used the minute). When
+    the lookup goes through and the post meets one more ordinary failure, the reply is still retried, not dropped."""
+    app, slack = serve()
+    everyone(store, fake_slack, "U1")
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("chat.postMessage", status=500)
+    slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
+    assert sender.drain(now=clock()) == 0
+    fake_slack.fail("conversations.replies", status=429, retry_after=60, times=10)
+    for _ in range(10):
+        clock.advance(minutes=1)
+        assert sender.drain(now=clock()) == 0
+    assert len(fake_slack.calls_to("conversations.replies")) == 10
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["attempts"], reply["last_error"]) == ("pending", 1, LOOKUP_FAILED)
+
+    fake_slack.fail("chat.postMessage", status=503)  # the lookup finds nothing; the post fails once more
+    clock.advance(minutes=1)
+    assert sender.drain(now=clock()) == 0
+    clock.advance(minutes=1)
+    assert sender.drain(now=clock()) == 1
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["attempts"]) == ("sent", 3)
+    assert fake_slack.posts() != []
+
+
+def test_slots_of_replies_settled_without_a_lookup_do_not_hold_the_workspace_back(
+    serve, store, fake_slack, clock, workers
+):
+    app, slack = serve()
+    for recipient in ("UR0", "UR1", "UR2", "UR3"):
+        connect(store, fake_slack, recipient)
+    fake_slack.lookup_clock = clock
+    sender = ReplySender(app.services)
+    workers.append(sender)
+    fake_slack.fail("chat.postMessage", status=500, times=3)
+    t0 = clock()
+    for i, recipient in enumerate(("UR0", "UR1", "UR2")):
+        slack.dm(sender="U2", recipient=recipient, ts=t0.timestamp() + i / 1000)
+    assert sender.drain(now=clock()) == 0
+    clock.set(t0 + timedelta(seconds=30))
+    assert sender.drain(now=clock()) == 1  # one lookup went through; two were refused and queued
+    answered = [r for r in rows(store, db.replies) if r["state"] == "pending"]
+    assert len(answered) == 2
+    for reply in answered:  # ...and their recipients answer the DMs themselves meanwhile
+        at = (t0 + timedelta(seconds=40)).timestamp()
+        slack.dm(sender=reply["recipient_id"], recipient="U2", ts=at, authorized=reply["recipient_id"])
+    for seconds in (90, 150):  # each queued reply comes back and expires: its slot is freed
+        clock.set(t0 + timedelta(seconds=seconds))
+        sender.drain(now=clock())
+    assert sorted(r["state"] for r in rows(store, db.replies)) == ["expired", "expired", "sent"]
+
+    fake_slack.fail("chat.postMessage", status=500)
+    slack.dm(sender="U2", recipient="UR3", ts=(t0 + timedelta(seconds=160)).timestamp())
+    clock.set(t0 + timedelta(seconds=160))
+    assert sender.drain(now=clock()) == 0
+    clock.set(t0 + timedelta(seconds=170))
+    assert sender.drain(now=clock()) == 1  # looked up at once, not queued behind the freed slots
+
+
 def test_an_ephemeral_reply_answered_500_is_given_up_at_once_not_retried(serve, store, fake_slack, clock, workers):
     app, slack = serve(reply=replace(Config().reply, mode="ephemeral"))
     everyone(store, fake_slack, "U1")

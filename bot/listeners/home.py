@@ -216,7 +216,10 @@ class HomeTab:
                 errors[ui.DAY_BLOCKS[0]] = str(e)
         tz = ((_value(values, ui.TZ_BLOCK, ui.TZ_ACTION) or {}).get("selected_option") or {}).get("value") or ""
         tz = str(tz)  # a value that is not text (a number, say) is a wrong zone to explain, not a 500
-        if tz or not prefs.zone_pending:  # left empty while pending: the profile zone is still to be learnt
+        if not tz and not prefs.zone_pending:
+            # Only a modal opened while the zone was still to be learnt may leave it empty; learnt since, it asks.
+            errors[ui.TZ_BLOCK] = "Pick a time zone: type a city or region to search, e.g. Rome or New York."
+        elif tz:  # empty while pending: the profile zone is still to be learnt
             try:
                 tz = resolve_timezone(tz)
             except OffhoursError as e:
