@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import db
-from bot.outbox import slack_code
+from bot.slack_outcomes import slack_code
 from bot.store import Store
 
 log = logging.getLogger(__name__)

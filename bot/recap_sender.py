@@ -15,10 +15,18 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Services
 from bot.blocks.recap import recap_blocks, recap_fallback_text
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, request_error, slack_code, slack_retryable
 from bot.recap import Recap, WaitingMessage, build_recap
 from bot.recap_store import ClaimedRecap
-from bot.reply_sender import backoff, retry_after, sending_client
+from bot.slack_outcomes import (
+    IN_FLIGHT,
+    LOOKUP_FAILED,
+    backoff,
+    request_error,
+    retry_after,
+    sending_client,
+    slack_code,
+    slack_retryable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot import db
-from bot.outbox import IN_FLIGHT, outcome_unknown
 from bot.recap import WaitingMessage
+from bot.slack_outcomes import IN_FLIGHT, outcome_unknown
 
 RECAP_LEASE = timedelta(minutes=5)  # longer than any send with its retries can take
 

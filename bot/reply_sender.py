@@ -13,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import autoreply
@@ -21,14 +20,16 @@ from bot.app import Services
 from bot.blocks.status import auto_reply_blocks
 from bot.group_commit import GroupCommit
 from bot.lookup_slots import LookupSlots
-from bot.outbox import (
+from bot.outbox import MAX_REPLY_ATTEMPTS, PendingReply, ReplyOutcome
+from bot.slack_outcomes import (
     IN_FLIGHT,
     LOOKUP_FAILED,
-    MAX_REPLY_ATTEMPTS,
-    PendingReply,
-    ReplyOutcome,
+    REVOKED,
+    backoff,
     may_have_posted,
     request_error,
+    retry_after,
+    sending_client,
     slack_code,
     slack_error,
     slack_retryable,
@@ -36,33 +37,9 @@ from bot.outbox import (
 
 log = logging.getLogger(__name__)
 
-# Slack's answers that mean the person's token is gone: they are disconnected, and nothing is retried.
-REVOKED = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
 # A claimed reply the sender stopped before posting, after an attempt known not to have posted: the next claim
 # posts it at once, without first looking for an earlier post (conversations.replies, which Slack rate-limits hard).
 NOT_POSTED = "not_posted"
-
-
-def backoff(attempts: int) -> timedelta:
-    """10 s, 20 s, 40 s ... capped at 10 minutes."""
-    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 600))
-
-
-def retry_after(error: SlackApiError, default: float = 1.0) -> float:
-    headers = getattr(error.response, "headers", None) or {}
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            value = value[0] if isinstance(value, list) else value
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                return default
-    return default
-
-
-def sending_client(client: WebClient) -> WebClient:
-    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread."""
-    return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
 
 
 @dataclass(frozen=True, slots=True)

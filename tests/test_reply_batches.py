@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from bot import db
 from bot.config import Config
-from bot.outbox import IN_FLIGHT, IncomingRecord
+from bot.outbox import IncomingRecord
 from bot.reply_sender import NOT_POSTED, ReplySender
+from bot.slack_outcomes import IN_FLIGHT
 from tests.conftest import connect, rows
 from tests.slackhttp import dm_channel
 from tests.test_slack_faults import RecordingSlack

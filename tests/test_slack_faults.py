@@ -39,9 +39,16 @@ from bot.autoreply import METADATA_EVENT_TYPE
 from bot.blocks import home as home_ui
 from bot.blocks.recap import DONE_ACTION
 from bot.config import Config
-from bot.outbox import IN_FLIGHT, LOOKUP_FAILED, outcome_unknown, request_error, slack_error, slack_retryable
 from bot.recap_sender import RecapSender
 from bot.reply_sender import ReplySender
+from bot.slack_outcomes import (
+    IN_FLIGHT,
+    LOOKUP_FAILED,
+    outcome_unknown,
+    request_error,
+    slack_error,
+    slack_retryable,
+)
 from bot.store import Store
 from tests.conftest import RunningServer, connect, rows
 from tests.fakeslack import Call, Failure, FakeSlack

@@ -18,7 +18,7 @@ from bot.app import Services
 from bot.autoreply import DirectMessage
 from bot.outbox import IncomingRecord
 from bot.people import preferences
-from bot.reply_sender import REVOKED
+from bot.slack_outcomes import REVOKED
 from bot.store import DmView
 
 log = logging.getLogger(__name__)
