@@ -23,7 +23,12 @@ FORGET_AFTER = timedelta(hours=1)  # a slot nobody came back for (the reply expi
 class _Queue:
     next_free: datetime
     spacing: timedelta
+    last_lookup: datetime  # the latest lookup let through (or refused): the next is one spacing after it
     slots: dict[int, datetime] = field(default_factory=dict)  # reply id -> the moment it may look
+
+    def looked(self, now: datetime) -> None:
+        self.last_lookup = max(self.last_lookup, now)
+        self.next_free = max(self.next_free, now + self.spacing)
 
 
 class LookupSlots:
@@ -42,11 +47,12 @@ class LookupSlots:
                 if now < mine:
                     return mine  # came back early (another claim path): keep the slot
                 del queue.slots[reply_id]
+                queue.looked(now)  # late, maybe: the next one still waits a whole spacing after this lookup
                 return None
             if self._forget_old(team_id, queue, now):
                 return None
             if now >= queue.next_free:
-                queue.next_free = now + queue.spacing
+                queue.looked(now)
                 return None
             at = queue.slots[reply_id] = queue.next_free
             queue.next_free = at + queue.spacing
@@ -56,24 +62,22 @@ class LookupSlots:
         """Slack answered this reply's lookup with 429: its slot, and none of the workspace's before Retry-After."""
         spacing = max(retry_after, MIN_SPACING)
         with self._lock:
-            queue = self._queues.setdefault(team_id, _Queue(next_free=now, spacing=spacing))
+            queue = self._queues.setdefault(team_id, _Queue(next_free=now, spacing=spacing, last_lookup=now))
             # The largest seen: a Retry-After may be what is left of Slack's window, not the window itself.
             queue.spacing = max(queue.spacing, spacing)
+            queue.last_lookup = max(queue.last_lookup, now)
             at = queue.slots[reply_id] = max(queue.next_free, now + retry_after)
             queue.next_free = at + queue.spacing
             return at
 
     def release(self, team_id: str, reply_id: int) -> None:
         """The reply was settled without its lookup (the person is back, the DM answered...): its slot is freed,
-        and the queue shortened to the slots still held (dropped when none is)."""
+        and the queue shortened to the slots still held, never to less than a spacing after the last lookup."""
         with self._lock:
             queue = self._queues.get(team_id)
             if queue is None or queue.slots.pop(reply_id, None) is None:
                 return
-            if not queue.slots:
-                del self._queues[team_id]
-            else:
-                queue.next_free = max(queue.slots.values()) + queue.spacing
+            queue.next_free = max([*queue.slots.values(), queue.last_lookup]) + queue.spacing
 
     def _forget_old(self, team_id: str, queue: _Queue, now: datetime) -> bool:
         """Drop slots nobody came back for; True when the whole queue is gone (lookups go straight to Slack again,

@@ -261,7 +261,9 @@ class Outbox:
         """Record what became of claimed replies, in one transaction.
 
         `attempts`: each reply's attempt number as claimed. An outcome is written only while that claim still
-        holds (pending, same attempt): a sender whose lease ran out must not overwrite a newer claim's result.
+        holds (pending, same attempt count): a sender whose lease ran out must not overwrite a newer claim's
+        result. An untried claim gives its attempt back, so a late outcome of the claim before it may still land;
+        untried claims posted nothing, so nothing posted is overwritten.
         """
         if not outcomes:
             return

@@ -7,6 +7,7 @@ on a Home visit, so one failed lookup is made up for at the next contact.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -33,6 +34,7 @@ class ProfileCache:
         self.client = client
         self.clock = clock
         self._failed_at: dict[tuple[str, str], datetime] = {}  # per process: a hint, not a record
+        self._failed_lock = threading.Lock()
 
     def quick_client(self) -> WebClient:
         """For a lookup inside Slack's 3-second ack: a short timeout and no retries (never longer than the app's
@@ -78,7 +80,8 @@ class ProfileCache:
         """timezone(), or None when Slack cannot answer now (logged under `source`): the config's fallback zone
         applies meanwhile, and a contact after RETRY_FAILED_AFTER asks again."""
         key = (team_id, user_id)
-        failed_at = self._failed_at.get(key)
+        with self._failed_lock:
+            failed_at = self._failed_at.get(key)
         if failed_at is not None and self.clock() - failed_at < RETRY_FAILED_AFTER:
             return None
         try:
@@ -88,11 +91,15 @@ class ProfileCache:
         except OSError as e:  # a timeout or a dropped connection
             log.warning("%s: users.info failed error=%s", source, type(e).__name__)
         else:
-            self._failed_at.pop(key, None)
+            with self._failed_lock:
+                self._failed_at.pop(key, None)
             return tz
-        now = self.clock()
-        for old_key, at in list(self._failed_at.items()):  # kept short: only failures still remembered
-            if now - at >= RETRY_FAILED_AFTER:
-                self._failed_at.pop(old_key, None)
-        self._failed_at[key] = now
+        self._remember_failure(key, now=self.clock())
         return None
+
+    def _remember_failure(self, key: tuple[str, str], *, now: datetime) -> None:
+        with self._failed_lock:
+            for old_key, at in list(self._failed_at.items()):  # kept short: only failures still remembered
+                if now - at >= RETRY_FAILED_AFTER:
+                    del self._failed_at[old_key]
+            self._failed_at[key] = now

@@ -110,7 +110,7 @@ class ReplySender:
             # Stopping: handed back, due at once. The next claim (another process, or this one restarted) need not
             # look for a post first, unless an earlier attempt's outcome was already unknown.
             error = IN_FLIGHT if ready.reply.outcome_unknown else NOT_POSTED
-            outcome = ReplyOutcome(ready.reply.id, "pending", error=error, retry_at=now)
+            outcome = ReplyOutcome(ready.reply.id, "pending", error=error, retry_at=now, untried=True)
         else:
             outcome = self._post_one(ready, now=now)
         if outcome is not None:

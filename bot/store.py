@@ -294,10 +294,12 @@ class Store:
     def forget_team(self, team_id: str) -> None:
         """The app was uninstalled: delete every row of that workspace, tokens included."""
         with self._tx() as conn:
-            for table in (db.people, db.profiles, db.dm_channels, db.messages, db.replies, db.recaps):
-                conn.execute(table.delete().where(table.c.team_id == team_id))
+            # Tokens first, as in forget_person: a writer holding still_connected()'s lock is waited for, then
+            # what it wrote goes below (deleted last, the lock order was reversed: a deadlock on PostgreSQL).
             conn.execute(db.installations.delete().where(db.installations.c.team_id == team_id))
             conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
+            for table in (db.people, db.profiles, db.dm_channels, db.messages, db.replies, db.recaps):
+                conn.execute(table.delete().where(table.c.team_id == team_id))
         self.forget_cached_bots()
 
     def revoke_user_tokens(self, team_id: str, user_ids: Iterable[str]) -> None:

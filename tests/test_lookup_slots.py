@@ -59,7 +59,27 @@ def test_a_reply_settled_without_its_lookup_frees_its_slot_for_the_others():
     assert slots.reserve("T1", 5, now=T0) == T0 + 3 * MINUTE  # right after the slots still held
     for reply_id in (1, 2, 5):
         slots.release("T1", reply_id)
-    assert slots.reserve("T1", 6, now=T0) is None  # no slot held: the queue is gone
+    # No slot held: the next lookup waits only for a spacing after the last one (the refused one at T0).
+    assert slots.reserve("T1", 6, now=T0) == T0 + MINUTE
+    assert slots.reserve("T1", 7, now=T0 + MINUTE) == T0 + 2 * MINUTE
+
+
+def test_a_slot_used_late_still_spaces_the_next_lookup_a_whole_retry_after():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)  # slot at +1 min
+    late = T0 + timedelta(seconds=115)  # the drain came late
+    assert slots.reserve("T1", 1, now=late) is None
+    assert slots.reserve("T1", 2, now=T0 + timedelta(seconds=120)) == late + MINUTE
+
+
+def test_releasing_a_slot_never_lets_a_lookup_through_within_a_spacing_of_the_last():
+    slots = LookupSlots()
+    slots.limited("T1", 1, now=T0, retry_after=MINUTE)  # +1 min
+    slots.reserve("T1", 2, now=T0)  # +2 min
+    looked = T0 + timedelta(seconds=75)
+    assert slots.reserve("T1", 1, now=looked) is None
+    slots.release("T1", 2)  # reply 2 expired
+    assert slots.reserve("T1", 3, now=T0 + timedelta(seconds=121)) == looked + MINUTE
 
 
 def test_the_spacing_is_the_longest_retry_after_seen():

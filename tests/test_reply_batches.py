@@ -82,6 +82,7 @@ def test_stop_during_a_batch_keeps_what_was_posted(store, fake_slack, make_app, 
     assert replies["U3"]["state"] == "sent"  # under way at the stop: finished, and its outcome written
     # Queued behind it, not posted: handed back at once, marked so that the next claim need not look for a post.
     assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", NOT_POSTED)
+    assert replies["U4"]["attempts"] == 0  # a restart mid-batch does not use up one of its attempts
     assert len(fake_slack.calls_to("chat.postMessage")) == 2
 
     restarted = ReplySender(make_app().services, workers=1)
