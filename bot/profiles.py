@@ -36,11 +36,12 @@ class ProfileCache:
         self._failed_at: dict[tuple[str, str], datetime] = {}  # per process: a hint, not a record
         self._failed_lock = threading.Lock()
 
-    def quick_client(self) -> WebClient:
-        """For a lookup inside Slack's 3-second ack: a short timeout and no retries (never longer than the app's
-        own client timeout, which the tests set short)."""
+    def timezone_within_ack(self, team_id: str, user_id: str, *, token: str | None, source: str) -> str | None:
+        """timezone_or_none() for a lookup inside Slack's 3-second ack (/hours, app_home_opened): a short timeout
+        and no retries (never longer than the app's own client timeout, which the tests set short)."""
         timeout = min(QUICK_TIMEOUT_S, self.client.timeout)
-        return WebClient(base_url=self.client.base_url, timeout=timeout, retry_handlers=[])
+        quick = WebClient(base_url=self.client.base_url, timeout=timeout, retry_handlers=[])
+        return self.timezone_or_none(team_id, user_id, token=token, source=source, client=quick)
 
     def timezone(self, team_id: str, user_id: str, *, token: str | None, client: WebClient | None = None) -> str | None:
         """The person's profile zone, from the cache while fresh, else from users.info (raises SlackApiError).

@@ -124,12 +124,8 @@ class Subcommands:
         return self.people.ensure(self.team_id, self.user_id, profile_tz=self._profile_tz if learn_zone else _unknown)
 
     def _profile_tz(self) -> str | None:
-        profiles = self.services.profiles
         token = self.services.store.bot_token(self.team_id)
-        # Inside the 3-second ack: a short timeout and no retries; the fallback zone applies if Slack is slow.
-        return profiles.timezone_or_none(
-            self.team_id, self.user_id, token=token, source="command", client=profiles.quick_client()
-        )
+        return self.services.profiles.timezone_within_ack(self.team_id, self.user_id, token=token, source="command")
 
     def _require(self, arg: str, sub: str) -> str:
         if not arg:

@@ -169,10 +169,7 @@ class HomeTab:
         self.people.ensure(
             team_id,
             user_id,
-            # Before the ack (app_home_opened): the short, retry-less client, as /hours.
-            profile_tz=lambda: profiles.timezone_or_none(
-                team_id, user_id, token=token, source="home", client=profiles.quick_client()
-            ),
+            profile_tz=lambda: profiles.timezone_within_ack(team_id, user_id, token=token, source="home"),
         )
 
     def view(self, team_id: str, user_id: str, *, headers: dict | None = None) -> dict:
