@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
 from slack_sdk.oauth.installation_store.models.installation import Installation  # noqa: E402
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore  # noqa: E402
 
-from bot.store import Store  # noqa: E402
+from bot.storage.store import Store  # noqa: E402
 
 PYTHON = sys.executable
 TEAM = "T1"
@@ -107,7 +107,7 @@ def seed_connected(store: Store, user_ids: Sequence[str], *, tz: str | None, tea
     """
     import sqlalchemy as sa
 
-    from bot import db
+    from bot.storage import db
 
     now = datetime.now(UTC)
     base = now.timestamp()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.hours import Schedule, parse_days_off, parse_hours
-from bot.timezones import wall_timestamp
+from bot.domain.hours import Schedule, parse_days_off, parse_hours
+from bot.domain.hours.timezones import wall_timestamp
 
 TARGETS_US = {"weekly": 20.0, "30-day vacation": 200.0}
 

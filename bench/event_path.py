@@ -45,7 +45,7 @@ from bench.common import (
     seed_connected,
     status_kib,
 )
-from tests.slackhttp import dm_channel, signed_headers
+from tests.support.slackhttp import dm_channel, signed_headers
 
 CONCURRENCY = 16
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench8"

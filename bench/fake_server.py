@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakeslack import FakeSlack, RateLimits
+from tests.support.fakeslack import FakeSlack, RateLimits
 
 
 class BenchSlack(FakeSlack):

@@ -25,10 +25,10 @@ from slack_sdk import WebClient
 
 from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL
-from bot import db
-from bot.app import build_services
 from bot.config import Config, Settings
-from bot.recap_sender import RecapSender
+from bot.services import build_services
+from bot.storage import db
+from bot.workers.recaps import RecapSender
 
 
 class MovingClock:

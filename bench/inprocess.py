@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import CLIENT_ID, SIGNING_SECRET, FakeSlackProcess, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL, event_body, night_zone
-from tests.slackhttp import signed_headers
+from tests.support.slackhttp import signed_headers
 
 
 def context_switches() -> int:
@@ -63,9 +63,9 @@ def call(wsgi, body: str) -> None:
 def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackProcess) -> dict:
     from bench.server import bare_wsgi
     from bot.__main__ import _load, _store
-    from bot.app import create_app
-    from bot.reply_sender import ReplySender
-    from bot.web import create_wsgi
+    from bot.slack.app import create_app
+    from bot.slack.web import create_wsgi
+    from bot.workers.replies import ReplySender
 
     recipients = [f"UR{i:06d}" for i in range(max(events // 4, 1))]
     store = make_store(url)

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
     from slack_sdk import WebClient
 
-    from bot import db
-    from bot.app import create_app
     from bot.config import Config, Settings
+    from bot.slack.app import create_app
+    from bot.storage import db
 
     readings: dict[str, float] = {"python + imports": rss_mib()}
     with tempfile.TemporaryDirectory(prefix="offhours-memory-") as tmp:

@@ -33,9 +33,9 @@ REPLY_WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "8"))  # serve()'s Rep
 def offhours_wsgi():
     """What serve() builds: the app from the environment, its WSGI callable, and the reply sender beside it."""
     from bot.__main__ import _load, _store
-    from bot.app import create_app
-    from bot.reply_sender import ReplySender
-    from bot.web import create_wsgi
+    from bot.slack.app import create_app
+    from bot.slack.web import create_wsgi
+    from bot.workers.replies import ReplySender
 
     settings, config = _load()
     store = _store(settings, config)
@@ -55,8 +55,8 @@ def offhours_wsgi():
 def separate_sender():
     """EXPERIMENT: the reply sender in a process of its own, polling every 0.1 s."""
     from bot.__main__ import _load, _store
-    from bot.app import create_app
-    from bot.reply_sender import ReplySender
+    from bot.slack.app import create_app
+    from bot.workers.replies import ReplySender
 
     settings, config = _load()
     app = create_app(config, _store(settings, config), settings=settings)
@@ -130,7 +130,7 @@ def recording_wsgi():
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    from bot import db
+    from bot.storage import db
 
     engine = db.make_engine(os.environ["DATABASE_URL"])
     metadata = sa.MetaData()

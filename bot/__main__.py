@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
 
 # logfmt: every field is key=value (the time too, in ISO 8601), so a log platform parses lines without a pattern.
 LOG_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -35,7 +35,7 @@ def _load():
 
 
 def _store(settings, config):
-    from bot.store import Store
+    from bot.storage.store import Store
 
     store = Store(
         settings.database_url or config.storage.url,
@@ -52,9 +52,9 @@ def serve(*, with_scheduler: bool) -> int:
 
     import waitress
 
-    from bot.app import create_app
-    from bot.reply_sender import ReplySender
-    from bot.web import create_wsgi
+    from bot.slack.app import create_app
+    from bot.slack.web import create_wsgi
+    from bot.workers.replies import ReplySender
 
     store = _store(settings, config)
     app = create_app(config, store, settings=settings)
@@ -71,14 +71,14 @@ def serve(*, with_scheduler: bool) -> int:
     if settings.app_token:
         # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
         # Connected first, so that a token Slack refuses stops start-up before any thread is running.
-        from bot.socket_mode import start_socket_mode
+        from bot.slack.socket_mode import start_socket_mode
 
         socket_mode = start_socket_mode(app, app_token=settings.app_token)
     sender = ReplySender(app.services)
     sender.start()
     scheduler = None
     if with_scheduler:
-        from bot.scheduler import start_scheduler
+        from bot.workers.scheduler import start_scheduler
 
         scheduler = start_scheduler(app.services)
     logging.getLogger("bot").info(
@@ -111,8 +111,8 @@ def serve(*, with_scheduler: bool) -> int:
 def run_scheduler() -> int:
     import threading
 
-    from bot.app import build_services
-    from bot.scheduler import start_scheduler
+    from bot.services import build_services
+    from bot.workers.scheduler import start_scheduler
 
     settings, config = _load()
     store = _store(settings, config)
@@ -130,7 +130,7 @@ def migrate() -> int:
     import os
 
     from bot.config import load_config
-    from bot.store import Store
+    from bot.storage.store import Store
 
     config = load_config()
     url = os.environ.get("DATABASE_URL") or config.storage.url
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return migrate()
         if args.command == "manifest":
-            from bot.manifest import print_manifest
+            from bot.slack.manifest import print_manifest
 
             return print_manifest(args.url, socket_mode=args.socket_mode)
         if args.command == "check":

@@ -17,8 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from slack_sdk.errors import SlackApiError
 
-from bot import db
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
+from bot.storage import db
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,10 @@ def run_check(environ: Mapping[str, str] = os.environ, out: TextIO = sys.stdout)
 
 
 def _checks(environ: Mapping[str, str]):
-    from bot.app import make_client
     from bot.config import load_config, load_settings
-    from bot.migrate import alembic_config
-    from bot.store import Store
+    from bot.slack.client import make_client
+    from bot.storage.migrate import alembic_config
+    from bot.storage.store import Store
 
     try:
         settings = load_settings(environ)

@@ -15,9 +15,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from bot.errors import HoursError
-from bot.hours import Schedule, parse_days_off, parse_hours, render_days_off, render_hours, resolve_timezone
-from bot.timezones import zone
+from bot.domain.errors import HoursError
+from bot.domain.hours import Schedule, parse_days_off, parse_hours, render_days_off, render_hours, resolve_timezone
+from bot.domain.hours.timezones import zone
 
 
 class _ArgumentError(Exception):

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bot.errors import ConfigError, OffhoursError
-from bot.hours import WeeklyHours, parse_duration, parse_hours, render_duration, render_hours, resolve_timezone
-from bot.templates import DEFAULT_MESSAGE, validate_template
+from bot.domain.errors import ConfigError, OffhoursError
+from bot.domain.hours import WeeklyHours, parse_duration, parse_hours, render_duration, render_hours, resolve_timezone
+from bot.domain.templates import DEFAULT_MESSAGE, validate_template
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_HOURS = "Mon–Fri 09:00–17:30"  # canonical (render_hours) form of "mon-fri 09:00-17:30"

@@ -11,16 +11,12 @@ fallback zone; it fills the zone only where it is still None, never over one the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 
 from bot.config import Config
-from bot.errors import HoursError, TemplateError
-from bot.hours import (
+from bot.domain.errors import HoursError, TemplateError
+from bot.domain.hours import (
     DayOff,
-    Schedule,
-    WeeklyHours,
     parse_days_off,
     parse_duration,
     parse_hours,
@@ -28,89 +24,11 @@ from bot.hours import (
     render_hours,
     resolve_timezone,
 )
-from bot.store import PersonRow, Store
-from bot.templates import validate_template
+from bot.domain.preferences import Preferences, preferences, serialize_days_off, valid_zone
+from bot.domain.templates import validate_template
+from bot.storage.store import Store
 
 MAX_DAYS_OFF = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Preferences:
-    """What applies to one person right now: their choices, or the defaults where they made none."""
-
-    team_id: str
-    user_id: str
-    schedule: Schedule
-    message: str
-    reply_within: timedelta
-    paused: bool
-    custom_hours: bool
-    custom_message: bool
-    # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
-    zone_pending: bool = False
-
-    @property
-    def tz(self) -> str:
-        return self.schedule.tz
-
-    @property
-    def weekly(self) -> WeeklyHours:
-        return self.schedule.weekly
-
-    @property
-    def days_off(self) -> tuple[DayOff, ...]:
-        return self.schedule.days_off
-
-    @property
-    def hours_text(self) -> str:
-        return render_hours(self.schedule.weekly)
-
-
-@lru_cache(maxsize=4096)
-def _parsed_hours(text: str) -> WeeklyHours:
-    return parse_hours(text)
-
-
-@lru_cache(maxsize=4096)
-def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
-    return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
-
-
-def _valid_zone(name: str | None) -> str | None:
-    """A profile's zone by its canonical name, or None when there is none or Offhours does not know it."""
-    if not name:
-        return None
-    try:
-        return resolve_timezone(name)
-    except HoursError:
-        return None
-
-
-def serialize_days_off(days_off: tuple[DayOff, ...]) -> str:
-    return ";".join(f"{d.start.isoformat()}..{d.end.isoformat()}" for d in days_off)
-
-
-def preferences(row: PersonRow | None, config: Config, *, team_id: str, user_id: str) -> Preferences:
-    """Merge a stored row with the config's defaults."""
-    defaults = config.defaults
-    tz = (row.tz if row else None) or defaults.timezone or defaults.fallback_timezone
-    hours_text = row.hours if row and row.hours else None
-    weekly = _parsed_hours(hours_text) if hours_text else defaults.weekly
-    days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
-    reply_within = (
-        timedelta(seconds=row.reply_within_s) if row and row.reply_within_s is not None else defaults.reply_within
-    )
-    return Preferences(
-        team_id=team_id,
-        user_id=user_id,
-        schedule=Schedule(tz=tz, weekly=weekly, days_off=days_off),
-        message=(row.message if row and row.message else defaults.message),
-        reply_within=reply_within,
-        paused=bool(row and row.paused),
-        custom_hours=hours_text is not None,
-        custom_message=bool(row and row.message),
-        zone_pending=not (row and row.tz) and defaults.timezone is None,
-    )
 
 
 class PeopleService:
@@ -124,20 +42,23 @@ class PeopleService:
         self.on_change: list[Callable[[str, str], None]] = []
 
     def get(self, team_id: str, user_id: str) -> Preferences:
-        return preferences(self.store.get_person(team_id, user_id), self.config, team_id=team_id, user_id=user_id)
+        return preferences(
+            self.store.get_person(team_id, user_id), self.config.defaults, team_id=team_id, user_id=user_id
+        )
 
     def get_many(self, team_id: str, user_ids: Iterable[str]) -> dict[str, Preferences]:
         """Everyone's preferences in one read (defaults for those without a row)."""
         wanted = set(user_ids)
         rows = self.store.people_with_ids(team_id, wanted)
         return {
-            user_id: preferences(rows.get(user_id), self.config, team_id=team_id, user_id=user_id) for user_id in wanted
+            user_id: preferences(rows.get(user_id), self.config.defaults, team_id=team_id, user_id=user_id)
+            for user_id in wanted
         }
 
     def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
         row = self.store.save_person(team_id, user_id, now=self.clock(), **fields)
         self._changed(team_id, user_id)
-        return preferences(row, self.config, team_id=team_id, user_id=user_id)
+        return preferences(row, self.config.defaults, team_id=team_id, user_id=user_id)
 
     def _changed(self, team_id: str, user_id: str) -> None:
         for callback in self.on_change:
@@ -154,15 +75,15 @@ class PeopleService:
         row = self.store.get_person(team_id, user_id)
         follows_profile = self.config.defaults.timezone is None
         if row is not None and (row.tz is not None or not follows_profile):
-            return preferences(row, self.config, team_id=team_id, user_id=user_id)
-        tz = _valid_zone(profile_tz()) if follows_profile else None
+            return preferences(row, self.config.defaults, team_id=team_id, user_id=user_id)
+        tz = valid_zone(profile_tz()) if follows_profile else None
         if row is not None and tz is None:
             # Nothing learnt: the fallback zone applies for now, and the next contact asks again.
-            return preferences(row, self.config, team_id=team_id, user_id=user_id)
+            return preferences(row, self.config.defaults, team_id=team_id, user_id=user_id)
         row, changed = self.store.fill_person_tz(team_id, user_id, tz, now=self.clock(), create=row is None)
         if changed:
             self._changed(team_id, user_id)
-        return preferences(row, self.config, team_id=team_id, user_id=user_id)
+        return preferences(row, self.config.defaults, team_id=team_id, user_id=user_id)
 
     def set_hours(self, team_id: str, user_id: str, text: str) -> Preferences:
         weekly = parse_hours(text)

@@ -1,50 +1,28 @@
 """Fixtures that build on each other: clock -> fake Slack -> store -> app -> a running server -> signed HTTP.
 
-The database is SQLite in a temporary file, or PostgreSQL when TEST_DATABASE_URL is set (CI runs both).
+The database is SQLite in a temporary file, or, when TEST_DATABASE_URL is set (CI runs both), a PostgreSQL
+database this run creates beside the one it names and drops at the end (tests/support/databases.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-import sqlalchemy as sa
-import waitress
 from slack_sdk import WebClient
-from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bot import db
-from bot.app import OffhoursApp, create_app
 from bot.config import Config, Settings
-from bot.store import Store
-from bot.web import create_wsgi
-from tests.fakeslack import FakeSlack
-from tests.slackhttp import SIGNING_SECRET, SlackHTTP
+from bot.slack.app import OffhoursApp, create_app
+from bot.storage.store import Store
+from tests.support.databases import create_database, drop_database
+from tests.support.fakeslack import FakeSlack
+from tests.support.helpers import FakeClock, RunningServer, wipe
+from tests.support.slackhttp import SIGNING_SECRET, SlackHTTP
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-_installs = itertools.count(1)
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, **kwargs) -> datetime:
-        self.now += timedelta(**kwargs)
-        return self.now
 
 
 @pytest.fixture
@@ -61,27 +39,23 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    if TEST_DATABASE_URL:
-        return TEST_DATABASE_URL
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'offhours-test.db'}"
+def database_url(tmp_path_factory) -> Iterator[str]:
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'offhours-test.db'}"
+        return
+    url = create_database(TEST_DATABASE_URL)  # this run's own database: nothing else is ever touched
+    try:
+        yield url
+    finally:
+        drop_database(TEST_DATABASE_URL, url)
 
 
 @pytest.fixture(scope="session")
 def migrated(database_url) -> str:
     store = Store(database_url)
-    if store.is_postgres:
-        with store.engine.begin() as conn:  # start from nothing: a previous run may have left tables
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     store.migrate()
     store.close()
     return database_url
-
-
-def wipe(store: Store) -> None:
-    with store.engine.begin() as conn:
-        for table in reversed(db.metadata.sorted_tables):
-            conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -124,33 +98,6 @@ def offhours(make_app) -> OffhoursApp:
     return make_app()
 
 
-class RunningServer:
-    """The production WSGI server (waitress) on an ephemeral 127.0.0.1 port, in a thread."""
-
-    def __init__(self, app: OffhoursApp) -> None:
-        self.app = app
-        self.server = waitress.create_server(
-            create_wsgi(app), host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.05
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.effective_port}"
-
-    def close(self) -> None:
-        # Closing sockets under the running select() makes it fail with EBADF: empty the loop's map instead,
-        # wake it so it sees the empty map and returns, and only then close the sockets and the worker threads.
-        channels = list(self.server._map.values())
-        self.server._map.clear()
-        self.server.pull_trigger()
-        self.thread.join(5)
-        for channel in channels:
-            channel.close()
-        self.server.task_dispatcher.shutdown()
-
-
 @pytest.fixture
 def server(offhours) -> Iterator[RunningServer]:
     running = RunningServer(offhours)
@@ -161,80 +108,3 @@ def server(offhours) -> Iterator[RunningServer]:
 @pytest.fixture
 def slack(server) -> SlackHTTP:
     return SlackHTTP(server.url)
-
-
-def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1", tz: str = "America/New_York",
-            now: datetime | None = None) -> str:  # fmt: skip
-    """Save an installation for `user_id` as the OAuth flow would, and make the fake Slack know them."""
-    token = f"xoxp-{team_id}-{user_id}"
-    # The installation store tells rows apart by installed_at: give every connection its own instant.
-    store.installation_store.save(
-        Installation(
-            app_id="A1",
-            enterprise_id=None,
-            team_id=team_id,
-            team_name="Example",
-            bot_token=f"xoxb-{team_id}",
-            bot_id="B1",
-            bot_user_id="UBOT",
-            bot_scopes="commands,chat:write,im:write,users:read",
-            user_id=user_id,
-            user_token=token,
-            user_scopes="im:history,chat:write",
-            installed_at=(now or datetime.now(UTC)).timestamp() + next(_installs) / 1000,
-        )
-    )
-    fake.add_user(user_id, tz=tz)
-    fake.tokens[token] = {"team_id": team_id, "user_id": user_id}
-    if store.get_person(team_id, user_id) is None:  # as the OAuth success callback does: the profile zone
-        store.save_person(team_id, user_id, now=now or datetime.now(UTC), tz=tz)
-    return token
-
-
-def rows(store: Store, table: sa.Table, **where) -> list[dict]:
-    """Every row of `table` (optionally filtered by column values), in insertion order."""
-    with store.engine.connect() as conn:
-        query = sa.select(table).order_by(table.c.id if "id" in table.c else table.c[0])
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def table_count(store: Store, table: sa.Table, **where) -> int:
-    with store.engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(table)
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        return conn.execute(query).scalar_one()
-
-
-def person_snapshot(store: Store, user_id: str, *, team_id: str = "T1") -> dict | None:
-    """Every column of a person's row (updated_at included), to prove that a rejected change wrote nothing."""
-    with store.engine.connect() as conn:
-        row = (
-            conn.execute(sa.select(db.people).where(db.people.c.team_id == team_id, db.people.c.user_id == user_id))
-            .mappings()
-            .first()
-        )
-    return dict(row) if row is not None else None
-
-
-def block_text(blocks: list[dict]) -> str:
-    """All the text a person sees in Block Kit blocks (sections, fields, contexts, headers, button URLs)."""
-    parts: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            for key in ("text", "url"):
-                value = node.get(key)
-                if isinstance(value, str):
-                    parts.append(value)
-            for value in node.values():
-                if isinstance(value, dict | list):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(blocks)
-    return "\n".join(parts)

@@ -1,0 +1,109 @@
+"""The auto-reply rules, pure: which direct messages get an answer, once per what, and what it says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytz
+
+from bot.domain.preferences import Preferences
+from bot.domain.templates import boundary_values, render_template
+
+METADATA_EVENT_TYPE = "offhours_auto_reply"
+SLACKBOT = "USLACKBOT"
+# Plain messages, shared files and thread replies also sent to the channel are people talking; every other
+# subtype (edits, deletions, joins, bot messages, ...) is not.
+COUNTED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+@dataclass(frozen=True, slots=True)
+class DirectMessage:
+    """The parts of a `message` event the rules look at."""
+
+    team_id: str
+    channel_id: str
+    channel_type: str
+    ts: str
+    thread_ts: str | None
+    sender_id: str | None
+    subtype: str | None
+    is_bot: bool
+    metadata_event_type: str | None
+    text: str
+    # Posted through Offhours itself (the event's app_id is ours): with a user token we only ever post auto-replies.
+    from_this_app: bool = False
+
+    @property
+    def thread_root(self) -> str:
+        return self.thread_ts or self.ts
+
+    @property
+    def is_auto_reply(self) -> bool:
+        """Ours (marked with our metadata) or anyone's (an auto-reply marker in metadata or subtype)."""
+        if self.from_this_app or self.metadata_event_type == METADATA_EVENT_TYPE:
+            return True
+        marker = (self.metadata_event_type or "") + " " + (self.subtype or "")
+        return "auto_re" in marker or "autorespon" in marker
+
+
+def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | None:
+    """Why this message gets no auto-reply, as a short log-friendly reason; None when it may get one."""
+    if message.channel_type != "im":
+        return "not_dm"
+    if message.is_auto_reply:
+        return "auto_reply"
+    if message.is_bot or message.subtype == "bot_message":
+        return "bot"
+    if message.sender_id == SLACKBOT:
+        return "slackbot"
+    if message.subtype not in COUNTED_SUBTYPES:
+        return f"subtype:{message.subtype}"
+    if message.sender_id is None:
+        return "no_sender"
+    if recipient_id is None:
+        return "unknown_recipient"
+    if message.sender_id == recipient_id:
+        return "self"
+    return None
+
+
+def is_person_writing(message: DirectMessage) -> bool:
+    """The sender typed this themselves (not an app, an auto-reply, an edit or a deletion)."""
+    return (
+        message.sender_id is not None
+        and message.sender_id != SLACKBOT
+        and not message.is_bot
+        and not message.is_auto_reply
+        and message.subtype in COUNTED_SUBTYPES
+    )
+
+
+def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None:
+    """The off-window a message at `at` belongs to, as a stable key; None when the person is working then.
+
+    `off_window`: the instant the person is back (one key per evening, weekend or vacation).
+    `day`: the recipient's local calendar date.
+    """
+    return off_window_key(prefs.schedule.off_window(at), at=at, tz=prefs.tz, once_per=once_per)
+
+
+def off_window_key(window: tuple[datetime, datetime] | None, *, at: datetime, tz: str, once_per: str) -> str | None:
+    """window_key for a caller that already has the off window at `at` (the listener: once per DM, before the ack)."""
+    if window is None:
+        return None
+    if once_per == "day":
+        return "day:" + at.astimezone(pytz.timezone(tz)).date().isoformat()
+    return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def compose(prefs: Preferences, *, now: datetime, sender_id: str) -> str:
+    """The boundary message as the sender will read it."""
+    values = boundary_values(
+        prefs.schedule,
+        now=now,
+        user=f"<@{prefs.user_id}>",
+        sender=f"<@{sender_id}>",
+        reply_within=prefs.reply_within,
+    )
+    return render_template(prefs.message, values)

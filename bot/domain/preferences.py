@@ -1,0 +1,118 @@
+"""A person's settings as one value: the stored row merged with the config's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Protocol
+
+from bot.domain.errors import HoursError
+from bot.domain.hours import DayOff, Schedule, WeeklyHours, parse_days_off, parse_hours, render_hours, resolve_timezone
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """What a person set; None means "the config's default"."""
+
+    team_id: str
+    user_id: str
+    tz: str | None = None
+    hours: str | None = None
+    message: str | None = None
+    reply_within_s: int | None = None
+    days_off: str = ""
+    paused: bool = False
+
+
+class PreferenceDefaults(Protocol):
+    """What applies where a person chose nothing (config.yaml's `defaults`)."""
+
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def fallback_timezone(self) -> str: ...
+    @property
+    def weekly(self) -> WeeklyHours: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def reply_within(self) -> timedelta: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What applies to one person right now: their choices, or the defaults where they made none."""
+
+    team_id: str
+    user_id: str
+    schedule: Schedule
+    message: str
+    reply_within: timedelta
+    paused: bool
+    custom_hours: bool
+    custom_message: bool
+    # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
+    zone_pending: bool = False
+
+    @property
+    def tz(self) -> str:
+        return self.schedule.tz
+
+    @property
+    def weekly(self) -> WeeklyHours:
+        return self.schedule.weekly
+
+    @property
+    def days_off(self) -> tuple[DayOff, ...]:
+        return self.schedule.days_off
+
+    @property
+    def hours_text(self) -> str:
+        return render_hours(self.schedule.weekly)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_hours(text: str) -> WeeklyHours:
+    return parse_hours(text)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
+    return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
+
+
+def valid_zone(name: str | None) -> str | None:
+    """A profile's zone by its canonical name, or None when there is none or Offhours does not know it."""
+    if not name:
+        return None
+    try:
+        return resolve_timezone(name)
+    except HoursError:
+        return None
+
+
+def serialize_days_off(days_off: tuple[DayOff, ...]) -> str:
+    return ";".join(f"{d.start.isoformat()}..{d.end.isoformat()}" for d in days_off)
+
+
+def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id: str, user_id: str) -> Preferences:
+    """Merge a stored row with the config's defaults."""
+    tz = (row.tz if row else None) or defaults.timezone or defaults.fallback_timezone
+    hours_text = row.hours if row and row.hours else None
+    weekly = _parsed_hours(hours_text) if hours_text else defaults.weekly
+    days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
+    reply_within = (
+        timedelta(seconds=row.reply_within_s) if row and row.reply_within_s is not None else defaults.reply_within
+    )
+    return Preferences(
+        team_id=team_id,
+        user_id=user_id,
+        schedule=Schedule(tz=tz, weekly=weekly, days_off=days_off),
+        message=(row.message if row and row.message else defaults.message),
+        reply_within=reply_within,
+        paused=bool(row and row.paused),
+        custom_hours=hours_text is not None,
+        custom_message=bool(row and row.message),
+        zone_pending=not (row and row.tz) and defaults.timezone is None,
+    )

@@ -1,0 +1,60 @@
+"""The start-of-day recap message and its per-conversation "Done" buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from slack_sdk.models.blocks import ButtonElement
+
+from bot.domain.hours import format_local
+from bot.domain.recap import Recap, RecapItem
+from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
+
+DONE_ACTION = "recap_done"
+TEXT_PER_ITEM = 600  # keeps a 40-item recap readable and every section under 3,000 characters
+
+
+def recap_title(recap: Recap, tz: str) -> str:
+    end = format_local(recap.window_end, tz, now=recap.window_end)
+    if recap.window_start is None:
+        return f"While you were off — until {end}"
+    return f"While you were off — {format_local(recap.window_start, tz, now=recap.window_end)} → {end}"
+
+
+def recap_blocks(recap: Recap, *, recap_id: int, tz: str, permalinks: Mapping[str, str]) -> list[dict]:
+    """Header, one section per conversation (link + Done), the overflow line; never more than 50 blocks."""
+    total = sum(item.count for item in recap.items) + recap.more_messages
+    conversations = len(recap.items) + recap.more_conversations
+    summary = f"{total} message{'s' * (total != 1)} in {conversations} conversation{'s' * (conversations != 1)}"
+    if recap.late:
+        summary += " · delivered late: Offhours was not running when your day started"
+    blocks = [header(recap_title(recap, tz)), context(summary), divider()]
+    room = MESSAGE_BLOCK_LIMIT - len(blocks) - 2
+    for item in recap.items[:room]:
+        blocks.append(item_block(item, recap_id=recap_id, tz=tz, permalink=permalinks.get(item.channel_id)))
+    hidden = len(recap.items) - room if len(recap.items) > room else 0
+    more = recap.more_conversations + hidden
+    if more:
+        blocks.append(context(f"…and {more} more conversation{'s' * (more != 1)} waiting in your DMs."))
+    blocks.append(context("Already answered conversations are left out. Tick *Done* to clear one from this list."))
+    return blocks
+
+
+def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None) -> dict:
+    when = format_local(item.first_at, tz, now=item.last_at)
+    if item.count > 1:
+        when += f" – {format_local(item.last_at, tz, now=item.last_at)}"
+    count = f"{item.count} message{'s' * (item.count != 1)}"
+    link = f" · <{permalink}|Open thread>" if permalink else ""
+    line = f"<@{item.sender_id}> · {count} · {when}{link}"
+    if item.texts:
+        quoted = "\n".join("> " + escape(clip(t, 200)).replace("\n", " ") for t in item.texts)
+        line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text
+    if item.done:
+        return section(":white_check_mark: ~" + line.split("\n")[0] + "~ Done")
+    button = ButtonElement(text="Done", action_id=DONE_ACTION, value=f"{recap_id}:{item.channel_id}")
+    return section(line, accessory=button)
+
+
+def recap_fallback_text(recap: Recap, tz: str) -> str:
+    return recap_title(recap, tz)

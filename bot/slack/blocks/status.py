@@ -1,0 +1,122 @@
+"""What `/hours` answers: status, help, confirmations, errors and the connect prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from slack_sdk.models.blocks import LinkButtonElement
+
+from bot.domain.hours import format_local, render_days_off, render_duration
+from bot.domain.hours.timezones import zone
+from bot.domain.preferences import Preferences
+from bot.domain.templates import PLACEHOLDERS, render_back_in
+from bot.slack.blocks.common import context, divider, escape, header, section
+
+
+def now_line(prefs: Preferences, *, now: datetime) -> str:
+    """ ":large_green_circle: Working until 17:30" or ":crescent_moon: Off — back Mon 09:00 (in 11 h)"."""
+    prefix = ":double_vertical_bar: Auto-replies paused · " if prefs.paused else ""
+    if prefs.schedule.is_working(now):
+        until = prefs.schedule.next_end(now)
+        return f"{prefix}:large_green_circle: *Working* until {format_local(until, prefs.tz, now=now)}"
+    back = prefs.schedule.next_start(now)
+    return (
+        f"{prefix}:crescent_moon: *Off* — back {format_local(back, prefs.tz, now=now)} "
+        f"(in {render_back_in(back - now)})"
+    )
+
+
+def settings_lines(prefs: Preferences, *, now: datetime, connected: bool | None = None) -> list[str]:
+    # "Upcoming" is judged by the person's own calendar: at 22:00 in New York it is already tomorrow in UTC.
+    today = now.astimezone(zone(prefs.tz)).date()
+    days_off = ", ".join(render_days_off(d) for d in prefs.days_off if d.end >= today) or "none"
+    lines = [
+        f"*Hours:* {prefs.hours_text}" + ("" if prefs.custom_hours else " _(default)_"),
+        f"*Time zone:* {prefs.tz}",
+        f"*Reply time once back:* {render_duration(prefs.reply_within)}",
+        f"*Days off:* {days_off}",
+        f"*Auto-replies:* {'paused' if prefs.paused else 'on'}",
+    ]
+    if connected is not None:
+        lines.append("*DMs:* " + ("connected" if connected else "not connected — auto-replies can't be sent"))
+    return lines
+
+
+def status_blocks(
+    prefs: Preferences, *, now: datetime, preview: str, command: str, connected: bool | None = None
+) -> list[dict]:
+    return [
+        section(now_line(prefs, now=now)),
+        section("\n".join(settings_lines(prefs, now=now, connected=connected))),
+        divider(),
+        section("*What a sender gets when you are off:*\n" + quote(preview)),
+        context(f"Change anything with `{command} help`, or open Offhours' Home tab."),
+    ]
+
+
+def quote(text: str) -> str:
+    return "\n".join("> " + line for line in text.splitlines() or [""])
+
+
+def confirmation_blocks(text: str, prefs: Preferences, *, now: datetime) -> list[dict]:
+    return [section(":white_check_mark: " + text), context(now_line(prefs, now=now))]
+
+
+def error_blocks(message: str, *, command: str, example: str | None = None) -> list[dict]:
+    blocks = [section(":warning: " + escape(message))]
+    if example:
+        blocks.append(section(f"For example: `{escape(example)}`"))
+    return [*blocks, context(f"`{command} help` lists everything you can do.")]
+
+
+def connect_blocks(install_url: str, *, command: str) -> list[dict]:
+    return [
+        section(
+            "Offhours can't see your direct messages yet. Connect them so it can answer people who write to you "
+            "outside your hours, and recap what came in when you're back.",
+            accessory=LinkButtonElement(text="Connect my DMs", url=install_url, action_id="connect"),
+        ),
+        context(f"You can disconnect at any time with `{command} forget` or from Slack's app settings."),
+    ]
+
+
+HELP_ROWS: Mapping[str, str] = {
+    "": "your status, hours, zone, message and days off",
+    "set <hours>": "your working hours, e.g. `mon-thu 9-17:30; fri 9am-1pm`",
+    "tz <zone>": "your time zone, e.g. `Europe/Rome` (default: your Slack profile's)",
+    "message <text>": "your boundary message; `message reset` restores the default",
+    "reply <time>": "how soon you reply once back: `30m`, `2h`, `1d`",
+    "off <date>[..<date>]": "days off, e.g. `2026-12-24..2027-01-02`; `off list`, `off clear`",
+    "pause · resume": "turn auto-replies off and on",
+    "preview": "exactly what a sender would get",
+    "forget": "delete everything Offhours holds about you and disconnect",
+}
+
+
+def help_blocks(*, command: str) -> list[dict]:
+    rows = "\n".join(f"`{command}{' ' + usage if usage else ''}` — {what}" for usage, what in HELP_ROWS.items())
+    placeholders = ", ".join(f"`{{{name}}}`" for name in PLACEHOLDERS)
+    return [
+        header("Offhours — keep your hours"),
+        section(rows),
+        context(f"Placeholders for your message: {placeholders}"),
+    ]
+
+
+def preview_blocks(text: str, *, working: bool) -> list[dict]:
+    when = "at your next off time" if working else "right now"
+    return [section(f"*This is what a sender would get {when}:*"), *auto_reply_blocks(text)]
+
+
+def auto_reply_blocks(text: str) -> list[dict]:
+    return [section(":crescent_moon: *Auto-reply*\n" + text), _AUTO_REPLY_FOOTER]
+
+
+# One post per after-hours sender, and building blocks through slack_sdk's models (with their validation) is not
+# cheap: the footer never changes, so it is built once (the dict is shared and never changed).
+_AUTO_REPLY_FOOTER = context("Sent automatically by Offhours on their behalf — your message is safe and will be seen.")
+
+
+def forgotten_blocks(text: str) -> list[dict]:
+    return [section(":wastebasket: " + text)]

@@ -1,0 +1,91 @@
+"""The one Web API client factory, and the one place that reads a Web API failure as a delivery outcome.
+
+Which errors mean "not done", which mean "maybe done" (look before trying again), which are worth a retry, and
+how long to wait: the workers ask here, the domain's delivery rules decide what to record.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.config import Settings
+from bot.domain.delivery import UNKNOWN_PREFIX
+
+
+def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
+    """A Web API client for SLACK_API_URL that honours 429 Retry-After and retries dropped connections."""
+    return WebClient(
+        base_url=settings.slack_api_url,
+        timeout=timeout,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+# Slack's answers that mean the person's token is gone: they are disconnected, and nothing is retried.
+REVOKED = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
+
+
+def request_error(error: OSError) -> str:
+    """What to record for a Web API call that failed in the network.
+
+    urllib wraps what fails while connecting or sending in URLError (refused, DNS, a reset mid-send): Slack never
+    got the whole request, so it did nothing. Anything else (the connection dropped or was reset while the answer
+    was awaited, a TLS error, a broken pipe) may have come after Slack acted on it.
+    """
+    if isinstance(error, urllib.error.URLError):
+        return "URLError"
+    return UNKNOWN_PREFIX + type(error).__name__
+
+
+# Slack's docs say of these (chat.postMessage, chat.postEphemeral): "It's possible some aspect of the operation
+# succeeded before the error was raised." They can come with HTTP 200 as well as with a 5xx.
+MAY_HAVE_ACTED = frozenset({"internal_error", "fatal_error"})
+# Transient by Slack's own description: retried later, like a 5xx. Not fatal_error ("catastrophic"): retried for
+# ever, a recap would hold its messages back; refused for good, they wait for the next recap.
+TRANSIENT = frozenset({"ratelimited", "service_unavailable", "request_timeout", "internal_error"})
+_ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def slack_code(error) -> str:
+    """A SlackApiError's error code, or its HTTP status when Slack's answer carried none (slack_sdk puts the start
+    of a proxy's HTML error page there: no use to anyone, and not for the database or the logs)."""
+    code = error.response.get("error")
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else str(error.response.status_code)
+
+
+def slack_retryable(status: int, code: str) -> bool:
+    """Whether a Web API refusal is worth trying again later (rate limits, Slack's own trouble)."""
+    return status == 429 or status >= 500 or code in TRANSIENT
+
+
+def slack_error(status: int, code: str) -> str:
+    """What to record for a refused post: its code, marked unknown where Slack may have carried it out.
+
+    A 5xx says no more than "something failed somewhere" (Slack's edge may answer 502 or 504 for a post that went
+    through), so after one the reply sender looks for its post before posting again.
+    """
+    if status >= 500 or code in MAY_HAVE_ACTED:
+        return UNKNOWN_PREFIX + code
+    return code
+
+
+def retry_after(error: SlackApiError, default: float = 1.0) -> float:
+    headers = getattr(error.response, "headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(float(value), 0.0)
+            except ValueError:
+                return default
+    return default
+
+
+def sending_client(client: WebClient) -> WebClient:
+    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread."""
+    return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])

@@ -1,0 +1,219 @@
+"""The /hours slash command: parse the subcommand, call PeopleService, answer ephemerally.
+
+Every answer goes back in the ack (Slack shows a command's ack body only to the caller), so nothing here
+posts to Slack before the 3-second deadline except, while the person's zone is not known yet (first contact, or
+an earlier lookup failed), one users.info with a short timeout for their profile zone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import pytz
+from slack_bolt import Ack, App, BoltRequest
+from slack_sdk.errors import SlackApiError
+
+from bot.domain import autoreply
+from bot.domain.errors import OffhoursError
+from bot.domain.hours import render_days_off
+from bot.domain.preferences import Preferences
+from bot.services import Services
+from bot.slack.blocks import status as ui
+
+log = logging.getLogger(__name__)
+
+TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
+SUBCOMMANDS = ("show", "set", "tz", "message", "reply", "off", "pause", "resume", "preview", "help", "forget")
+
+# A correct example for each subcommand that takes a value: every refusal shows one, whatever the engine said.
+EXAMPLES = {
+    "set": "set mon-thu 9-17:30; fri 9am-1pm",
+    "tz": "tz Europe/Rome",
+    "message": "message Hi {sender}, I'm off until {back_at}.",
+    "reply": "reply 2h",
+    "off": "off 2026-12-24..2027-01-02",
+}
+
+
+class UsageError(OffhoursError):
+    """The subcommand itself is wrong (unknown, or missing its argument)."""
+
+
+def _unknown() -> None:
+    return None
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """`"set mon-fri 9-17"` -> `("set", "mon-fri 9-17")`; an empty text means `show`."""
+    text = (text or "").strip()
+    if not text:
+        return "show", ""
+    head, _, rest = text.partition(" ")
+    return head.lower(), rest.strip()
+
+
+def register(app: App, services: Services) -> None:
+    command = services.config.command
+
+    @app.command(command)
+    def hours_command(ack: Ack, body: dict, request: BoltRequest) -> None:
+        started = time.perf_counter()
+        team_id, user_id = body.get("team_id") or "", body.get("user_id") or ""
+        sub, arg = split_command(body.get("text") or "")
+        if services.store.user_token(team_id, user_id) is None:
+            ack(
+                blocks=ui.connect_blocks(services.install_url(request.headers), command=command),
+                text="Connect your DMs to use Offhours",
+                response_type="ephemeral",
+            )
+            _log(sub, "not_connected", started)
+            return
+        handler = Subcommands(services, team_id=team_id, user_id=user_id)
+        try:
+            blocks, text = handler.run(sub, arg)
+            outcome = "ok"
+        except OffhoursError as e:
+            example = f"{command} {EXAMPLES[sub]}" if sub in EXAMPLES else None
+            blocks, text = ui.error_blocks(str(e), command=command, example=example), str(e)
+            outcome = "invalid"
+        ack(blocks=blocks, text=text[:300], response_type="ephemeral")
+        _log(sub if sub in SUBCOMMANDS else "unknown", outcome, started)
+
+
+def _log(sub: str, outcome: str, started: float) -> None:
+    latency = (time.perf_counter() - started) * 1000
+    log.info("command sub=%s outcome=%s latency_ms=%.1f", sub, outcome, latency)
+
+
+class Subcommands:
+    """One method per subcommand, each returning (blocks, fallback text)."""
+
+    def __init__(self, services: Services, *, team_id: str, user_id: str) -> None:
+        self.services = services
+        self.people = services.people
+        self.team_id = team_id
+        self.user_id = user_id
+        self.now = services.clock()
+        self.command = services.config.command
+
+    def run(self, sub: str, arg: str) -> tuple[list[dict], str]:
+        handlers: dict[str, Callable[[str], tuple[list[dict], str]]] = {
+            "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
+            "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
+            "preview": self.preview, "help": self.help, "forget": self.forget,
+        }  # fmt: skip
+        handler = handlers.get(sub)
+        if handler is None:
+            close = difflib.get_close_matches(sub, SUBCOMMANDS, n=1)
+            hint = f" — did you mean `{self.command} {close[0]}`?" if close else ""
+            raise UsageError(f"`{sub}` is not something {self.command} knows{hint} Try `{self.command} help`.")
+        if sub in TAKES_NO_VALUE and arg:
+            # `/hours forget tz` (say) must not delete everything: words the subcommand would ignore are refused.
+            raise UsageError(f"`{self.command} {sub}` takes nothing after it, so nothing was done. "
+                             f"To {sub}, send just `{self.command} {sub}`.")  # fmt: skip
+        # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService), and
+        # not for a zone about to be chosen, data about to be deleted, or help.
+        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help"))
+        return handler(arg)
+
+    def _ensure_person(self, *, learn_zone: bool) -> Preferences:
+        return self.people.ensure(self.team_id, self.user_id, profile_tz=self._profile_tz if learn_zone else _unknown)
+
+    def _profile_tz(self) -> str | None:
+        token = self.services.store.bot_token(self.team_id)
+        return self.services.profiles.timezone_within_ack(self.team_id, self.user_id, token=token, source="command")
+
+    def _require(self, arg: str, sub: str) -> str:
+        if not arg:
+            raise UsageError(f"`{self.command} {sub}` needs a value.")
+        return arg
+
+    def _done(self, text: str, prefs: Preferences) -> tuple[list[dict], str]:
+        return ui.confirmation_blocks(text, prefs, now=self.now), text
+
+    def show(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.get(self.team_id, self.user_id)
+        preview = self._preview_text(prefs)
+        # Only connected people get this far (the others get the connect prompt).
+        blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
+        return blocks, ui.now_line(prefs, now=self.now)
+
+    def set_hours(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.set_hours(self.team_id, self.user_id, self._require(arg, "set"))
+        return self._done(f"Your hours are now *{prefs.hours_text}* ({prefs.tz}).", prefs)
+
+    def set_tz(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.set_timezone(self.team_id, self.user_id, self._require(arg, "tz"))
+        return self._done(f"Your time zone is now *{prefs.tz}*.", prefs)
+
+    def set_message(self, arg: str) -> tuple[list[dict], str]:
+        arg = self._require(arg, "message")
+        if arg.lower() == "reset":
+            prefs = self.people.reset_message(self.team_id, self.user_id)
+            return self._done("Your boundary message is back to the default.", prefs)
+        prefs = self.people.set_message(self.team_id, self.user_id, arg)
+        blocks, text = self._done("Your boundary message is saved. Senders will see:", prefs)
+        return blocks + ui.auto_reply_blocks(self._preview_text(prefs)), text
+
+    def set_reply(self, arg: str) -> tuple[list[dict], str]:
+        from bot.domain.hours import render_duration
+
+        prefs = self.people.set_reply_within(self.team_id, self.user_id, self._require(arg, "reply"))
+        return self._done(f"Once back, you aim to reply within *{render_duration(prefs.reply_within)}*.", prefs)
+
+    def days_off(self, arg: str) -> tuple[list[dict], str]:
+        arg = self._require(arg, "off")
+        today = self.now.astimezone(pytz.timezone(self.people.get(self.team_id, self.user_id).tz)).date()
+        if arg.lower() == "list":
+            prefs = self.people.get(self.team_id, self.user_id)
+            upcoming = [render_days_off(d) for d in prefs.days_off if d.end >= today]
+            text = "Your days off: " + (", ".join(upcoming) if upcoming else "none planned.")
+            return self._done(text, prefs)
+        if arg.lower() == "clear":
+            prefs = self.people.clear_days_off(self.team_id, self.user_id)
+            return self._done("Your days off are cleared.", prefs)
+        prefs, added = self.people.add_days_off(self.team_id, self.user_id, arg, today=today)
+        return self._done(f"Added *{render_days_off(added)}* to your days off.", prefs)
+
+    def pause(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.set_paused(self.team_id, self.user_id, True)
+        return self._done("Auto-replies are paused. Your recap still comes each morning.", prefs)
+
+    def resume(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.set_paused(self.team_id, self.user_id, False)
+        return self._done("Auto-replies are back on.", prefs)
+
+    def preview(self, arg: str) -> tuple[list[dict], str]:
+        prefs = self.people.get(self.team_id, self.user_id)
+        text = self._preview_text(prefs)
+        return ui.preview_blocks(text, working=prefs.schedule.is_working(self.now)), text
+
+    def help(self, arg: str) -> tuple[list[dict], str]:
+        return ui.help_blocks(command=self.command), f"{self.command} help"
+
+    def forget(self, arg: str) -> tuple[list[dict], str]:
+        token = self.services.store.user_token(self.team_id, self.user_id)
+        if token:
+            try:
+                self.services.client.auth_revoke(token=token)
+            except SlackApiError as e:
+                log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))
+            except OSError as e:  # forgetting never depends on Slack answering: the token is deleted below
+                log.warning("forget: auth.revoke failed error=%s", type(e).__name__)
+        self.services.store.forget_person(self.team_id, self.user_id)
+        text = "Done: Offhours deleted your hours, messages and tokens, and disconnected your DMs."
+        return ui.forgotten_blocks(text), text
+
+    def _preview_text(self, prefs: Preferences) -> str:
+        at = self._next_off_instant(prefs)
+        return autoreply.compose(prefs, now=at, sender_id=self.user_id)
+
+    def _next_off_instant(self, prefs: Preferences) -> datetime:
+        """Now when off; else the moment the current working interval ends."""
+        if prefs.schedule.is_working(self.now):
+            return prefs.schedule.next_end(self.now)
+        return self.now

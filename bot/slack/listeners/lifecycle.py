@@ -1,0 +1,36 @@
+"""Uninstalls and revocations: forget the tokens and the data that went with them."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    store = services.store
+
+    @app.event("tokens_revoked")
+    def tokens_revoked(event: dict, body: dict) -> None:
+        team_id = body.get("team_id") or ""
+        tokens = event.get("tokens") or {}
+        users = list(tokens.get("oauth") or [])
+        store.revoke_user_tokens(team_id, users)
+        if tokens.get("bot"):
+            store.revoke_bot_tokens(team_id)
+        log.info(
+            "event type=tokens_revoked outcome=forgotten team=%s users=%d bot=%s",
+            team_id,
+            len(users),
+            bool(tokens.get("bot")),
+        )
+
+    @app.event("app_uninstalled")
+    def app_uninstalled(body: dict) -> None:
+        team_id = body.get("team_id") or ""
+        store.forget_team(team_id)
+        log.info("event type=app_uninstalled outcome=forgotten team=%s", team_id)

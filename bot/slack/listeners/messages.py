@@ -1,0 +1,190 @@
+"""Direct messages seen through a connected person's token: record after-hours ones, queue one auto-reply.
+
+Runs before the HTTP 200 (process_before_response): the record is in the database before Slack hears "ok",
+and the reply itself is posted afterwards by the reply sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from slack_bolt import App, BoltRequest
+from slack_sdk.errors import SlackApiError
+
+from bot.domain import autoreply
+from bot.domain.autoreply import DirectMessage
+from bot.domain.preferences import preferences
+from bot.services import Services
+from bot.slack.client import REVOKED
+from bot.storage.outbox import IncomingRecord
+from bot.storage.store import DmView
+
+log = logging.getLogger(__name__)
+
+
+def parse_message(event: dict, body: dict) -> DirectMessage:
+    metadata = event.get("metadata") or {}
+    return DirectMessage(
+        team_id=body.get("team_id") or event.get("team") or "",
+        channel_id=event.get("channel") or "",
+        channel_type=event.get("channel_type") or "",
+        ts=event.get("ts") or "",
+        thread_ts=event.get("thread_ts"),
+        sender_id=event.get("user"),
+        subtype=event.get("subtype"),
+        is_bot=bool(event.get("bot_id") or event.get("bot_profile")),
+        metadata_event_type=metadata.get("event_type") if isinstance(metadata, dict) else None,
+        text=event.get("text") or "",
+        from_this_app=bool(event.get("app_id")) and event.get("app_id") == body.get("api_app_id"),
+    )
+
+
+def authorized_user(body: dict) -> str | None:
+    """The connected person whose token saw this event."""
+    for authorization in body.get("authorizations") or []:
+        if authorization.get("user_id"):
+            return authorization["user_id"]
+    return None
+
+
+def message_time(ts: str, fallback: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (TypeError, ValueError):
+        return fallback
+
+
+def register(app: App, services: Services) -> None:
+    handler = MessageHandler(services)
+
+    @app.event("message")
+    def on_message(event: dict, body: dict, request: BoltRequest) -> None:
+        started = time.perf_counter()
+        outcome = handler.handle(event, body)
+        latency = (time.perf_counter() - started) * 1000
+        # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
+        retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+        log.info(
+            "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
+            outcome, body.get("team_id"), body.get("event_id"), retry, latency,
+        )  # fmt: skip
+
+
+class MessageHandler:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+
+    def handle(self, event: dict, body: dict) -> str:
+        """Returns the outcome for the log line: replied, throttled, duplicate, answered, ignored:<why>."""
+        if event.get("channel_type") != "im":
+            return "ignored:not_dm"
+        team_id = body.get("team_id") or ""
+        subtype = event.get("subtype")
+        if subtype == "message_deleted":
+            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+            dropped = self.store.outbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
+            return "deleted" if dropped else "ignored:deleted"
+        message = parse_message(event, body)
+        authorized = authorized_user(body)
+        # The sender wrote in this DM themselves: whatever waited for them here is answered.
+        answering = autoreply.is_person_writing(message)
+        # Rule out bots, edits, auto-replies... before looking the recipient up (maybe a Web API call, before the ack).
+        reason = autoreply.ignore_reason(message, recipient_id=authorized)
+        if reason == "self":
+            return self._connected_person_wrote(message, authorized or "", answering)
+        may_reply = reason is None and authorized is not None
+        if not may_reply and not answering:
+            return f"ignored:{reason}"
+        view = self.store.dm_view(
+            team_id, message.channel_id,
+            recipient_id=authorized if may_reply else None, sender_id=message.sender_id if answering else None,
+        )  # fmt: skip
+        answered = self._mark_answered(message) if view.sender_has_waiting else 0
+        if not may_reply:
+            return "answered" if answered else f"ignored:{reason}"
+        return self._after_hours(message, authorized or "", view)
+
+    def _connected_person_wrote(self, message: DirectMessage, me: str, answering: bool) -> str:
+        """The person whose token saw the DM wrote it: settle what waited for them, then see whether the other
+        member is connected too (their recipient)."""
+        answered = 0
+        if answering:
+            # Before the lookup below, which may fail (and make Slack redeliver): the answer counts either way.
+            view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=None, sender_id=me)
+            answered = self._mark_answered(message) if view.sender_has_waiting else 0
+        recipient = self._recipient(message, me)
+        reason = autoreply.ignore_reason(message, recipient_id=recipient)
+        if reason is not None or recipient is None:
+            return "answered" if answered else f"ignored:{reason}"
+        view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=recipient, sender_id=None)
+        return self._after_hours(message, recipient, view)
+
+    def _mark_answered(self, message: DirectMessage) -> int:
+        return self.store.outbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
+
+    def _recipient(self, message: DirectMessage, authorized: str | None) -> str | None:
+        if authorized is None:
+            return None
+        if authorized != message.sender_id:
+            return authorized
+        # The connected person wrote; the other member of the DM may be connected too.
+        return self._other_member(message.team_id, message.channel_id, authorized)
+
+    def _other_member(self, team_id: str, channel_id: str, me: str) -> str | None:
+        members = self.store.outbox.dm_members(team_id, channel_id)
+        if members is None:
+            token = self.store.user_token(team_id, me)
+            if token is None:
+                return None
+            try:
+                other = self.services.client.conversations_info(token=token, channel=channel_id)["channel"].get("user")
+            except SlackApiError as e:
+                code = e.response.get("error")
+                log.warning("conversations.info failed error=%s", code)
+                if code in REVOKED:  # this person's own token was refused: they are disconnected
+                    self.store.revoke_user_tokens(team_id, [me])
+                    return None
+                if e.response.status_code == 429 or e.response.status_code >= 500:
+                    # Slack will answer later: a 5xx (via the error handler) makes it redeliver the event, which
+                    # may be the only copy of a DM to a connected person.
+                    raise
+                return None
+            if not other:
+                return None
+            self.store.outbox.remember_dm(team_id, channel_id, me, other)
+            return other
+        return members[1] if members[0] == me else members[0]
+
+    def _after_hours(self, message: DirectMessage, recipient: str, view: DmView) -> str:
+        services = self.services
+        if view.recipient_token is None:
+            return "ignored:not_connected"
+        prefs = preferences(view.recipient, services.config.defaults, team_id=message.team_id, user_id=recipient)
+        at = message_time(message.ts, services.clock())
+        window = prefs.schedule.off_window(at)
+        if window is None:
+            return "ignored:working"
+        key = autoreply.off_window_key(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
+        record = IncomingRecord(
+            team_id=message.team_id,
+            recipient_id=recipient,
+            sender_id=message.sender_id or "",
+            channel_id=message.channel_id,
+            ts=message.ts,
+            thread_ts=message.thread_root,
+            received_at=at,
+            due_at=window[1],
+            # PostgreSQL text cannot hold NUL; Slack text never needs it.
+            text=message.text.replace("\x00", "") if services.config.recap.include_text else None,
+            window_key=key or "",
+            reply=not prefs.paused,
+        )
+        outcome = self.store.outbox.record(record, now=services.clock())
+        if outcome == "replied":
+            services.replies_queued.set()
+        if prefs.paused and outcome != "duplicate":
+            return "ignored:paused"
+        return outcome

@@ -1,0 +1,1 @@
+"""Everything that touches the database: the only code that imports SQLAlchemy."""

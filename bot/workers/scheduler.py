@@ -1,0 +1,81 @@
+"""APScheduler wiring only: one interval job delivers due recaps; the job bodies are plain functions of `now`.
+
+Why an interval poll and not a cron trigger per person: APScheduler 3.x cron triggers skip or repeat runs
+around DST changes, and per-person jobs would have to be kept in step with every hours change. The due
+times live in the database (computed by the hours engine), so any number of schedulers can poll them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.services import Services
+from bot.workers.recaps import RecapSender
+from bot.workers.replies import ReplySender
+
+log = logging.getLogger(__name__)
+
+RECAP_JOB_ID = "offhours-recaps"
+REPLY_JOB_ID = "offhours-replies"
+PURGE_JOB_ID = "offhours-retention"
+
+
+def start_scheduler(services: Services, *, start: bool = True) -> BackgroundScheduler:
+    """Build (and start) the scheduler. Its job store is in memory: correctness lives in the database."""
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        job_defaults={
+            "coalesce": True,  # after a pause, run once rather than once per missed interval
+            "misfire_grace_time": None,  # the 1-second default silently drops late runs
+            "max_instances": 1,
+        },
+    )
+    config = services.config
+    if config.recap.enabled:
+        recaps = RecapSender(services)
+        scheduler.add_job(
+            _safely(lambda: recaps.tick(services.clock()), "recaps"),
+            "interval",
+            seconds=config.recap.poll_seconds,
+            id=RECAP_JOB_ID,
+            replace_existing=True,
+            next_run_time=services.clock(),  # first tick at start-up: catch up on recaps due while down
+        )
+    # Replies left pending by a web process that died are sent from here too.
+    replies = ReplySender(services, workers=4)
+    scheduler.add_job(
+        _safely(lambda: replies.drain(now=services.clock()), "replies"),
+        "interval",
+        seconds=max(config.recap.poll_seconds, 5),
+        id=REPLY_JOB_ID,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        _safely(lambda: services.store.purge_expired(now=services.clock(), days=config.retention_days), "retention"),
+        "interval",
+        hours=1,
+        id=PURGE_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),
+    )
+    if start:
+        scheduler.start()
+        # What an operator checks first when no recap arrives: is it running, and with which settings.
+        log.info(
+            "scheduler started recaps=%s poll_s=%g retention_days=%d",
+            "on" if config.recap.enabled else "off", config.recap.poll_seconds, config.retention_days,
+        )  # fmt: skip
+    return scheduler
+
+
+def _safely(job, name: str):
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # a database outage, say: log it; the next interval tries again
+            log.exception("scheduler: %s job failed", name)
+
+    run.__name__ = f"offhours_{name}"
+    return run

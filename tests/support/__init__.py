@@ -1,0 +1,1 @@
+"""What the tests share: the fake Slack, signed requests, a running server, database helpers."""

@@ -1,0 +1,98 @@
+"""The benchmarks keep working: each script's --quick mode runs and reports figures (nothing about speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_quick(script: str, tmp_path: Path) -> tuple[dict | None, str]:
+    out = tmp_path / f"{script}.json"
+    args = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick"]
+    if script != "engine":
+        args += ["--json", str(out)]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (json.loads(out.read_text()) if script != "engine" else None), done.stdout
+
+
+def test_event_path_quick(tmp_path):
+    summary, _ = run_quick("event_path", tmp_path)
+    by_app = {r["app"]: r for r in summary["results"]}
+    assert set(by_app) == {"bare", "recording", "offhours"}
+    for result in by_app.values():
+        assert result["sent"] == result["events"] == 50
+        assert result["replies"] == 50
+        assert result["acks_per_s"] > 0 and result["ack_p99_ms"] > 0 and result["cpu_s_per_1000"] >= 0
+    assert by_app["recording"]["recorded"] == 50  # the reference really writes each DM
+
+
+def test_fanout_quick(tmp_path):
+    summary, _ = run_quick("fanout", tmp_path)
+    assert summary["posts"] == summary["people"] == 50
+    assert summary["duplicates"] == 0 and summary["losses"] == 0
+    assert summary["delivered_s"] is not None
+
+
+def test_engine_quick(tmp_path):
+    _, stdout = run_quick("engine", tmp_path)
+    assert "next_start" in stdout and "is_working" in stdout
+
+
+def test_memory_quick(tmp_path):
+    summary, _ = run_quick("memory", tmp_path)
+    assert summary["people"] == 200 and summary["per_person_kib"] > 0
+
+
+def test_run_quick_writes_a_report(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = out.read_text()
+    for heading in ("## 1. Event path", "## 2. Morning fan-out", "## 3. Engine", "## 4. Memory"):
+        assert heading in report
+
+
+def test_inprocess_quick(tmp_path):
+    summary, _ = run_quick("inprocess", tmp_path)
+    runs = {(r["app"], r["threads"]) for r in summary["results"]}
+    assert runs == {("bare", 0), ("offhours", 0), ("bare", 16), ("offhours", 16)}
+    for result in summary["results"]:
+        assert result["replies"] == result["events"] == 50
+        assert result["cpu_ms_per_event"] > 0
+
+
+def test_profile_summary_splits_the_event_path_into_database_and_rest(tmp_path):
+    request = "<module> (bench/inprocess.py:1);SlackRequestHandler.__call__ (slack_bolt/adapter/wsgi/handler.py:9)"
+    drain = "run (bench/inprocess.py:2);ReplySender.drain (bot/reply_sender.py:93)"
+    bare = tmp_path / "bare.txt"
+    bare.write_text(f"{request};post (x.py:1) 40\n<module> (bench/common.py:1);import (y.py:1) 500\n")
+    offhours = tmp_path / "offhours.txt"
+    offhours.write_text(
+        f"{request};Store.dm_view (bot/store.py:1);Connection.execute (sqlalchemy/engine/base.py:1) 30\n"
+        f"{request};post (x.py:1) 40\n"
+        f"{drain};Outbox.claim (bot/outbox.py:1);writing (bot/db.py:9) 10\n"
+        f"{drain};compose (bot/autoreply.py:1) 10\n"
+        "<module> (bench/common.py:1);seed (bench/common.py:5) 900\n"  # start-up: not the event path
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_summary.py"), str(bare), str(offhours), "--top", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| bare", "| offhours"))]
+    assert rows == [
+        "| bare | 40 | 0 | 40 | 1.00 | 1.00 |",
+        "| offhours | 90 | 40 | 50 | 2.25 | 1.25 |",
+    ]

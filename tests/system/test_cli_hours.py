@@ -1,0 +1,110 @@
+"""`python -m bot hours`: JSON on success, exit status 2 and one message on stderr for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli_hours import main
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = ["--spec", "mon-fri 9-17:30", "--tz", "Europe/Rome"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict | None, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, (json.loads(out) if out.strip() else None), err
+
+
+def test_subprocess_prints_json() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "hours", *BASE, "--at", "2026-03-28T20:00:00+00:00", "--off", "2026-12-24"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "at": "2026-03-28T21:00:00+01:00",
+        "working": False,
+        "next_start": "2026-03-30T09:00:00+02:00",
+        "next_end": "2026-03-30T17:30:00+02:00",
+        "off_since": "2026-03-27T17:30:00+01:00",
+        "back_at": "2026-03-30T09:00:00+02:00",
+        "spec": "Mon–Fri 09:00–17:30",
+        "tz": "Europe/Rome",
+        "days_off": ["2026-12-24"],
+    }
+
+
+def test_subprocess_bad_zone_exits_2_without_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "hours", "--spec", "mon-fri 9-17", "--tz", "Europe/Romee"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "did you mean Europe/Rome?" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_working_instant(capsys: pytest.CaptureFixture[str]) -> None:
+    status, result, _ = run(capsys, *BASE, "--at", "2026-03-30T10:00:00+02:00")
+    assert status == 0
+    assert result["working"] is True
+    assert result["off_since"] is None and result["back_at"] is None
+    assert result["next_end"] == "2026-03-30T17:30:00+02:00"
+    assert result["next_start"] == "2026-03-31T09:00:00+02:00"
+
+
+def test_repeatable_days_off_and_canonical_output(capsys: pytest.CaptureFixture[str]) -> None:
+    status, result, _ = run(
+        capsys,
+        "--spec", "Weekdays 9-12, 13-17:30",
+        "--tz", "europe/rome",
+        "--at", "2026-12-23T18:00:00Z",
+        "--off", "2026-12-24..2027-01-02",
+        "--off", "2027-01-04 → 2027-01-06",
+    )  # fmt: skip
+    assert status == 0
+    assert result["spec"] == "Mon–Fri 09:00–12:00, 13:00–17:30"
+    assert result["tz"] == "Europe/Rome"
+    assert result["days_off"] == ["2026-12-24 → 2027-01-02", "2027-01-04 → 2027-01-06"]
+    assert (result["off_since"], result["back_at"]) == ("2026-12-23T17:30:00+01:00", "2027-01-07T09:00:00+01:00")
+
+
+def test_at_defaults_to_now(capsys: pytest.CaptureFixture[str]) -> None:
+    status, result, _ = run(capsys, *BASE)
+    assert status == 0
+    assert isinstance(result["working"], bool)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--spec", "mon-fri 25:00-17", "--tz", "Europe/Rome"], "25:00 is not a time"),
+        (["--spec", "mon-fri 9-17", "--tz", "Mars/Base"], "is not a time zone"),
+        ([*BASE, "--at", "2026-03-28T20:00:00"], "has no UTC offset"),
+        ([*BASE, "--at", "yesterday"], "is not an ISO 8601 instant"),
+        ([*BASE, "--off", "2026-02-30"], "is not a date"),
+        (["--tz", "Europe/Rome"], "required: --spec"),
+        ([*BASE, "--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    status, result, err = run(capsys, *argv)
+    assert status == 2
+    assert result is None
+    assert message in err
+    assert "Traceback" not in err

@@ -1,0 +1,120 @@
+"""The logs over a whole day of Offhours: one logfmt line per handled event with its outcome and latency, and never a
+token nor a word of anyone's message, even with recap.include_text on (the text is stored and shown in the recap).
+
+Everything is captured: Offhours' own loggers at DEBUG, the libraries (Bolt, slack_sdk, waitress...) at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bot.__main__ import LOG_DATE_FORMAT, LOG_FORMAT
+from bot.config import Config
+from bot.workers.recaps import RecapSender
+from bot.workers.replies import ReplySender
+from tests.support.helpers import RunningServer, block_text
+from tests.support.oauth import BOT_TOKEN, oauth_answer, redirect, start_install
+from tests.support.slackhttp import SlackHTTP, dm_channel
+
+# Distinctive enough that finding it anywhere in the logs can only mean a leak.
+SECRET_TEXT = "zebra-quartz-7731 please call the lawyer about the merger"
+CHANNEL = dm_channel("U1", "U2")
+LOGFMT = re.compile(r"[a-z_]+=[^\s=]+")
+
+
+@pytest.fixture
+def app_server(make_app) -> Iterator[RunningServer]:
+    app = make_app(recap=replace(Config().recap, include_text=True))
+    running = RunningServer(app)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def logs(caplog) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="bot")
+    caplog.set_level(logging.INFO, logger="bot.bolt")  # Bolt's own logger: a library, at production's ceiling
+    return caplog
+
+
+def formatted(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every captured record as production prints it (bot.__main__.LOG_FORMAT), tracebacks included."""
+    formatter = logging.Formatter(LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
+    return [formatter.format(record) for record in caplog.records]
+
+
+def fields(line: str) -> dict[str, str]:
+    """A logfmt line as a dict; fails unless every part is key=value, but for the message's first word (`event`,
+    `command`, `reply`...), which logfmt parsers read as a key without a value: it is returned as `kind`."""
+    parts = shlex.split(line)
+    header, kind, rest = parts[:3], parts[3], parts[4:]
+    bad = [part for part in header + rest if not LOGFMT.fullmatch(part)]
+    assert not bad, f"not key=value: {bad} in {line!r}"
+    assert re.fullmatch(r"[a-z_]+", kind), line
+    return {"kind": kind, **dict(part.split("=", 1) for part in header + rest)}
+
+
+def test_one_parseable_line_per_event_and_no_tokens_or_message_text(app_server, logs, fake_slack, store, clock):
+    services = app_server.app.services
+    slack = SlackHTTP(app_server.url)
+    fake_slack.oauth_codes["code-1"] = oauth_answer("U1", with_bot=True)
+    fake_slack.tokens[BOT_TOKEN] = {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
+    fake_slack.tokens["xoxp-oauth-U1"] = {"team_id": "T1", "user_id": "U1"}
+    fake_slack.add_user("U1", tz="America/New_York")
+    fake_slack.add_user("U2", tz="Europe/Rome")
+    fake_slack.dm_members[CHANNEL] = ("U1", "U2")
+
+    # Connect (the real OAuth flow), then set hours: Tue 3 Mar 22:00 in New York, after hours.
+    install = start_install(app_server.url)
+    assert redirect(app_server.url, cookie=install.cookie, code="code-1", state=install.state).status == 200
+    assert slack.command("set mon-fri 9-17:30", user="U1").status == 200
+
+    # An after-hours DM is replied to, a second one from the same sender throttled, a bot's message ignored.
+    ts = clock().timestamp()
+    assert slack.dm(sender="U2", recipient="U1", ts=ts, text=SECRET_TEXT).status == 200
+    assert slack.dm(sender="U2", recipient="U1", ts=ts + 60, text=SECRET_TEXT + " (again)").status == 200
+    assert slack.dm(sender="U2", recipient="U1", ts=ts + 120, text=SECRET_TEXT, bot_id="B9").status == 200
+    sender = ReplySender(services)
+    try:
+        assert sender.drain(now=clock()) == 1
+    finally:
+        sender.stop()
+
+    # Wednesday 09:01: the recap (with the message text, include_text is on) goes out; a DM now is in hours.
+    morning = clock.advance(hours=11, minutes=1)
+    assert RecapSender(services).tick(morning) == 1
+    [recap] = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == "U1"]
+    assert "zebra-quartz-7731" in block_text(recap.params["blocks"])  # the text was there to be leaked
+    during = (morning + timedelta(minutes=30)).timestamp()
+    assert slack.dm(sender="U2", recipient="U1", ts=during, text=SECRET_TEXT).status == 200
+
+    lines = formatted(logs)
+    everything = "\n".join(lines)
+    assert "xoxp-" not in everything and "xoxb-" not in everything and "xapp-" not in everything
+    assert "client-secret" not in everything
+    for word in ("zebra", "quartz", "lawyer", "merger"):
+        assert word not in everything
+
+    # One line per handled event, each a full logfmt line with the outcome and the latency.
+    handled = [fields(line) for line in lines if "outcome=" in line and "latency_ms=" in line]
+    messages = [f for f in handled if f["kind"] == "event" and f["type"] == "message"]
+    assert [f["outcome"] for f in messages] == ["replied", "throttled", "ignored:bot", "ignored:working"]
+    commands = [f for f in handled if f["kind"] == "command"]
+    assert [(f["sub"], f["outcome"]) for f in commands] == [("set", "ok")]
+    for f in handled:
+        assert set(f) >= {"time", "level", "logger", "outcome", "latency_ms"}
+        assert float(f["latency_ms"]) >= 0
+    assert all(f["team"] == "T1" and f["event_id"].startswith("Ev") for f in messages)
+
+    # The connection, the reply and the recap are logged by outcome too, with ids rather than content.
+    others = {(f["kind"], f["outcome"]) for line in lines if "outcome=" in line for f in [fields(line)]}
+    assert {("reply", "sent"), ("recap", "sent")} <= others
+    assert "install: connected team=T1 user=U1" in everything

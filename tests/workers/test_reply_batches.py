@@ -1,0 +1,153 @@
+"""Replies are sent in batches but each outcome is written as its post returns: a reply posted early in a batch
+never looks unsent — not to another process once the batch outlives its lease, not after a stop half-way, and a
+retry after a lost outcome looks for its own post first. (From an independent review of the batching.)"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.config import Config
+from bot.domain.delivery import IN_FLIGHT
+from bot.storage import db
+from bot.storage.outbox import IncomingRecord
+from bot.workers.replies import NOT_POSTED, ReplySender
+from tests.support.helpers import connect, rows
+from tests.support.recording import RecordingSlack
+from tests.support.slackhttp import dm_channel
+
+
+@pytest.fixture
+def fake_slack():
+    fake = RecordingSlack().start()
+    yield fake
+    fake.stop()
+
+
+def queue_replies(store, fake_slack, t0, senders) -> None:
+    connect(store, fake_slack, "U1")
+    for n, sender in enumerate(senders):
+        fake_slack.add_user(sender)
+        ts = f"{t0.timestamp() + n:.6f}"
+        store.outbox.record(IncomingRecord(
+            team_id="T1", recipient_id="U1", sender_id=sender, channel_id=dm_channel("U1", sender), ts=ts,
+            thread_ts=ts, received_at=t0, due_at=t0 + timedelta(hours=10), text=None, window_key="w", reply=True,
+        ), now=t0)  # fmt: skip
+
+
+def test_a_reply_posted_early_in_a_batch_is_not_posted_again_by_another_process(store, fake_slack, make_app, clock):
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3"))
+    app = make_app(reply=replace(Config().reply, mode="ephemeral"))
+    a = ReplySender(app.services, workers=1)  # this process: posts its batch one by one
+    b = ReplySender(app.services, workers=1)  # another process
+    fake_slack.fail("chat.postEphemeral", times=1)  # the first post: answered at once
+    fake_slack.fail("chat.postEphemeral", delay=1.5)  # the second: Slack is slow
+    first = threading.Thread(target=a.drain, kwargs={"now": t0})
+    first.start()
+    fake_slack.wait_for("chat.postEphemeral", 2)  # U2's reply is posted; U3's is on its way
+    b.drain(now=t0 + timedelta(seconds=61))  # the lease is over: the other process claims what is still pending
+    first.join()
+    a.stop()
+    b.stop()
+    to_u2 = [c for c in fake_slack.calls_to("chat.postEphemeral") if c.params.get("user") == "U2"]
+    assert len(to_u2) == 1, f"U2 got the auto-reply {len(to_u2)} times"
+
+
+def test_stop_during_a_batch_keeps_what_was_posted(store, fake_slack, make_app, clock):
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3", "U4"))
+    sender = ReplySender(make_app().services, workers=1)
+    fake_slack.fail("chat.postMessage", times=1)  # the first post: answered at once
+    fake_slack.fail("chat.postMessage", delay=1.0)  # the second: slow
+    errors = []
+
+    def run():
+        try:
+            sender.drain(now=t0)
+        except Exception as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    fake_slack.wait_for("chat.postMessage", 2)
+    sender.stop(timeout=0.1)  # what SIGTERM does, while the second post waits for Slack
+    worker.join()
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert replies["U2"]["state"] == "sent", (replies["U2"]["state"], errors)
+    assert replies["U3"]["state"] == "sent"  # under way at the stop: finished, and its outcome written
+    # Queued behind it, not posted: handed back at once, marked so that the next claim need not look for a post.
+    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", NOT_POSTED)
+    assert replies["U4"]["attempts"] == 0  # a restart mid-batch does not use up one of its attempts
+    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+
+    restarted = ReplySender(make_app().services, workers=1)
+    assert restarted.drain(now=t0) == 1  # no lease to wait out
+    restarted.stop()
+    assert [c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")][-1] == dm_channel("U1", "U4")
+    assert fake_slack.calls_to("conversations.replies") == []
+
+
+def test_a_retry_after_a_lost_settle_does_not_post_twice(store, fake_slack, make_app, clock, monkeypatch):
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2",))
+    sender = ReplySender(make_app().services, workers=1)
+    fake_slack.fail("chat.postMessage", status=429, retry_after=1)
+    sender.drain(now=t0)  # rate limited: retried in 1 s, last_error="ratelimited"
+    real = store.outbox.settle_replies
+
+    def down(outcomes, **kwargs):
+        raise sa.exc.OperationalError("UPDATE replies", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store.outbox, "settle_replies", down)
+    with pytest.raises(sa.exc.OperationalError):
+        sender.drain(now=t0 + timedelta(seconds=2))  # posted; the outcome is lost
+    monkeypatch.setattr(store.outbox, "settle_replies", real)
+    sender.drain(now=t0 + timedelta(seconds=2 + 61))  # the lease is over
+    sender.stop()
+    assert len(fake_slack.posts()) == 1, f"posted {len(fake_slack.posts())} times"  # Slack carried out
+
+
+def test_a_stop_keeps_an_unknown_outcome_unknown(store, fake_slack, make_app, clock):
+    """A reply whose earlier attempt may have posted (its process died mid-send) is queued behind a slow post when
+    the sender stops: it is handed back as still unknown, so the next claim looks for the post before posting."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3", "U4"))
+    with store.engine.begin() as conn:  # U4's reply: claimed once already, by a process that never came back
+        conn.execute(db.replies.update().where(db.replies.c.sender_id == "U4").values(attempts=1, last_error=IN_FLIGHT))
+    sender = ReplySender(make_app().services, workers=1)
+    fake_slack.fail("chat.postMessage", delay=1.0)  # the first post is slow; the stop comes while it waits
+    worker = threading.Thread(target=sender.drain, kwargs={"now": t0})
+    worker.start()
+    fake_slack.wait_for("chat.postMessage", 1)
+    sender.stop(timeout=0.1)
+    worker.join()
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", IN_FLIGHT)
+    assert replies["U3"]["last_error"] == NOT_POSTED  # its only attempt never reached Slack
+
+    restarted = ReplySender(make_app().services, workers=1)
+    restarted.drain(now=t0)
+    restarted.stop()
+    lookups = [c.params["channel"] for c in fake_slack.calls_to("conversations.replies")]
+    assert lookups == [dm_channel("U1", "U4")]  # looked for U4's post first; U3's went straight out
+
+
+def test_a_batch_claimed_just_before_a_stop_is_handed_back_not_left_claimed(store, fake_slack, make_app, clock):
+    """stop() can land between drain's check and its posting (SIGTERM at any instant): the batch it had claimed
+    goes back as not posted, due at once, instead of waiting out the lease and a rate-limited lookup."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3"))
+    sender = ReplySender(make_app().services, workers=1)
+    batch = store.outbox.claim_due_replies(now=t0)
+    sender.stop()  # the pool is shut down now
+    assert sender.send_batch(batch, now=t0) == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert {(r["state"], r["last_error"], r["next_attempt_at"]) for r in replies.values()} == {
+        ("pending", NOT_POSTED, t0)
+    }

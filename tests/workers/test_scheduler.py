@@ -1,0 +1,121 @@
+"""The APScheduler wiring: which jobs, with which trigger and options, and that the recap job delivers.
+
+The scheduler is built with start=False, so nothing runs in the background; job functions are called directly
+with the injected clock. `python -m bot scheduler` is covered by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Config
+from bot.workers.recaps import RecapSender
+from bot.workers.scheduler import PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
+from tests.support.helpers import connect
+
+DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wed 09:00 in New York
+
+
+def pending(scheduler) -> dict[str, bool]:
+    """id -> replace_existing of the jobs added before start (APScheduler 3 keeps the flag only there)."""
+    return {job.id: replace_existing for job, _store, replace_existing in scheduler._pending_jobs}
+
+
+@pytest.fixture
+def built():
+    """built(services) -> (scheduler, {id: job}): built with start=False, then started paused so APScheduler
+    applies the job defaults; nothing runs. Shut down after the test."""
+    made = []
+
+    def build(services):
+        scheduler = start_scheduler(services, start=False)
+        assert not scheduler.running
+        made.append(scheduler)
+        scheduler.start(paused=True)
+        return scheduler, {job.id: job for job in scheduler.get_jobs()}
+
+    yield build
+    for scheduler in made:
+        scheduler.shutdown(wait=False)
+
+
+def test_start_false_builds_the_jobs_without_running_them(offhours):
+    scheduler = start_scheduler(offhours.services, start=False)
+    assert not scheduler.running
+    assert pending(scheduler) == {RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True}  # replace_existing
+
+
+def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
+    caplog.set_level(logging.INFO, logger="bot.workers.scheduler")
+    scheduler = start_scheduler(offhours.services)
+    try:
+        scheduler.pause()  # nothing should run during the test
+        [started] = [r.getMessage() for r in caplog.records if r.name == "bot.workers.scheduler"]
+        assert started == "scheduler started recaps=on poll_s=30 retention_days=14"
+    finally:
+        scheduler.shutdown(wait=True)  # its first ticks run at start: let them end before the database goes
+
+
+def test_one_interval_job_delivers_recaps_with_the_safe_options(offhours, clock, built):
+    scheduler, jobs = built(offhours.services)
+    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID}
+    job = jobs[RECAP_JOB_ID]
+    assert isinstance(job.trigger, IntervalTrigger)  # not a cron trigger per person (DST skips and repeats)
+    assert job.trigger.interval == timedelta(seconds=30)  # recap.poll_seconds
+    assert job.coalesce is True
+    assert job.misfire_grace_time is None  # the 1-second default silently drops late runs
+    assert job.max_instances == 1
+    assert job.next_run_time == clock()  # the first tick at start-up catches up on what came due while down
+    assert str(scheduler.timezone) == "UTC"
+
+
+def test_poll_seconds_comes_from_the_config_and_a_disabled_recap_has_no_job(make_app, built):
+    _scheduler, jobs = built(make_app(recap=replace(Config().recap, poll_seconds=5)).services)
+    assert jobs[RECAP_JOB_ID].trigger.interval == timedelta(seconds=5)
+
+    _scheduler, jobs = built(make_app(recap=replace(Config().recap, enabled=False)).services)
+    assert RECAP_JOB_ID not in jobs
+
+
+def test_calling_the_recap_job_delivers_what_is_due(offhours, store, fake_slack, slack, clock, built):
+    connect(store, fake_slack, "U1", tz="America/New_York")
+    assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
+    _scheduler, jobs = built(offhours.services)
+    job = jobs[RECAP_JOB_ID]
+
+    job.func()  # Tue 22:00: nothing due
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+    clock.set(DUE)
+    job.func()
+    [post] = fake_slack.calls_to("chat.postMessage")
+    assert (post.token, post.params["channel"]) == ("xoxb-T1", "U1")
+    assert post.params["text"] == "While you were off — Tue 17:30 → Wed 09:00"
+
+    clock.advance(seconds=30)
+    job.func()  # the next interval: already sent
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_a_failing_tick_is_logged_and_does_not_escape(offhours, monkeypatch, caplog, built):
+    def broken(self, now=None):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(RecapSender, "tick", broken)
+    _scheduler, jobs = built(offhours.services)
+    with caplog.at_level(logging.ERROR, logger="bot.workers.scheduler"):
+        jobs[RECAP_JOB_ID].func()  # the next interval simply tries again
+    assert "scheduler: recaps job failed" in caplog.text
+
+
+@pytest.mark.parametrize("job_id", [REPLY_JOB_ID, PURGE_JOB_ID])
+def test_the_other_jobs_are_intervals_with_the_same_options(offhours, built, job_id):
+    _scheduler, jobs = built(offhours.services)
+    job = jobs[job_id]
+    assert isinstance(job.trigger, IntervalTrigger)
+    assert (job.coalesce, job.misfire_grace_time, job.max_instances) == (True, None, 1)
