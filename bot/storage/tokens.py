@@ -84,7 +84,8 @@ class ExpiringInstallationStore(CacheableInstallationStore):
     Same keys and the same rule as the wrapper (a write through it forgets the workspace's answers), plus: a find
     that overlapped a write (or a `changing()` block) is not kept, since it may have read the row before the
     write; and an answer expires, so another process's change is seen after `seconds`. Absent answers are never
-    kept: a workspace that installs a moment later is served at once.
+    kept: a workspace that installs a moment later is served at once. Its writers and finds are overridden, not
+    extended: the wrapper checks then pops plain dicts, which races between request threads.
     """
 
     def __init__(
