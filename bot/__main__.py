@@ -35,10 +35,11 @@ def _load():
 
 
 def _store(settings, config):
+    from bot.config import database_url
     from bot.storage.store import Store
 
     store = Store(
-        settings.database_url or config.storage.url,
+        database_url(config),
         client_id=settings.client_id,
         encryption_key=settings.encryption_key,
     )
@@ -127,14 +128,10 @@ def run_scheduler() -> int:
 
 
 def migrate() -> int:
-    import os
-
-    from bot.config import load_config
+    from bot.config import database_url, load_config
     from bot.storage.store import Store
 
-    config = load_config()
-    url = os.environ.get("DATABASE_URL") or config.storage.url
-    Store(url).migrate()
+    Store(database_url(load_config())).migrate()
     print("database is up to date")
     return 0
 

@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.errors import ConfigError
-from bot.storage import db
 
 
 @dataclass(frozen=True)
@@ -43,9 +39,9 @@ def run_check(environ: Mapping[str, str] = os.environ, out: TextIO = sys.stdout)
 
 
 def _checks(environ: Mapping[str, str]):
-    from bot.config import load_config, load_settings
+    from bot.config import database_url, load_config, load_settings
     from bot.slack.client import make_client
-    from bot.storage.migrate import alembic_config
+    from bot.storage.migrate import DatabaseUnreachable, head_revision
     from bot.storage.store import Store
 
     try:
@@ -61,39 +57,31 @@ def _checks(environ: Mapping[str, str]):
         return
     yield Check(True, f"config: {settings.config_path or environ.get('OFFHOURS_CONFIG') or 'config.yaml'} is valid")
 
-    url = settings.database_url or config.storage.url
     try:
-        store = Store(url, client_id=settings.client_id, encryption_key=settings.encryption_key)
+        store = Store(database_url(config, environ), client_id=settings.client_id,
+                      encryption_key=settings.encryption_key)  # fmt: skip
     except ConfigError as e:
         yield Check(False, "OFFHOURS_ENCRYPTION_KEY", str(e))
         return
     try:
-        with store.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-    except sa.exc.SQLAlchemyError as e:
-        yield Check(False, "database reachable", f"{type(e).__name__}: check DATABASE_URL and that the server runs")
+        current = store.schema_revision()
+    except DatabaseUnreachable as e:
+        yield Check(False, "database reachable", f"{e.kind}: check DATABASE_URL and that the server runs")
         return
-    yield Check(True, f"database reachable ({store.engine.dialect.name})")
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    yield Check(True, f"database reachable ({store.dialect})")
+    head = head_revision()
     yield Check(current == head, f"database schema at revision {current} (newest: {head})",
                 "run: python -m bot migrate")  # fmt: skip
     if current != head:
         return
 
-    with store.engine.connect() as conn:
-        teams = conn.execute(
-            sa.select(db.bots.c.team_id, db.bots.c.team_name)
-            .where(db.bots.c.client_id == settings.client_id, db.bots.c.bot_token.is_not(None))
-            .order_by(db.bots.c.installed_at.desc())
-        ).all()
     latest = {}
-    for team_id, team_name in teams:
-        if team_id not in latest:
-            try:
-                latest[team_id] = (team_name, store.bot_token(team_id))
-            except ConfigError as e:
-                yield Check(False, f"workspace {team_name or team_id}: tokens readable", str(e))
-                return
+    for team_id, team_name in store.tokens.workspaces():
+        try:
+            latest[team_id] = (team_name, store.bot_token(team_id))
+        except ConfigError as e:
+            yield Check(False, f"workspace {team_name or team_id}: tokens readable", str(e))
+            return
     if not latest:
         yield Check(False, "installed in a workspace", "open /slack/install on this app's public URL to install it")
         return

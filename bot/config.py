@@ -424,7 +424,7 @@ class Settings:
     signing_secret: str
     client_id: str
     client_secret: str
-    database_url: str | None = None
+    database_url: str | None = None  # $DATABASE_URL as given; `database_url()` resolves the one to use
     port: int = 3000
     host: str = "0.0.0.0"  # every interface, as a PaaS router needs; 127.0.0.1 behind a local reverse proxy
     config_path: str | None = None
@@ -523,12 +523,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         else:
             problems.append(f"OFFHOURS_BASE_URL: expected the public http(s) URL of this app, got {base_url!r}")
 
-    database_url = get("DATABASE_URL")
-    if database_url is not None and not _URL_SCHEME.match(database_url):
-        problems.append(
-            f"DATABASE_URL: expected a database URL like 'postgresql+psycopg://user:password@host/db', "
-            f"got {_mask_url(database_url)!r}"
-        )
+    database_url, problem = _env_database_url(environ)
+    if problem:
+        problems.append(problem)
 
     if problems:
         raise ConfigError("The environment is not set up correctly:\n" + "\n".join(f"  {p}" for p in problems))
@@ -545,3 +542,23 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         encryption_key=get("OFFHOURS_ENCRYPTION_KEY"),
         base_url=base_url,
     )
+
+
+def _env_database_url(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """$DATABASE_URL (None when unset or empty) and what is wrong with it, if anything."""
+    value = environ.get("DATABASE_URL", "").strip() or None
+    if value is not None and not _URL_SCHEME.match(value):
+        return value, (
+            f"DATABASE_URL: expected a database URL like 'postgresql+psycopg://user:password@host/db', "
+            f"got {_mask_url(value)!r}"
+        )
+    return value, None
+
+
+def database_url(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    """The database every command uses (serve, scheduler, migrate, check), decided here only: $DATABASE_URL,
+    else config.yaml's storage.url."""
+    value, problem = _env_database_url(environ)
+    if problem:
+        raise ConfigError(problem)
+    return value or config.storage.url

@@ -15,8 +15,9 @@ from bot.storage.store import Store
 
 
 class StoreAuthorize(Authorize):
-    """One read per request: the workspace's bot. Listeners look up the person tokens they need themselves
-    (a message event's sender is not whose token saw it), so Bolt's `context.user_token` is left empty."""
+    """One read per request, usually from the token store's cache: the workspace's bot. Listeners look up the
+    person tokens they need themselves (a message event's sender is not whose token saw it), so Bolt's
+    `context.user_token` is left empty."""
 
     def __init__(self, store: Store) -> None:
         super().__init__()
@@ -39,9 +40,9 @@ class StoreAuthorize(Authorize):
         return AuthorizeResult(
             enterprise_id=enterprise_id,
             team_id=team_id,
-            bot_user_id=bot["bot_user_id"],
-            bot_id=bot["bot_id"],
-            bot_token=bot["bot_token"],
-            bot_scopes=bot["bot_scopes"],
+            bot_user_id=bot.bot_user_id,
+            bot_id=bot.bot_id,
+            bot_token=bot.bot_token,
+            bot_scopes=bot.bot_scopes,
             user_id=user_id,
         )

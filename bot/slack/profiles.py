@@ -11,12 +11,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.client import slack_code
-from bot.storage import db
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,30 +47,13 @@ class ProfileCache:
         `client`: another client for this call, e.g. one with a short timeout inside a 3-second ack.
         """
         now = self.clock()
-        c = db.profiles.c
-        with db.reading(self.store.engine) as conn:
-            row = conn.execute(sa.select(c.tz, c.fetched_at).where(c.team_id == team_id, c.user_id == user_id)).first()
-        if row is not None and now - row.fetched_at < MAX_AGE:
-            return row.tz
+        cached = self.store.profiles.cached(team_id, user_id)
+        if cached is not None and now - cached.fetched_at < MAX_AGE:
+            return cached.tz
         user = (client or self.client).users_info(token=token, user=user_id)["user"]
         tz = user.get("tz")
-        with db.writing(self.store.engine) as conn:
-            if not self.store.still_connected(conn, team_id, user_id):
-                return tz  # forgotten while Slack was being asked: nothing is kept about them
-            conn.execute(
-                db.upsert(
-                    self.store.engine,
-                    db.profiles,
-                    ["team_id", "user_id"],
-                    {
-                        "team_id": team_id,
-                        "user_id": user_id,
-                        "tz": tz,
-                        "is_bot": bool(user.get("is_bot")),
-                        "fetched_at": now,
-                    },
-                )
-            )
+        # Not kept when they were forgotten while Slack was being asked: nothing is kept about them then.
+        self.store.profiles.remember(team_id, user_id, tz=tz, is_bot=bool(user.get("is_bot")), now=now)
         return tz
 
     def timezone_or_none(

@@ -1,1 +1,13 @@
-"""Everything that touches the database: the only code that imports SQLAlchemy."""
+"""Everything that touches the database: the only code that imports SQLAlchemy. One module owns each table.
+
+engine.py       connections (reading/writing), make_engine, UTCDateTime, insert_ignore/upsert
+schema.py       every table's definition (Alembic's target metadata); db.py re-exports both for older imports
+people.py       people: settings rows
+profiles.py     profiles: the users.info cache
+dm_channels.py  dm_channels: the conversations.info cache (a DM's two members)
+tokens.py       slack_installations, slack_bots, slack_oauth_states: the one installation/token store
+outbox.py       after_hours_messages, auto_replies; recaps.py: recaps
+dm_view.py      the listener's one-statement read across people, tokens and messages
+forget.py       forget_person, forget_team, purge_expired: the cascade over every table, in one place
+store.py        the facade the app holds: composes the above
+"""

@@ -209,22 +209,6 @@ class Outbox:
                 .values(state="deleted", text=None)
             ).rowcount
 
-    def dm_members(self, team_id: str, channel_id: str) -> tuple[str, str] | None:
-        c = db.dm_channels.c
-        with db.reading(self.engine) as conn:
-            row = conn.execute(
-                sa.select(c.user_a, c.user_b).where(c.team_id == team_id, c.channel_id == channel_id)
-            ).first()
-        return (row.user_a, row.user_b) if row else None
-
-    def remember_dm(self, team_id: str, channel_id: str, user_a: str, user_b: str) -> None:
-        with db.writing(self.engine) as conn:
-            conn.execute(
-                db.insert_ignore(self.engine, db.dm_channels, ["team_id", "channel_id"]).values(
-                    team_id=team_id, channel_id=channel_id, user_a=user_a, user_b=user_b
-                )
-            )
-
     # --- the reply sender's side ------------------------------------------------------------------------
 
     def claim_due_replies(self, *, now: datetime, limit: int = 50) -> list[PendingReply]:

@@ -1,22 +1,15 @@
-"""Tokens encrypted at rest: Bolt's SQLAlchemy installation store, with Fernet on every token column.
+"""Tokens encrypted at rest: the Fernet cipher bot/storage/tokens.py applies to every token it writes and reads.
 
 Enabled by OFFHOURS_ENCRYPTION_KEY (a Fernet key: `python -c "from cryptography.fernet import Fernet;
-print(Fernet.generate_key().decode())"`). Without it tokens are stored as Slack issued them.
+print(Fernet.generate_key().decode())"`). Without it tokens are stored as Slack issued them (`PlainTokens`).
 """
 
 from __future__ import annotations
 
-import copy
-
 from cryptography.fernet import Fernet, InvalidToken
-from slack_sdk.oauth.installation_store.models.bot import Bot
-from slack_sdk.oauth.installation_store.models.installation import Installation
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
 from bot.domain.errors import ConfigError
 
-BOT_FIELDS = ("bot_token", "bot_refresh_token")
-USER_FIELDS = ("user_token", "user_refresh_token")
 PREFIX = "enc:"  # marks encrypted values, so rows written before the key was set still read
 
 
@@ -44,32 +37,15 @@ class TokenCipher:
             raise ConfigError("OFFHOURS_ENCRYPTION_KEY does not decrypt the stored tokens: was the key changed?") from e
 
 
-class EncryptedInstallationStore(SQLAlchemyInstallationStore):
-    """Encrypts tokens on save and decrypts them on find; the rest is slack_sdk's store unchanged."""
+class PlainTokens:
+    """No key: tokens are stored and read as Slack issued them."""
 
-    def __init__(self, *args, cipher: TokenCipher, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.cipher = cipher
+    def encrypt(self, value: str | None) -> str | None:
+        return value
 
-    def _apply(self, obj, fields, convert):
-        obj = copy.copy(obj)
-        for field in fields:
-            if hasattr(obj, field):
-                setattr(obj, field, convert(getattr(obj, field)))
-        return obj
+    def decrypt(self, value: str | None) -> str | None:
+        return value
 
-    def save(self, installation: Installation) -> None:
-        super().save(self._apply(installation, BOT_FIELDS + USER_FIELDS, self.cipher.encrypt))
 
-    def save_bot(self, bot: Bot) -> None:
-        super().save_bot(self._apply(bot, BOT_FIELDS, self.cipher.encrypt))
-
-    def find_bot(self, **kwargs) -> Bot | None:
-        bot = super().find_bot(**kwargs)
-        return None if bot is None else self._apply(bot, BOT_FIELDS, self.cipher.decrypt)
-
-    def find_installation(self, **kwargs) -> Installation | None:
-        installation = super().find_installation(**kwargs)
-        if installation is None:
-            return None
-        return self._apply(installation, BOT_FIELDS + USER_FIELDS, self.cipher.decrypt)
+def make_cipher(key: str | None) -> TokenCipher | PlainTokens:
+    return TokenCipher(key) if key else PlainTokens()

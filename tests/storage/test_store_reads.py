@@ -4,6 +4,7 @@ of a DM, batched reply outcomes, and SQLite's in-process write queue. Real datab
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from bot.config import Config
 from bot.people import PeopleService
 from bot.storage import db
 from bot.storage.outbox import IncomingRecord, ReplyOutcome
+from bot.storage.tokens import BOT_CACHE_SECONDS
 from tests.support.fakeslack import FakeSlack
 from tests.support.helpers import connect
 
@@ -83,7 +85,7 @@ def test_the_bot_is_read_once_and_a_new_install_replaces_it_at_once(store):
 def test_a_workspace_not_installed_is_not_remembered_as_such(store):
     assert store.bot("T1") is None
     install(store)
-    assert store.bot("T1")["bot_user_id"] == "UBOT"
+    assert store.bot("T1").bot_user_id == "UBOT"
 
 
 @pytest.mark.parametrize("removal", ["forget_team", "revoke_bot_tokens"])
@@ -99,8 +101,8 @@ def test_a_cached_bot_expires(store, monkeypatch):
     assert store.bot_token("T1") == "xoxb-old"
     with store.engine.begin() as conn:  # another process re-installed
         conn.execute(db.bots.update().values(bot_token="xoxb-other-process"))
-    later = store._bots[(None, "T1")][0] + 0.001
-    monkeypatch.setattr("bot.storage.store.time.monotonic", lambda: later)
+    later = time.monotonic() + BOT_CACHE_SECONDS + 0.001
+    monkeypatch.setattr(store.installation_store, "monotonic", lambda: later)
     assert store.bot_token("T1") == "xoxb-other-process"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, Settings, load_config, load_settings
+from bot.config import Config, Settings, StorageConfig, database_url, load_config, load_settings
 from bot.domain.errors import ConfigError, HoursError
 from bot.domain.hours import parse_hours, render_hours
 from bot.domain.templates import DEFAULT_MESSAGE
@@ -462,3 +462,22 @@ def test_settings_are_frozen():
     settings = load_settings(REQUIRED_ENV)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.port = 1  # type: ignore[misc]
+
+
+# --- the one database URL -------------------------------------------------------------------------------------
+
+
+def test_the_database_is_database_url_else_the_config_files_storage_url():
+    config = Config(storage=StorageConfig(url="sqlite:///from-config.db"))
+    assert database_url(config, {}) == "sqlite:///from-config.db"
+    assert database_url(config, {"DATABASE_URL": "  "}) == "sqlite:///from-config.db"  # empty counts as unset
+    assert database_url(config, {"DATABASE_URL": "postgresql+psycopg://db/x"}) == "postgresql+psycopg://db/x"
+    assert database_url(Config(), {}) == "sqlite:///offhours.db"
+
+
+def test_a_malformed_database_url_is_refused_as_load_settings_refuses_it():
+    with pytest.raises(ConfigError, match="DATABASE_URL: expected a database URL") as raised:
+        database_url(Config(), {"DATABASE_URL": "offhours.db"})
+    with pytest.raises(ConfigError) as from_settings:
+        load_settings({**REQUIRED_ENV, "DATABASE_URL": "offhours.db"})
+    assert str(raised.value) in str(from_settings.value)

@@ -134,7 +134,7 @@ class MessageHandler:
         return self._other_member(message.team_id, message.channel_id, authorized)
 
     def _other_member(self, team_id: str, channel_id: str, me: str) -> str | None:
-        members = self.store.outbox.dm_members(team_id, channel_id)
+        members = self.store.dm_channels.members(team_id, channel_id)
         if members is None:
             token = self.store.user_token(team_id, me)
             if token is None:
@@ -154,7 +154,7 @@ class MessageHandler:
                 return None
             if not other:
                 return None
-            self.store.outbox.remember_dm(team_id, channel_id, me, other)
+            self.store.dm_channels.remember(team_id, channel_id, me, other)
             return other
         return members[1] if members[0] == me else members[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from bot.storage.db import metadata
+from bot.storage.schema import metadata
 
 config = context.config
 

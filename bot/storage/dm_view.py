@@ -1,0 +1,57 @@
+"""The message listener's one read before the ack: one statement composed from the owners' statements.
+
+It asks three tables at once (each statement costs more in SQLAlchemy than in the database, and it runs before
+every ack): does anything wait for `waiting_for` in this channel (outbox's statement), what is `user_id`'s token
+(tokens' statement, decrypted by the token store), and their settings row (a left join from one row: always one row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from bot.domain.preferences import PersonRow
+from bot.storage import schema
+from bot.storage.engine import reading
+from bot.storage.outbox import anything_waiting
+from bot.storage.people import person_row
+from bot.storage.tokens import TokenStore, user_token_query
+
+
+@dataclass(frozen=True, slots=True)
+class DmView:
+    """What the message listener needs to know about one DM, read in one statement."""
+
+    recipient_token: str | None  # None: the recipient has not connected (or was not asked about)
+    recipient: PersonRow | None  # their settings row; None for defaults
+    sender_has_waiting: bool  # DMs wait for the sender (as a recipient) in this channel: this one answers them
+
+
+def _dm_view_query() -> sa.Select:
+    waiting = anything_waiting(sa.bindparam("waiting_for")).scalar_subquery()
+    token = user_token_query(True).scalar_subquery()
+    p = schema.people.c
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return sa.select(waiting.label("dm_view_waiting"), token.label("dm_view_token"), schema.people).select_from(
+        one.outerjoin(
+            schema.people, sa.and_(p.team_id == sa.bindparam("team_id"), p.user_id == sa.bindparam("user_id"))
+        )
+    )
+
+
+_DM_VIEW_QUERY = _dm_view_query()
+
+
+def read_dm_view(
+    engine: sa.Engine, tokens: TokenStore, team_id: str, channel_id: str, *, recipient_id: str | None,
+    sender_id: str | None,
+) -> DmView:  # fmt: skip
+    where = {"team_id": team_id, "channel_id": channel_id, "client_id": tokens.client_id,
+             "waiting_for": sender_id, "user_id": recipient_id}  # fmt: skip
+    with reading(engine) as conn:
+        row = conn.execute(_DM_VIEW_QUERY, where).mappings().one()
+    # A None id binds as NULL, and `= NULL` matches nothing: what was not asked about reads as absent.
+    token, waiting = row["dm_view_token"], row["dm_view_waiting"] is not None
+    person = person_row(row) if row["user_id"] is not None else None
+    return DmView(recipient_token=tokens.decrypt(token), recipient=person, sender_has_waiting=waiting)

@@ -1,0 +1,70 @@
+"""Forgetting, in one place: a person (`/hours forget`, a revoked token), a workspace (uninstall), and retention.
+
+The one module that deletes from every table, on purpose: a table that holds something about a person is added to
+PERSON_COLUMNS, and tests/storage/test_forget.py fails for any table of the schema left out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bot.storage import schema
+from bot.storage.engine import writing
+from bot.storage.tokens import TokenStore
+
+# Every table holding something about a person, with the columns that name them: a row naming the person in any
+# of them goes. Tokens first: a writer holding still_connected()'s lock makes forget wait, then its rows go below
+# (deleted last, the two took their locks in opposite orders: a deadlock on PostgreSQL).
+PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
+    (schema.installations, ("user_id",)),
+    (schema.people, ("user_id",)),
+    (schema.messages, ("recipient_id", "sender_id")),
+    (schema.replies, ("recipient_id", "sender_id")),  # replies sent *to* them name them too
+    (schema.dm_channels, ("user_a", "user_b")),
+    (schema.recaps, ("user_id",)),
+    (schema.profiles, ("user_id",)),
+)
+# A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
+TEAM_TABLES: tuple[sa.Table, ...] = (
+    schema.installations,
+    schema.bots,
+    *(table for table, _ in PERSON_COLUMNS[1:]),
+)
+
+
+class Forget:
+    def __init__(self, engine: sa.Engine, tokens: TokenStore) -> None:
+        self.engine = engine
+        self.tokens = tokens
+
+    def forget_person(self, team_id: str, user_id: str) -> None:
+        """Delete everything held about one person: settings, tokens, recorded messages, pending replies, caches."""
+        with self.tokens.changing(team_id), writing(self.engine) as conn:
+            for table, columns in PERSON_COLUMNS:
+                names = sa.or_(*(table.c[column] == user_id for column in columns))
+                conn.execute(table.delete().where(table.c.team_id == team_id, names))
+
+    def forget_team(self, team_id: str) -> None:
+        """The app was uninstalled: delete every row of that workspace, tokens included."""
+        with self.tokens.changing(team_id), writing(self.engine) as conn:
+            for table in TEAM_TABLES:
+                conn.execute(table.delete().where(table.c.team_id == team_id))
+
+    def purge_expired(self, *, now: datetime, days: int) -> int:
+        """Retention: drop what is older than `days` and finished; never a message still waiting for a recap."""
+        cutoff = now - timedelta(days=days)
+        m, r, c, p = schema.messages.c, schema.replies.c, schema.recaps.c, schema.profiles.c
+        with writing(self.engine) as conn:
+            removed = conn.execute(
+                schema.messages.delete().where(m.received_at < cutoff, m.state != "pending")
+            ).rowcount
+            # A message still waiting keeps its place in the recap, but not its text.
+            conn.execute(schema.messages.update().where(m.received_at < cutoff, m.text.is_not(None)).values(text=None))
+            removed += conn.execute(
+                schema.replies.delete().where(r.received_at < cutoff, r.state != "pending")
+            ).rowcount
+            removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
+            removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
+        return removed

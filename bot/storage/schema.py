@@ -1,0 +1,127 @@
+"""The schema: one SQLAlchemy metadata for Offhours' tables and Bolt's, which Alembic's migrations follow.
+
+Each table has one owning module in bot/storage (see the package docstring); this module only declares them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+from bot.storage.engine import UTCDateTime
+
+metadata = sa.MetaData()
+
+# Bolt's installation and OAuth-state tables live in the same database, declared from slack_sdk's own
+# definitions so Alembic manages them with ours.
+installations = SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations")
+bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
+oauth_states = SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, "slack_oauth_states")
+# Room for tokens encrypted at rest (a Fernet token of a 150-character Slack token is about 290 characters).
+TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
+for _table in (installations, bots):
+    for _name in TOKEN_COLUMNS:
+        if _name in _table.c:
+            _table.c[_name].type = sa.String(500)
+
+ID = sa.String(32)
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("tz", sa.String(64)),  # None: not known yet; the config's policy decides
+    sa.Column("hours", sa.String(1000)),  # canonical hours text; None: the config default
+    sa.Column("message", sa.Text),  # boundary template; None: the config default
+    sa.Column("reply_within_s", sa.Integer),  # None: the config default
+    sa.Column("days_off", sa.Text, nullable=False, server_default=""),  # canonical, ";"-separated
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+profiles = sa.Table(  # users.info cache: a person's own profile zone, read while their people.tz is None
+    "profiles",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("tz", sa.String(64)),
+    sa.Column("is_bot", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+dm_channels = sa.Table(  # conversations.info cache: the two members of a 1:1 DM
+    "dm_channels",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("user_a", ID, nullable=False),
+    sa.Column("user_b", ID, nullable=False),
+)
+
+# Every after-hours DM, recorded before the ack: what the morning recap is made of.
+messages = sa.Table(
+    "after_hours_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),  # the thread root (= ts for a top-level message)
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("text", sa.Text),  # only with recap.include_text
+    sa.Column("due_at", UTCDateTime, nullable=False),  # when the recap holding it is due; re-evaluated
+    # pending; answered (the recipient wrote in that DM); deleted; recapped; done (ticked off in the recap)
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("recap_id", sa.Integer),
+    sa.UniqueConstraint("team_id", "recipient_id", "channel_id", "ts", name="uq_message_once"),
+    sa.Index("ix_messages_due", "state", "due_at"),
+    sa.Index("ix_messages_channel", "team_id", "recipient_id", "channel_id", "state"),
+)
+
+# The auto-reply outbox. The unique key is RFC 3834's once-per-sender rule, enforced by the database.
+replies = sa.Table(
+    "auto_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False),
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("window_key", sa.String(40), nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("message_ts", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("reply_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
+    sa.Index("ix_replies_due", "state", "next_attempt_at"),
+)
+
+recaps = sa.Table(
+    "recaps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    # 0 for a window's recap; 1, 2... for follow-ups carrying messages recorded after it was sent.
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_start", UTCDateTime),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|empty|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("channel_id", ID),
+    sa.Column("message_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "user_id", "due_at", "seq", name="uq_recap_per_window"),
+    sa.Index("ix_recaps_due", "state", "next_attempt_at"),
+)
