@@ -27,7 +27,7 @@ from bot.storage.token_crypto import EncryptedInstallationStore, TokenCipher
 log = logging.getLogger(__name__)
 
 BOT_CACHE_SECONDS = 10.0
-PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused")
+PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused", "holidays")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ class DmView:
     recipient_token: str | None  # None: the recipient has not connected (or was not asked about)
     recipient: PersonRow | None  # their settings row; None for defaults
     sender_has_waiting: bool  # DMs wait for the sender (as a recipient) in this channel: this one answers them
+    sender_excepted: bool = False  # the recipient listed the sender as someone who never gets an auto-reply
 
 
 class Store:
@@ -172,16 +173,68 @@ class Store:
         )
         return conn.execute(query).first() is not None
 
-    def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
+    def dm_view(
+        self,
+        team_id: str,
+        channel_id: str,
+        *,
+        recipient_id: str | None,
+        sender_id: str | None,
+        excepted_sender: str | None = None,
+    ) -> DmView:
         """Everything the message listener reads, in one connection (it runs before the ack, for every DM)."""
         where = {"team_id": team_id, "channel_id": channel_id, "client_id": self.client_id,
-                 "waiting_for": sender_id, "user_id": recipient_id}  # fmt: skip
+                 "waiting_for": sender_id, "user_id": recipient_id, "excepted": excepted_sender}  # fmt: skip
         with db.reading(self.engine) as conn:
             row = conn.execute(_DM_VIEW_QUERY, where).mappings().one()
         # A None id binds as NULL, and `= NULL` matches nothing: what was not asked about reads as absent.
         token, waiting = row["dm_view_token"], row["dm_view_waiting"] is not None
         person = _person(row) if row["user_id"] is not None else None
-        return DmView(recipient_token=self._decrypt(token), recipient=person, sender_has_waiting=waiting)
+        return DmView(
+            recipient_token=self._decrypt(token),
+            recipient=person,
+            sender_has_waiting=waiting,
+            sender_excepted=row["dm_view_excepted"] is not None,
+        )
+
+    # --- reply exceptions -------------------------------------------------------------------------------
+
+    def reply_exceptions(self, team_id: str, user_id: str) -> list[str]:
+        """The people `user_id` never auto-replies to, sorted."""
+        e = db.reply_exceptions.c
+        with db.reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(e.except_user_id).where(e.team_id == team_id, e.user_id == user_id).order_by(e.except_user_id)
+            )
+            return [r[0] for r in rows]
+
+    def set_reply_exceptions(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        replace: Iterable[str] | None = None,
+        limit: int,
+    ) -> tuple[list[str] | None, list[str]]:
+        """Change the list in one transaction: everything in `replace` (if given), else the current list plus `add`
+        minus `remove`. Nothing is written when the result would hold more than `limit`: then (None, current)."""
+        e = db.reply_exceptions.c
+        where = (e.team_id == team_id, e.user_id == user_id)
+        with self._tx() as conn:
+            current = {r[0] for r in conn.execute(sa.select(e.except_user_id).where(*where))}
+            wanted = set(replace) if replace is not None else (current | set(add)) - set(remove)
+            if len(wanted) > limit and len(wanted) > len(current):
+                return None, sorted(current)
+            if current - wanted:
+                conn.execute(db.reply_exceptions.delete().where(*where, e.except_user_id.in_(current - wanted)))
+            if wanted - current:
+                conn.execute(
+                    db.reply_exceptions.insert(),
+                    [{"team_id": team_id, "user_id": user_id, "except_user_id": u} for u in sorted(wanted - current)],
+                )
+        return sorted(wanted), sorted(current)
 
     # --- tokens -----------------------------------------------------------------------------------------
 
@@ -277,6 +330,13 @@ class Store:
             )
             conn.execute(db.recaps.delete().where(db.recaps.c.team_id == team_id, db.recaps.c.user_id == user_id))
             conn.execute(db.profiles.delete().where(db.profiles.c.team_id == team_id, db.profiles.c.user_id == user_id))
+            # Their own exception list, and their place on everyone else's.
+            conn.execute(
+                db.reply_exceptions.delete().where(
+                    db.reply_exceptions.c.team_id == team_id,
+                    sa.or_(db.reply_exceptions.c.user_id == user_id, db.reply_exceptions.c.except_user_id == user_id),
+                )
+            )
 
     def forget_team(self, team_id: str) -> None:
         """The app was uninstalled: delete every row of that workspace, tokens included."""
@@ -285,7 +345,8 @@ class Store:
             # what it wrote goes below (deleted last, the lock order was reversed: a deadlock on PostgreSQL).
             conn.execute(db.installations.delete().where(db.installations.c.team_id == team_id))
             conn.execute(db.bots.delete().where(db.bots.c.team_id == team_id))
-            for table in (db.people, db.profiles, db.dm_channels, db.messages, db.replies, db.recaps):
+            for table in (db.people, db.profiles, db.dm_channels, db.messages, db.replies, db.recaps,
+                          db.reply_exceptions):  # fmt: skip
                 conn.execute(table.delete().where(table.c.team_id == team_id))
         self.forget_cached_bots()
 
@@ -357,14 +418,24 @@ _USER_TOKENS = (
 
 
 def _dm_view_query() -> sa.Select:
-    """One statement for the listener's three questions (it runs before every ack, and each statement costs more
+    """One statement for the listener's four questions (it runs before every ack, and each statement costs more
     in SQLAlchemy than in the database): does anything wait for `waiting_for` in this channel, what is `user_id`'s
-    token (as user_token reads it), and their settings row (a left join from one row: always one row back)."""
+    token (as user_token reads it), is `excepted` on `user_id`'s exception list, and their settings row (a left
+    join from one row: always one row back)."""
     waiting = anything_waiting(sa.bindparam("waiting_for")).scalar_subquery()
     token = _user_token_query(True).scalar_subquery()
+    e = db.reply_exceptions.c
+    excepted = (
+        sa.select(e.except_user_id)
+        .where(e.team_id == sa.bindparam("team_id"), e.user_id == sa.bindparam("user_id"),
+               e.except_user_id == sa.bindparam("excepted"))
+        .scalar_subquery()
+    )  # fmt: skip
     p = db.people.c
     one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return sa.select(waiting.label("dm_view_waiting"), token.label("dm_view_token"), db.people).select_from(
+    return sa.select(
+        waiting.label("dm_view_waiting"), token.label("dm_view_token"), excepted.label("dm_view_excepted"), db.people
+    ).select_from(
         one.outerjoin(db.people, sa.and_(p.team_id == sa.bindparam("team_id"), p.user_id == sa.bindparam("user_id")))
     )
 
@@ -398,4 +469,5 @@ def _person(row) -> PersonRow:
         reply_within_s=row["reply_within_s"],
         days_off=row["days_off"] or "",
         paused=bool(row["paused"]),
+        holidays=row["holidays"],
     )
