@@ -57,7 +57,7 @@ def _unknown() -> None:
 
 
 # A user mention as Slack sends it in a command's text with should_escape: `<@U123|name>`, or `<@U123>`.
-_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^<>]*)?>")
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
 
 
 def mentioned_users(text: str, *, what: str) -> list[str]:
