@@ -137,7 +137,7 @@ class PeopleService:
         return self._save(team_id, user_id, holidays=code)
 
     def reply_exceptions(self, team_id: str, user_id: str) -> list[str]:
-        return self.store.reply_exceptions(team_id, user_id)
+        return self.store.exceptions.listed(team_id, user_id)
 
     def change_reply_exceptions(
         self,
@@ -153,7 +153,7 @@ class PeopleService:
         named = {*add, *(replace or ())}
         if user_id in named:
             raise OffhoursError("You never get an auto-reply from yourself — name someone else, e.g. a teammate")
-        updated, current = self.store.set_reply_exceptions(
+        updated, current = self.store.exceptions.change(
             team_id, user_id, add=add, remove=remove, replace=replace, limit=MAX_REPLY_EXCEPTIONS
         )
         if updated is None:

@@ -20,6 +20,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.domain.preferences import PersonRow
 from bot.storage import db, migrate
+from bot.storage.exceptions import ReplyExceptions
 from bot.storage.outbox import Outbox, anything_waiting
 from bot.storage.recaps import RecapStore
 from bot.storage.token_crypto import EncryptedInstallationStore, TokenCipher
@@ -70,6 +71,7 @@ class Store:
         _forget_bots_on_change(self.installation_store, self.forget_cached_bots)
         self.outbox = Outbox(self.engine)
         self.recaps = RecapStore(self.engine)
+        self.exceptions = ReplyExceptions(self.engine)
 
     @property
     def is_postgres(self) -> bool:
@@ -196,45 +198,6 @@ class Store:
             sender_has_waiting=waiting,
             sender_excepted=row["dm_view_excepted"] is not None,
         )
-
-    # --- reply exceptions -------------------------------------------------------------------------------
-
-    def reply_exceptions(self, team_id: str, user_id: str) -> list[str]:
-        """The people `user_id` never auto-replies to, sorted."""
-        e = db.reply_exceptions.c
-        with db.reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(e.except_user_id).where(e.team_id == team_id, e.user_id == user_id).order_by(e.except_user_id)
-            )
-            return [r[0] for r in rows]
-
-    def set_reply_exceptions(
-        self,
-        team_id: str,
-        user_id: str,
-        *,
-        add: Iterable[str] = (),
-        remove: Iterable[str] = (),
-        replace: Iterable[str] | None = None,
-        limit: int,
-    ) -> tuple[list[str] | None, list[str]]:
-        """Change the list in one transaction: everything in `replace` (if given), else the current list plus `add`
-        minus `remove`. Nothing is written when the result would hold more than `limit`: then (None, current)."""
-        e = db.reply_exceptions.c
-        where = (e.team_id == team_id, e.user_id == user_id)
-        with self._tx() as conn:
-            current = {r[0] for r in conn.execute(sa.select(e.except_user_id).where(*where))}
-            wanted = set(replace) if replace is not None else (current | set(add)) - set(remove)
-            if len(wanted) > limit and len(wanted) > len(current):
-                return None, sorted(current)
-            if current - wanted:
-                conn.execute(db.reply_exceptions.delete().where(*where, e.except_user_id.in_(current - wanted)))
-            if wanted - current:
-                conn.execute(
-                    db.reply_exceptions.insert(),
-                    [{"team_id": team_id, "user_id": user_id, "except_user_id": u} for u in sorted(wanted - current)],
-                )
-        return sorted(wanted), sorted(current)
 
     # --- tokens -----------------------------------------------------------------------------------------
 
