@@ -143,8 +143,9 @@ def test_the_list_is_limited_and_says_so(hours, store):
     assert "U2" in listed(store)
 
 
-def test_the_exception_is_read_in_the_listeners_one_statement(hours, slack, store, clock):
+def test_the_exception_is_read_in_the_listeners_one_statement(hours, slack, store, fake_slack, clock):
     hours("except <@U2>")
+    fake_slack.wait_for("views.publish", 1)  # the Home refresh after /hours has read the list: not counted below
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:
