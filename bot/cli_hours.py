@@ -1,9 +1,10 @@
 """`python -m bot hours`: ask the hours engine about one schedule and print the answer as JSON.
 
     python -m bot hours --spec "mon-fri 9-17:30" --tz Europe/Rome
-        [--at 2026-03-28T20:00:00+00:00] [--off 2026-12-24..2027-01-02 ...]
+        [--at 2026-03-28T20:00:00+00:00] [--off 2026-12-24..2027-01-02 ...] [--holidays US]
 
---at defaults to the current time (the only clock read of the hours engine); --off is repeatable.
+--at defaults to the current time (the only clock read of the hours engine); --off is repeatable; --holidays
+makes a country's (or region's) public holidays days off, observed dates included, and lists the next three.
 
 Exit status 0 with one JSON object on stdout; 2 with the message on stderr when the input is wrong.
 """
@@ -16,7 +17,15 @@ import sys
 from datetime import UTC, datetime
 
 from bot.domain.errors import HoursError
-from bot.domain.hours import Schedule, parse_days_off, parse_hours, render_days_off, render_hours, resolve_timezone
+from bot.domain.hours import (
+    Schedule,
+    parse_days_off,
+    parse_hours,
+    render_days_off,
+    render_hours,
+    resolve_holidays,
+    resolve_timezone,
+)
 from bot.domain.hours.timezones import zone
 
 
@@ -37,6 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--off", action="append", default=[], help="days off: 2026-12-24 or 2026-12-24..2027-01-02 (repeatable)"
     )
+    parser.add_argument("--holidays", help="public holidays as days off: a country code, e.g. US, DE-BY, GB-SCT")
     return parser
 
 
@@ -55,7 +65,7 @@ def _parse_at(text: str | None) -> datetime:
 def answer(schedule: Schedule, at: datetime) -> dict[str, object]:
     """The JSON-ready answer for `schedule` at instant `at`."""
     window = schedule.off_window(at)
-    return {
+    result: dict[str, object] = {
         "at": at.astimezone(zone(schedule.tz)).isoformat(),
         "working": window is None,
         "next_start": schedule.next_start(at).isoformat(),
@@ -66,6 +76,10 @@ def answer(schedule: Schedule, at: datetime) -> dict[str, object]:
         "tz": schedule.tz,
         "days_off": [render_days_off(d) for d in schedule.days_off],
     }
+    if schedule.holidays:  # only asked with --holidays: without it the answer is what it always was
+        result["holidays"] = schedule.holidays
+        result["next_holidays"] = [{"date": d.isoformat(), "name": name} for d, name in schedule.upcoming_holidays(at)]
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -82,6 +96,7 @@ def main(argv: list[str]) -> int:
             tz=resolve_timezone(args.tz),
             weekly=parse_hours(args.spec),
             days_off=tuple(parse_days_off(text) for text in args.off),
+            holidays=resolve_holidays(args.holidays) if args.holidays is not None else None,
         )
         result = answer(schedule, _parse_at(args.at))
     except HoursError as exc:

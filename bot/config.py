@@ -22,7 +22,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.domain.errors import ConfigError, OffhoursError
-from bot.domain.hours import WeeklyHours, parse_duration, parse_hours, render_duration, render_hours, resolve_timezone
+from bot.domain.hours import (
+    WeeklyHours,
+    parse_duration,
+    parse_hours,
+    render_duration,
+    render_hours,
+    resolve_holidays,
+    resolve_timezone,
+)
 from bot.domain.templates import DEFAULT_MESSAGE, validate_template
 
 DEFAULT_CONFIG_PATH = "config.yaml"
@@ -48,6 +56,7 @@ class DefaultsConfig:
     fallback_timezone: str = "UTC"  # when the profile zone is unknown
     message: str = DEFAULT_MESSAGE
     reply_within: timedelta = timedelta(hours=4)
+    holidays: str | None = None  # public holidays everyone gets as days off until they choose ("US", "DE-BY")
 
     @property
     def weekly(self) -> WeeklyHours:
@@ -168,6 +177,16 @@ def _optional_timezone(value: Any) -> str | None:
     return None if value is None else _timezone(value)
 
 
+def _optional_holidays(value: Any) -> str | None:
+    if value is None:
+        return None
+    code = _text(value, "a country code like 'US' or 'DE-BY'")
+    try:
+        return resolve_holidays(code)
+    except OffhoursError as error:
+        raise _Invalid(str(error)) from None
+
+
 def _message(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"expected a message template (text), got {_got(value)}")
@@ -225,6 +244,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
             "fallback_timezone": _timezone,
             "message": _message,
             "reply_within": _duration,
+            "holidays": _optional_holidays,
         },
     ),
     "reply": (ReplyConfig, {"mode": _one_of("thread", "ephemeral"), "once_per": _one_of("off_window", "day")}),

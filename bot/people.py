@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from bot.config import Config
-from bot.domain.errors import HoursError, TemplateError
+from bot.domain.errors import HoursError, OffhoursError, TemplateError
 from bot.domain.hours import (
     DayOff,
     parse_days_off,
@@ -22,6 +22,7 @@ from bot.domain.hours import (
     parse_hours,
     render_days_off,
     render_hours,
+    resolve_holidays,
     resolve_timezone,
 )
 from bot.domain.preferences import Preferences, preferences, serialize_days_off, valid_zone
@@ -29,6 +30,7 @@ from bot.domain.templates import validate_template
 from bot.storage.store import Store
 
 MAX_DAYS_OFF = 50
+MAX_REPLY_EXCEPTIONS = 100  # people on one person's "never auto-reply to" list (also the Home picker's limit)
 
 
 class PeopleService:
@@ -128,3 +130,37 @@ class PeopleService:
 
     def set_paused(self, team_id: str, user_id: str, paused: bool) -> Preferences:
         return self._save(team_id, user_id, paused=paused)
+
+    def set_holidays(self, team_id: str, user_id: str, text: str) -> Preferences:
+        """A country/region code ("US", "de-by"), or "off" for none; refused with a suggestion when unknown."""
+        code = "" if text.strip().lower() in ("off", "none") else resolve_holidays(text)
+        return self._save(team_id, user_id, holidays=code)
+
+    def reply_exceptions(self, team_id: str, user_id: str) -> list[str]:
+        return self.store.exceptions.listed(team_id, user_id)
+
+    def change_reply_exceptions(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        replace: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Add, remove or replace the people who never get an auto-reply; the new list. Yourself is refused (your
+        own messages never get one), and so is a list longer than MAX_REPLY_EXCEPTIONS: nothing changes then."""
+        named = {*add, *(replace or ())}
+        if user_id in named:
+            raise OffhoursError("You never get an auto-reply from yourself — name someone else, e.g. a teammate")
+        updated, current = self.store.exceptions.change(
+            team_id, user_id, add=add, remove=remove, replace=replace, limit=MAX_REPLY_EXCEPTIONS
+        )
+        if updated is None:
+            raise OffhoursError(
+                f"At most {MAX_REPLY_EXCEPTIONS} people can be on your list (you have {len(current)}), so nothing "
+                "was changed — remove some first"
+            )
+        if updated != current:
+            self._changed(team_id, user_id)
+        return updated

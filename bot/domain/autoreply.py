@@ -68,6 +68,16 @@ def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | 
     return None
 
 
+def reply_withheld(*, paused: bool, sender_excepted: bool) -> str | None:
+    """Why an after-hours DM is recorded for the recap but answered with no auto-reply: "paused" (the recipient
+    paused auto-replies) or "excepted" (the sender is on the recipient's never-auto-reply list); None: reply."""
+    if paused:
+        return "paused"
+    if sender_excepted:
+        return "excepted"
+    return None
+
+
 def is_person_writing(message: DirectMessage) -> bool:
     """The sender typed this themselves (not an app, an auto-reply, an edit or a deletion)."""
     return (

@@ -23,6 +23,7 @@ class PersonRow:
     reply_within_s: int | None = None
     days_off: str = ""
     paused: bool = False
+    holidays: str | None = None  # a country/region code; "" means "none" (chosen); None: the config's default
 
 
 class PreferenceDefaults(Protocol):
@@ -38,6 +39,8 @@ class PreferenceDefaults(Protocol):
     def message(self) -> str: ...
     @property
     def reply_within(self) -> timedelta: ...
+    @property
+    def holidays(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class Preferences:
     paused: bool
     custom_hours: bool
     custom_message: bool
+    custom_holidays: bool = False  # the person chose their holidays (a code, or none), not the config's default
     # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
     zone_pending: bool = False
 
@@ -68,6 +72,10 @@ class Preferences:
         return self.schedule.days_off
 
     @property
+    def holidays(self) -> str | None:
+        return self.schedule.holidays
+
+    @property
     def hours_text(self) -> str:
         return render_hours(self.schedule.weekly)
 
@@ -80,6 +88,14 @@ def _parsed_hours(text: str) -> WeeklyHours:
 @lru_cache(maxsize=4096)
 def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
     return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
+
+
+def _schedule(tz: str, weekly: WeeklyHours, days_off: tuple[DayOff, ...], holidays: str | None) -> Schedule:
+    try:
+        return Schedule(tz=tz, weekly=weekly, days_off=days_off, holidays=holidays)
+    except HoursError:
+        # A code the holidays package no longer knows (an upgrade dropped it): no holidays rather than no replies.
+        return Schedule(tz=tz, weekly=weekly, days_off=days_off)
 
 
 def valid_zone(name: str | None) -> str | None:
@@ -102,17 +118,20 @@ def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id:
     hours_text = row.hours if row and row.hours else None
     weekly = _parsed_hours(hours_text) if hours_text else defaults.weekly
     days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
+    chosen_holidays = row.holidays if row else None
+    holidays = (chosen_holidays if chosen_holidays is not None else defaults.holidays) or None
     reply_within = (
         timedelta(seconds=row.reply_within_s) if row and row.reply_within_s is not None else defaults.reply_within
     )
     return Preferences(
         team_id=team_id,
         user_id=user_id,
-        schedule=Schedule(tz=tz, weekly=weekly, days_off=days_off),
+        schedule=_schedule(tz, weekly, days_off, holidays),
         message=(row.message if row and row.message else defaults.message),
         reply_within=reply_within,
         paused=bool(row and row.paused),
         custom_hours=hours_text is not None,
         custom_message=bool(row and row.message),
+        custom_holidays=chosen_holidays is not None,
         zone_pending=not (row and row.tz) and defaults.timezone is None,
     )

@@ -46,7 +46,7 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
                     **({} if socket_mode else {"url": events_url}),
                     "description": "See or set your working hours",
                     "usage_hint": "[set mon-fri 9-17:30 | tz Europe/Rome | off 2026-12-24 | pause | help]",
-                    "should_escape": False,
+                    "should_escape": True,  # mentions arrive as <@U123|name> (/hours except, /hours when)
                 }
             ],
         },

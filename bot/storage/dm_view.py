@@ -1,8 +1,9 @@
 """The message listener's one read before the ack: one statement composed from the owners' statements.
 
-It asks three tables at once (each statement costs more in SQLAlchemy than in the database, and it runs before
+It asks four tables at once (each statement costs more in SQLAlchemy than in the database, and it runs before
 every ack): does anything wait for `waiting_for` in this channel (outbox's statement), what is `user_id`'s token
-(tokens' statement, decrypted by the token store), and their settings row (a left join from one row: always one row).
+(tokens' statement, decrypted by the token store), whether `excepted` is on `user_id`'s list of people who never
+get an auto-reply, and their settings row (a left join from one row: always one row).
 """
 
 from __future__ import annotations
@@ -26,14 +27,27 @@ class DmView:
     recipient_token: str | None  # None: the recipient has not connected (or was not asked about)
     recipient: PersonRow | None  # their settings row; None for defaults
     sender_has_waiting: bool  # DMs wait for the sender (as a recipient) in this channel: this one answers them
+    sender_excepted: bool = False  # the recipient listed the sender as someone who never gets an auto-reply
 
 
 def _dm_view_query() -> sa.Select:
     waiting = anything_waiting(sa.bindparam("waiting_for")).scalar_subquery()
     token = user_token_query(True).scalar_subquery()
+    e = schema.reply_exceptions.c
+    excepted = (
+        sa.select(e.except_user_id)
+        .where(e.team_id == sa.bindparam("team_id"), e.user_id == sa.bindparam("user_id"),
+               e.except_user_id == sa.bindparam("excepted"))
+        .scalar_subquery()
+    )  # fmt: skip
     p = schema.people.c
     one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return sa.select(waiting.label("dm_view_waiting"), token.label("dm_view_token"), schema.people).select_from(
+    return sa.select(
+        waiting.label("dm_view_waiting"),
+        token.label("dm_view_token"),
+        excepted.label("dm_view_excepted"),
+        schema.people,
+    ).select_from(
         one.outerjoin(
             schema.people, sa.and_(p.team_id == sa.bindparam("team_id"), p.user_id == sa.bindparam("user_id"))
         )
@@ -45,13 +59,16 @@ _DM_VIEW_QUERY = _dm_view_query()
 
 def read_dm_view(
     engine: sa.Engine, tokens: TokenStore, team_id: str, channel_id: str, *, recipient_id: str | None,
-    sender_id: str | None,
+    sender_id: str | None, excepted_sender: str | None = None,
 ) -> DmView:  # fmt: skip
     where = {"team_id": team_id, "channel_id": channel_id, "client_id": tokens.client_id,
-             "waiting_for": sender_id, "user_id": recipient_id}  # fmt: skip
+             "waiting_for": sender_id, "user_id": recipient_id, "excepted": excepted_sender}  # fmt: skip
     with reading(engine) as conn:
         row = conn.execute(_DM_VIEW_QUERY, where).mappings().one()
     # A None id binds as NULL, and `= NULL` matches nothing: what was not asked about reads as absent.
     token, waiting = row["dm_view_token"], row["dm_view_waiting"] is not None
     person = person_row(row) if row["user_id"] is not None else None
-    return DmView(recipient_token=tokens.decrypt(token), recipient=person, sender_has_waiting=waiting)
+    return DmView(
+        recipient_token=tokens.decrypt(token), recipient=person, sender_has_waiting=waiting,
+        sender_excepted=row["dm_view_excepted"] is not None,
+    )  # fmt: skip

@@ -25,6 +25,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.dm_channels, ("user_a", "user_b")),
     (schema.recaps, ("user_id",)),
     (schema.profiles, ("user_id",)),
+    (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (

@@ -39,6 +39,19 @@ people = sa.Table(
     sa.Column("days_off", sa.Text, nullable=False, server_default=""),  # canonical, ";"-separated
     sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Public holidays as days off: a country/region code ("DE-BY"); "" none (chosen); None: the config default
+    sa.Column("holidays", sa.String(16)),
+)
+
+# The people who never get an auto-reply from `user_id` (their DMs still go in the recap), at most
+# MAX_REPLY_EXCEPTIONS per person (bot.people).
+reply_exceptions = sa.Table(
+    "reply_exceptions",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("except_user_id", ID, primary_key=True),
+    sa.Index("ix_reply_exceptions_excepted", "team_id", "except_user_id"),  # forget_person of the excepted one
 )
 
 profiles = sa.Table(  # users.info cache: a person's own profile zone, read while their people.tz is None

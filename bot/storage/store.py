@@ -21,6 +21,7 @@ from bot.storage import migrate
 from bot.storage.dm_channels import DmChannels
 from bot.storage.dm_view import DmView, read_dm_view
 from bot.storage.engine import make_engine, reading
+from bot.storage.exceptions import ReplyExceptions
 from bot.storage.forget import Forget
 from bot.storage.outbox import Outbox
 from bot.storage.people import People
@@ -62,6 +63,7 @@ class Store:
         self.dm_channels = DmChannels(self.engine)
         self.outbox = Outbox(self.engine)
         self.recaps = RecapStore(self.engine)
+        self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
 
     # --- the database ------------------------------------------------------------------------------------------
@@ -107,11 +109,15 @@ class Store:
 
     still_connected = staticmethod(still_connected)
 
-    def dm_view(self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None) -> DmView:
+    def dm_view(
+        self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None,
+        excepted_sender: str | None = None,
+    ) -> DmView:  # fmt: skip
         """Everything the message listener reads, in one statement (it runs before the ack, for every DM)."""
         return read_dm_view(
-            self.engine, self.tokens, team_id, channel_id, recipient_id=recipient_id, sender_id=sender_id
-        )
+            self.engine, self.tokens, team_id, channel_id, recipient_id=recipient_id, sender_id=sender_id,
+            excepted_sender=excepted_sender,
+        )  # fmt: skip
 
     # --- tokens ------------------------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def test_scopes_command_events_interactivity_and_home_tab():
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/hours"
     assert command["description"] and command["usage_hint"]
-    assert command["should_escape"] is False
+    assert command["should_escape"] is True  # mentions arrive as <@U123|name> (issue 21)
 
     events = manifest["settings"]["event_subscriptions"]
     assert events["user_events"] == ["message.im"]

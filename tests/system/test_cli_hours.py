@@ -108,3 +108,40 @@ def test_bad_input_exits_2_with_a_message(capsys: pytest.CaptureFixture[str], ar
     assert result is None
     assert message in err
     assert "Traceback" not in err
+
+
+def test_subprocess_with_holidays_across_the_year_boundary() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "hours", "--spec", "mon-fri 9-17:30", "--tz", "Europe/London",
+         "--holidays", "gb-sct", "--at", "2026-12-31T18:00:00+00:00"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    # 1 January, and 2 January (a Saturday) observed on Monday the 4th: back on Tuesday.
+    assert answer["back_at"] == "2027-01-05T09:00:00+00:00"
+    assert answer["holidays"] == "GB-SCT"
+    assert answer["next_holidays"] == [
+        {"date": "2027-01-01", "name": "New Year's Day"},
+        {"date": "2027-01-02", "name": "New Year Holiday"},
+        {"date": "2027-01-04", "name": "New Year Holiday (observed)"},
+    ]
+
+
+def test_holidays_observed_across_the_dst_change(capsys: pytest.CaptureFixture[str]) -> None:
+    status, answer, _ = run(
+        capsys, "--spec", "mon-fri 9-17:30", "--tz", "America/New_York", "--holidays", "US",
+        "--at", "2026-07-02T22:00:00+00:00",
+    )  # fmt: skip
+    assert status == 0
+    assert answer["back_at"] == "2026-07-06T09:00:00-04:00"  # Friday 3 July: Independence Day (observed)
+    assert answer["next_holidays"][0] == {"date": "2026-07-03", "name": "Independence Day (observed)"}
+    status, answer, _ = run(capsys, *BASE, "--holidays", "DE-BY", "--at", "2027-03-25T18:00:00+01:00")
+    assert status == 0
+    assert answer["back_at"] == "2027-03-30T09:00:00+02:00"  # Good Friday, the spring-forward Sunday, Easter Monday
+
+
+def test_an_unknown_holidays_code_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    status, answer, err = run(capsys, *BASE, "--holidays", "germany")
+    assert (status, answer) == (2, None)
+    assert "did you mean DE?" in err

@@ -6,6 +6,7 @@ schedule's own zone. The pieces live in small modules, all re-exported here:
 - `bot.domain.hours.model`: Interval, WeeklyHours, DayOff (normalisation: overlapping intervals of one day merge).
 - `bot.domain.hours.text`: the hours language, days off, durations (parse + canonical render).
 - `bot.domain.hours.timezones`: zone names and the DST policy.
+- `bot.domain.hours.holidays`: public holidays of a country or region (observed dates included) as days off.
 
 Decisions:
 
@@ -15,6 +16,8 @@ Decisions:
 - Overnight intervals (22:00–06:00) belong to the day they start. A day off removes the intervals that *start*
   on it: an overnight interval starting the evening before a day off still runs into the day off; one starting
   on the last day off is removed. A vacation over a weekend ends at the first interval after it.
+- Public holidays (`Schedule.holidays`, a code like "DE-BY") are days off exactly like the person's own, on the
+  schedule's local calendar, observed dates included.
 - Working time is the union of all intervals. Intervals that touch or overlap (also across midnight, also at a
   DST gap) form one stretch: `next_end` and `off_window` talk about stretches, so "working until" is the instant
   `is_working` turns false.
@@ -27,9 +30,11 @@ import dataclasses
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bot.domain.errors import HoursError
+from bot.domain.hours.holidays import calendar as holiday_calendar
+from bot.domain.hours.holidays import resolve_code as resolve_holidays
 from bot.domain.hours.model import DayOff, Interval, WeeklyHours
 from bot.domain.hours.text import (
     parse_days_off,
@@ -55,6 +60,7 @@ __all__ = [
     "render_days_off",
     "render_duration",
     "render_hours",
+    "resolve_holidays",
     "resolve_timezone",
 ]
 
@@ -88,11 +94,12 @@ def _merge_days_off(days_off: Iterable[DayOff]) -> tuple[tuple[int, ...], tuple[
 
 @dataclass(frozen=True)
 class Schedule:
-    """A user's time zone, weekly hours and days off; immutable, hashable and cheap to build."""
+    """A user's time zone, weekly hours, days off and public holidays; immutable, hashable and cheap to build."""
 
     tz: str
     weekly: WeeklyHours
     days_off: tuple[DayOff, ...] = ()
+    holidays: str | None = None  # a country/region code ("US", "DE-BY"); None: no public holidays
 
     def __post_init__(self) -> None:
         if not isinstance(self.weekly, WeeklyHours):
@@ -108,10 +115,21 @@ class Schedule:
         off_firsts, off_lasts = _merge_days_off(days_off)
         set_(self, "_off_firsts", off_firsts)
         set_(self, "_off_lasts", off_lasts)
+        code = resolve_holidays(self.holidays) if self.holidays else None
+        set_(self, "holidays", code)
+        set_(self, "_holidays", holiday_calendar(code) if code else None)
 
     def with_days_off(self, days_off: Iterable[DayOff]) -> Schedule:
         """The same schedule with `days_off` instead of the current ones."""
         return dataclasses.replace(self, days_off=tuple(days_off))
+
+    def upcoming_holidays(self, now: datetime, count: int = 3) -> list[tuple[date, str]]:
+        """The next `count` public holidays (date, name) from the local date of `now` on; [] without holidays."""
+        holidays = self._holidays  # type: ignore[attr-defined]
+        if holidays is None:
+            return []
+        _timestamp(now, "now")
+        return holidays.upcoming(now.astimezone(self._zone).date(), count)  # type: ignore[attr-defined]
 
     # --- queries -----------------------------------------------------------------------------------------
 
@@ -170,13 +188,16 @@ class Schedule:
         return datetime.fromtimestamp(timestamp, self._zone)  # type: ignore[attr-defined]
 
     def _off_range(self, ordinal: int) -> tuple[int, int] | None:
-        """(first, last) ordinals of the days-off range containing `ordinal`, if any."""
+        """(first, last) ordinals of the days-off range containing `ordinal`, if any; a holiday is a range of one
+        day (the searches step over it and look again, so a holiday next to days off joins them)."""
         firsts = self._off_firsts  # type: ignore[attr-defined]
-        if not firsts:
-            return None
-        index = bisect_right(firsts, ordinal) - 1
-        if index >= 0 and ordinal <= self._off_lasts[index]:  # type: ignore[attr-defined]
-            return firsts[index], self._off_lasts[index]  # type: ignore[attr-defined]
+        if firsts:
+            index = bisect_right(firsts, ordinal) - 1
+            if index >= 0 and ordinal <= self._off_lasts[index]:  # type: ignore[attr-defined]
+                return firsts[index], self._off_lasts[index]  # type: ignore[attr-defined]
+        holidays = self._holidays  # type: ignore[attr-defined]
+        if holidays is not None and holidays.is_holiday(ordinal):
+            return ordinal, ordinal
         return None
 
     def _spans(self, ordinal: int) -> tuple[_Span, ...]:

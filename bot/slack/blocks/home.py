@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
+    UserMultiSelectElement,
 )
 
 from bot.domain.hours import WeeklyHours, render_days_off, render_duration
@@ -31,7 +32,7 @@ from bot.domain.hours.model import DAY_NAMES, Interval, hhmm
 from bot.domain.preferences import Preferences
 from bot.domain.templates import MAX_LENGTH, PLACEHOLDERS
 from bot.slack.blocks.common import SECTION_TEXT_LIMIT, VIEW_BLOCK_LIMIT, clip, context, divider, header, section
-from bot.slack.blocks.status import now_line, quote
+from bot.slack.blocks.status import holidays_summary, now_line, quote
 
 TITLE_LIMIT = 24
 FIELD_TEXT_LIMIT = 2000
@@ -46,6 +47,9 @@ CLEAR_DAYS_OFF_ACTION = "home_clear_days_off"
 PAUSE_ACTION = "home_pause"
 RESUME_ACTION = "home_resume"
 CONNECT_ACTION = "home_connect"
+EDIT_HOLIDAYS_ACTION = "home_edit_holidays"
+HOLIDAYS_OFF_ACTION = "home_holidays_off"
+EXCEPTIONS_ACTION = "home_exceptions"  # the multi-user picker: the whole list, changed at each pick
 
 # Modals (callback ids) and their inputs (block ids; every input's action id is VALUE_ACTION unless named).
 HOURS_VIEW = "home_hours_modal"
@@ -61,6 +65,8 @@ MESSAGE_BLOCK = "message"
 OFF_FROM_BLOCK = "off_from"
 OFF_TO_BLOCK = "off_to"
 OFF_TEXT_BLOCK = "off_text"
+HOLIDAYS_VIEW = "home_holidays_modal"
+HOLIDAYS_BLOCK = "holidays"
 
 
 # --- the Home tab --------------------------------------------------------------------------------------
@@ -80,8 +86,18 @@ def hours_fields(weekly: WeeklyHours) -> list[str]:
     return fields
 
 
-def home_view(prefs: Preferences, *, now: datetime, preview: str, command: str, today: date | None = None) -> dict:
-    """The Home tab of a connected person: status, hours, zone, reply time, message, days off, pause."""
+def home_view(
+    prefs: Preferences,
+    *,
+    now: datetime,
+    preview: str,
+    command: str,
+    today: date | None = None,
+    exceptions: Sequence[str] = (),
+    max_exceptions: int = 100,
+) -> dict:
+    """The Home tab of a connected person: status, hours, zone, reply time, message, days off, public holidays,
+    the people who never get an auto-reply, pause."""
     today = today or now.date()
     upcoming = [d for d in prefs.days_off if d.end >= today]
     days_off = ", ".join(render_days_off(d) for d in upcoming) or "none planned"
@@ -138,6 +154,42 @@ def home_view(prefs: Preferences, *, now: datetime, preview: str, command: str, 
                 ],
             ).to_dict()
         )
+    holidays_accessory = (
+        _button("Turn off", HOLIDAYS_OFF_ACTION) if prefs.holidays else _button("Set holidays", EDIT_HOLIDAYS_ACTION)
+    )
+    blocks.append(
+        section(
+            clip("*Public holidays:* " + holidays_summary(prefs, now=now), SECTION_TEXT_LIMIT),
+            accessory=holidays_accessory,
+            block_id="home_holidays",
+        )
+    )
+    if prefs.holidays:
+        blocks.append(
+            ActionsBlock(
+                block_id="home_holidays_actions", elements=[_button("Change country or region", EDIT_HOLIDAYS_ACTION)]
+            ).to_dict()
+        )
+    blocks += [
+        divider(),
+        section(
+            "*Never auto-replied* — people who know your hours (your team, your manager): their messages still go "
+            f"in your recap. Up to {max_exceptions} people.",
+            block_id="home_exceptions",
+        ),
+        ActionsBlock(
+            block_id="home_exceptions_picker",
+            elements=[
+                UserMultiSelectElement(
+                    action_id=EXCEPTIONS_ACTION,
+                    placeholder="Pick people",
+                    initial_users=list(exceptions) or None,
+                    max_selected_items=max_exceptions,
+                )
+            ],
+        ).to_dict(),
+        divider(),
+    ]
     blocks += [
         section(
             "*Auto-replies:* " + ("paused — nobody gets your message; your recap still comes" if paused else "on"),
@@ -286,6 +338,23 @@ def days_off_modal(prefs: Preferences, *, today: date, command: str) -> dict:
         context(clip("Already planned: " + (", ".join(upcoming) or "none"), SECTION_TEXT_LIMIT)),
     ]
     return _modal(DAYS_OFF_VIEW, "Add days off", blocks, submit="Add")
+
+
+def holidays_modal(prefs: Preferences, *, command: str) -> dict:
+    """Public holidays: a country code, optionally with a region, as in `/hours holidays`."""
+    blocks = [
+        InputBlock(
+            block_id=HOLIDAYS_BLOCK,
+            label="Country or region",
+            optional=True,
+            hint=f"An ISO 3166 code, as in {command} holidays: US, US-CA, DE-BY, GB-SCT, IT, IN-KA. Empty: none.",
+            element=PlainTextInputElement(
+                action_id=VALUE_ACTION, initial_value=prefs.holidays or "", placeholder="e.g. US", max_length=16
+            ),
+        ).to_dict(),
+        context("Holidays count as days off, observed dates included (a holiday on a Saturday moved to Monday)."),
+    ]
+    return _modal(HOLIDAYS_VIEW, "Public holidays", blocks, submit="Save")
 
 
 def _modal(callback_id: str, title: str, blocks: list[dict], *, submit: str) -> dict:

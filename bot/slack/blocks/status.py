@@ -7,10 +7,12 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import LinkButtonElement
 
+from bot.domain.errors import HoursError
 from bot.domain.hours import format_local, render_days_off, render_duration
+from bot.domain.hours.holidays import describe_code
 from bot.domain.hours.timezones import zone
 from bot.domain.preferences import Preferences
-from bot.domain.templates import PLACEHOLDERS, render_back_in
+from bot.domain.templates import BACK_AT_SENDER_FORMAT, PLACEHOLDERS, render_back_in, slack_date
 from bot.slack.blocks.common import context, divider, escape, header, section
 
 
@@ -36,11 +38,61 @@ def settings_lines(prefs: Preferences, *, now: datetime, connected: bool | None 
         f"*Time zone:* {prefs.tz}",
         f"*Reply time once back:* {render_duration(prefs.reply_within)}",
         f"*Days off:* {days_off}",
+        "*Public holidays:* " + holidays_summary(prefs, now=now),
         f"*Auto-replies:* {'paused' if prefs.paused else 'on'}",
     ]
     if connected is not None:
         lines.append("*DMs:* " + ("connected" if connected else "not connected — auto-replies can't be sent"))
     return lines
+
+
+def upcoming_holidays_text(prefs: Preferences, *, now: datetime) -> str:
+    """ "Fri 25 Dec Christmas Day, Fri 1 Jan New Year's Day, ..." : the next three, or "" without holidays."""
+    return ", ".join(f"{day:%a} {day.day} {day:%b} {name}" for day, name in prefs.schedule.upcoming_holidays(now))
+
+
+def holidays_summary(prefs: Preferences, *, now: datetime) -> str:
+    """ "US (United States) — next: ..." or "none"; "(default)" when they come from the config."""
+    if prefs.holidays is None:
+        return "none" + ("" if prefs.custom_holidays else " _(default)_")
+    default = "" if prefs.custom_holidays else " _(default)_"
+    upcoming = upcoming_holidays_text(prefs, now=now)
+    return f"{prefs.holidays} ({describe_code(prefs.holidays)}){default}" + (f" — next: {upcoming}" if upcoming else "")
+
+
+def holidays_line(prefs: Preferences, *, now: datetime, changed: bool = False) -> str:
+    """The answer to `/hours holidays [code]`."""
+    if prefs.holidays is None:
+        return "No public holidays count as your days off. Turn them on with e.g. `holidays US` or `holidays DE-BY`."
+    lead = "Public holidays now count as your days off" if changed else "Your public holidays"
+    return (
+        f"{lead}: *{prefs.holidays}* ({describe_code(prefs.holidays)}). Next: {upcoming_holidays_text(prefs, now=now)}."
+    )
+
+
+def exceptions_line(user_ids: list[str]) -> str:
+    """Who never gets an auto-reply, as mentions."""
+    if not user_ids:
+        return "Everyone who writes while you're off gets your auto-reply (nobody is on your list)."
+    return f"Never auto-replied ({len(user_ids)}): " + ", ".join(f"<@{u}>" for u in user_ids) + "."
+
+
+def when_text(prefs: Preferences, *, now: datetime) -> str:
+    """`/hours when @them`: working now, or when they are back, in the asker's zone (a Slack date) and theirs."""
+    who = f"<@{prefs.user_id}>"
+    try:
+        if prefs.schedule.is_working(now):
+            return f":large_green_circle: {who} is working now."
+        back = prefs.schedule.next_start(now)
+    except HoursError:
+        return f"{who} has no working hours ahead in Offhours, so it can't say when they're back."
+    theirs = format_local(back, prefs.tz, now=now)
+    yours = slack_date(back, BACK_AT_SENDER_FORMAT, fallback=f"{theirs} ({prefs.tz})")
+    return f":crescent_moon: {who} is off — back {yours} your time ({theirs} their time, {prefs.tz})."
+
+
+def when_blocks(text: str) -> list[dict]:
+    return [section(text)]
 
 
 def status_blocks(
@@ -88,6 +140,10 @@ HELP_ROWS: Mapping[str, str] = {
     "message <text>": "your boundary message; `message reset` restores the default",
     "reply <time>": "how soon you reply once back: `30m`, `2h`, `1d`",
     "off <date>[..<date>]": "days off, e.g. `2026-12-24..2027-01-02`; `off list`, `off clear`",
+    "holidays <code>": "public holidays as days off, e.g. `US`, `DE-BY`, `GB-SCT`; `holidays off`",
+    "except @someone …": "people who never get your auto-reply (still in your recap); `except remove @someone`, "
+    "`except` lists them",
+    "when @someone": "is that person working now, and if not, when are they back",
     "pause · resume": "turn auto-replies off and on",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",

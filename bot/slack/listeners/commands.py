@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,7 +28,12 @@ from bot.slack.blocks import status as ui
 log = logging.getLogger(__name__)
 
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
-SUBCOMMANDS = ("show", "set", "tz", "message", "reply", "off", "pause", "resume", "preview", "help", "forget")
+SUBCOMMANDS = (
+    "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
+    "help", "forget",
+)  # fmt: skip
+# Answered for anyone in the workspace, connected or not.
+OPEN_TO_ALL = ("when",)
 
 # A correct example for each subcommand that takes a value: every refusal shows one, whatever the engine said.
 EXAMPLES = {
@@ -36,6 +42,9 @@ EXAMPLES = {
     "message": "message Hi {sender}, I'm off until {back_at}.",
     "reply": "reply 2h",
     "off": "off 2026-12-24..2027-01-02",
+    "holidays": "holidays DE-BY",
+    "except": "except @maria @sam",
+    "when": "when @maria",
 }
 
 
@@ -45,6 +54,25 @@ class UsageError(OffhoursError):
 
 def _unknown() -> None:
     return None
+
+
+# A user mention as Slack sends it in a command's text with should_escape: `<@U123|name>`, or `<@U123>`.
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
+
+
+def mentioned_users(text: str, *, what: str) -> list[str]:
+    """The user ids of a text made of mentions only (in order, each once); UsageError on anything else."""
+    rest = _MENTION.sub(" ", text)
+    leftover = " ".join(rest.replace(",", " ").split())
+    if leftover:
+        raise UsageError(
+            f"`{leftover[:40]}` is not a person — name people with @, as Slack suggests while you type (`{what}`)."
+        )
+    return list(dict.fromkeys(_MENTION.findall(text)))
+
+
+def _mentions(ids: list[str]) -> str:
+    return ", ".join(f"<@{i}>" for i in ids)
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -64,7 +92,7 @@ def register(app: App, services: Services) -> None:
         started = time.perf_counter()
         team_id, user_id = body.get("team_id") or "", body.get("user_id") or ""
         sub, arg = split_command(body.get("text") or "")
-        if services.store.user_token(team_id, user_id) is None:
+        if sub not in OPEN_TO_ALL and services.store.user_token(team_id, user_id) is None:
             ack(
                 blocks=ui.connect_blocks(services.install_url(request.headers), command=command),
                 text="Connect your DMs to use Offhours",
@@ -77,11 +105,17 @@ def register(app: App, services: Services) -> None:
             blocks, text = handler.run(sub, arg)
             outcome = "ok"
         except OffhoursError as e:
-            example = f"{command} {EXAMPLES[sub]}" if sub in EXAMPLES else None
+            example = f"{command} {_example(sub, arg)}" if sub in EXAMPLES else None
             blocks, text = ui.error_blocks(str(e), command=command, example=example), str(e)
             outcome = "invalid"
         ack(blocks=blocks, text=text[:300], response_type="ephemeral")
         _log(sub if sub in SUBCOMMANDS else "unknown", outcome, started)
+
+
+def _example(sub: str, arg: str) -> str:
+    if sub == "except" and arg.lower().startswith("remove"):
+        return "except remove @maria"
+    return EXAMPLES[sub]
 
 
 def _log(sub: str, outcome: str, started: float) -> None:
@@ -104,7 +138,8 @@ class Subcommands:
         handlers: dict[str, Callable[[str], tuple[list[dict], str]]] = {
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
-            "preview": self.preview, "help": self.help, "forget": self.forget,
+            "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
+            "except": self.exceptions, "when": self.when,
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -115,6 +150,8 @@ class Subcommands:
             # `/hours forget tz` (say) must not delete everything: words the subcommand would ignore are refused.
             raise UsageError(f"`{self.command} {sub}` takes nothing after it, so nothing was done. "
                              f"To {sub}, send just `{self.command} {sub}`.")  # fmt: skip
+        if sub in OPEN_TO_ALL:
+            return handler(arg)  # the asker may not be connected: no row of theirs is made or needed
         # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService), and
         # not for a zone about to be chosen, data about to be deleted, or help.
         self._ensure_person(learn_zone=sub not in ("tz", "forget", "help"))
@@ -178,6 +215,47 @@ class Subcommands:
             return self._done("Your days off are cleared.", prefs)
         prefs, added = self.people.add_days_off(self.team_id, self.user_id, arg, today=today)
         return self._done(f"Added *{render_days_off(added)}* to your days off.", prefs)
+
+    def holidays(self, arg: str) -> tuple[list[dict], str]:
+        if not arg:
+            prefs = self.people.get(self.team_id, self.user_id)
+            return self._done(ui.holidays_line(prefs, now=self.now), prefs)
+        prefs = self.people.set_holidays(self.team_id, self.user_id, arg)
+        if prefs.holidays is None:
+            return self._done("Public holidays are off: only your own days off count.", prefs)
+        return self._done(ui.holidays_line(prefs, now=self.now, changed=True), prefs)
+
+    def exceptions(self, arg: str) -> tuple[list[dict], str]:
+        """`except` lists; `except @a @b` adds; `except remove @a` removes."""
+        head, _, rest = arg.partition(" ")
+        removing = head.lower() == "remove"
+        what = "except remove" if removing else "except"
+        ids = mentioned_users(rest if removing else arg, what=what)
+        if arg and not ids:
+            raise UsageError(f"`{self.command} {what}` needs at least one person, as a mention.")
+        if not arg:
+            listed = self.people.reply_exceptions(self.team_id, self.user_id)
+            text = ui.exceptions_line(listed)
+        elif removing:
+            listed = self.people.change_reply_exceptions(self.team_id, self.user_id, remove=ids)
+            text = f"Removed {_mentions(ids)}: they get your auto-reply again. " + ui.exceptions_line(listed)
+        else:
+            listed = self.people.change_reply_exceptions(self.team_id, self.user_id, add=ids)
+            text = f"{_mentions(ids)} never get your auto-reply; their messages still go in your recap. " + (
+                ui.exceptions_line(listed)
+            )
+        return self._done(text, self.people.get(self.team_id, self.user_id))
+
+    def when(self, arg: str) -> tuple[list[dict], str]:
+        ids = mentioned_users(arg, what="when")
+        if len(ids) != 1:
+            raise UsageError(f"`{self.command} when` takes one person, as a mention.")
+        target = ids[0]
+        if self.services.store.user_token(self.team_id, target) is None:
+            text = f"<@{target}> hasn't connected Offhours, so it has no hours to tell for them."
+            return ui.when_blocks(text), text
+        text = ui.when_text(self.people.get(self.team_id, target), now=self.now)
+        return ui.when_blocks(text), text
 
     def pause(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_paused(self.team_id, self.user_id, True)

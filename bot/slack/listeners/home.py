@@ -29,6 +29,7 @@ from bot.domain.hours import parse_duration, parse_hours, resolve_timezone
 from bot.domain.hours.model import DAY_NAMES
 from bot.domain.hours.timezones import local_date, zone
 from bot.domain.preferences import Preferences
+from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
 from bot.slack.blocks import home as ui
 
@@ -115,6 +116,26 @@ def register(app: App, services: Services) -> None:
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
     app.action(ui.CLEAR_DAYS_OFF_ACTION)(change("clear_days_off", people.clear_days_off))
+    app.action(ui.HOLIDAYS_OFF_ACTION)(change("holidays_off", lambda t, u: people.set_holidays(t, u, "off")))
+    app.action(ui.EDIT_HOLIDAYS_ACTION)(
+        open_modal(lambda prefs: ui.holidays_modal(prefs, command=services.config.command), "holidays")
+    )
+
+    @app.action(ui.EXCEPTIONS_ACTION)
+    def exceptions_picked(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
+        ack()
+        team_id, user_id = person(body)
+        picked = [str(u) for u in ((body.get("actions") or [{}])[0].get("selected_users") or [])]
+        outcome = "not_connected"
+        if home.connected(team_id, user_id):
+            try:
+                with refresher.quiet():
+                    people.change_reply_exceptions(team_id, user_id, replace=[u for u in picked if u != user_id])
+                outcome = "changed"
+            except OffhoursError:
+                outcome = "invalid"  # too many: nothing changed, and the Home below shows the list as it is
+        home.publish(team_id, user_id, token=context.bot_token, headers=request.headers)
+        log.info("action type=exceptions outcome=%s", outcome)
 
     @app.options(ui.TZ_ACTION)
     def tz_options(ack: Ack, body: dict) -> None:
@@ -147,6 +168,7 @@ def register(app: App, services: Services) -> None:
     app.view(ui.HOURS_VIEW)(submission("hours", home.save_hours))
     app.view(ui.MESSAGE_VIEW)(submission("message", home.save_message))
     app.view(ui.DAYS_OFF_VIEW)(submission("days_off", home.save_days_off))
+    app.view(ui.HOLIDAYS_VIEW)(submission("holidays", home.save_holidays))
 
 
 class HomeTab:
@@ -178,7 +200,13 @@ class HomeTab:
         now = self.services.clock()
         prefs = self.people.get(team_id, user_id)
         return ui.home_view(
-            prefs, now=now, preview=preview_text(prefs, now=now), command=self.command, today=local_date(now, prefs.tz)
+            prefs,
+            now=now,
+            preview=preview_text(prefs, now=now),
+            command=self.command,
+            today=local_date(now, prefs.tz),
+            exceptions=self.people.reply_exceptions(team_id, user_id),
+            max_exceptions=MAX_REPLY_EXCEPTIONS,
         )
 
     def publish(self, team_id: str, user_id: str, *, token: str | None, headers: dict | None = None) -> None:
@@ -270,6 +298,14 @@ class HomeTab:
             self.people.add_days_off(team_id, user_id, spec, today=today)
         except OffhoursError as e:
             return {block: str(e)}
+        return {}
+
+    def save_holidays(self, team_id: str, user_id: str, values: dict) -> dict[str, str]:
+        typed = _text(values, ui.HOLIDAYS_BLOCK).strip()
+        try:
+            self.people.set_holidays(team_id, user_id, typed or "off")
+        except OffhoursError as e:
+            return {ui.HOLIDAYS_BLOCK: str(e)}
         return {}
 
 

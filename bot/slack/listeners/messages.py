@@ -101,6 +101,7 @@ class MessageHandler:
         view = self.store.dm_view(
             team_id, message.channel_id,
             recipient_id=authorized if may_reply else None, sender_id=message.sender_id if answering else None,
+            excepted_sender=message.sender_id if may_reply else None,
         )  # fmt: skip
         answered = self._mark_answered(message) if view.sender_has_waiting else 0
         if not may_reply:
@@ -119,7 +120,9 @@ class MessageHandler:
         reason = autoreply.ignore_reason(message, recipient_id=recipient)
         if reason is not None or recipient is None:
             return "answered" if answered else f"ignored:{reason}"
-        view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=recipient, sender_id=None)
+        view = self.store.dm_view(
+            message.team_id, message.channel_id, recipient_id=recipient, sender_id=None, excepted_sender=me
+        )
         return self._after_hours(message, recipient, view)
 
     def _mark_answered(self, message: DirectMessage) -> int:
@@ -167,6 +170,8 @@ class MessageHandler:
         window = prefs.schedule.off_window(at)
         if window is None:
             return "ignored:working"
+        # Recorded for the recap either way; no auto-reply while paused or to someone on the exception list.
+        withheld = autoreply.reply_withheld(paused=prefs.paused, sender_excepted=view.sender_excepted)
         key = autoreply.off_window_key(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
         record = IncomingRecord(
             team_id=message.team_id,
@@ -180,11 +185,11 @@ class MessageHandler:
             # PostgreSQL text cannot hold NUL; Slack text never needs it.
             text=message.text.replace("\x00", "") if services.config.recap.include_text else None,
             window_key=key or "",
-            reply=not prefs.paused,
+            reply=withheld is None,
         )
         outcome = self.store.outbox.record(record, now=services.clock())
         if outcome == "replied":
             services.replies_queued.set()
-        if prefs.paused and outcome != "duplicate":
-            return "ignored:paused"
+        if withheld and outcome != "duplicate":
+            return f"ignored:{withheld}"
         return outcome
