@@ -120,6 +120,13 @@ def open_store(
     return store
 
 
+def configured_store(settings: Settings, config: Config) -> Store:
+    """The store the settings and config name (DATABASE_URL, else storage.url), opened and migrated."""
+    url = settings.database_url or config.storage.url
+    source = "DATABASE_URL" if settings.database_url else "storage.url in config.yaml"
+    return open_store(url, source=source, client_id=settings.client_id, encryption_key=settings.encryption_key)
+
+
 def _reason(url: str, error: Exception) -> str:
     """The driver's own words (its first line), and for a SQLite file in a missing directory, which one."""
     original = getattr(error, "orig", None) or error
@@ -166,10 +173,7 @@ class Runtime:
         self.settings = settings
         self.config = config
         self._owns_store = store is None
-        if store is None:
-            url = settings.database_url or config.storage.url
-            source = "DATABASE_URL" if settings.database_url else "storage.url in config.yaml"
-            store = open_store(url, source=source, client_id=settings.client_id, encryption_key=settings.encryption_key)
+        store = store if store is not None else configured_store(settings, config)
         self.store = store
         self.app: OffhoursApp | None = None
         if self.parts & _LISTENING:
