@@ -176,13 +176,18 @@ class Runtime:
         store = store if store is not None else configured_store(settings, config)
         self.store = store
         self.app: OffhoursApp | None = None
-        if self.parts & _LISTENING:
-            from bot.slack.app import create_app
+        try:
+            if self.parts & _LISTENING:
+                from bot.slack.app import create_app
 
-            self.app = create_app(config, store, settings=settings, client=client, clock=clock)
-            self.services: Services = self.app.services
-        else:
-            self.services = build_services(config, store, settings=settings, client=client, clock=clock)
+                self.app = create_app(config, store, settings=settings, client=client, clock=clock)
+                self.services: Services = self.app.services
+            else:
+                self.services = build_services(config, store, settings=settings, client=client, clock=clock)
+        except BaseException:
+            if self._owns_store:
+                store.close()
+            raise
         self.replies: ReplySender | None = None
         if self.parts & {"replies", "scheduler"}:
             from bot.workers.replies import ReplySender
@@ -217,15 +222,15 @@ class Runtime:
         )
 
     def _start_parts(self) -> None:
-        settings = self.settings
-        if "http" in self.parts:
+        settings, app = self.settings, self.app
+        if "http" in self.parts and app is not None:  # the app is built for every listening part
             # Listening first: an address this machine does not have stops start-up before any thread is running.
-            self.server = _listen(self.app, host=settings.host, port=settings.port)  # type: ignore[arg-type]
-        if "socket_mode" in self.parts and settings.app_token:
+            self.server = _listen(app, host=settings.host, port=settings.port)
+        if "socket_mode" in self.parts and app is not None and settings.app_token:
             # Connected before any worker starts, so that a token Slack refuses stops start-up with its message.
             from bot.slack.socket_mode import start_socket_mode
 
-            self.socket_mode = start_socket_mode(self.app, app_token=settings.app_token)  # type: ignore[arg-type]
+            self.socket_mode = start_socket_mode(app, app_token=settings.app_token)
         if "replies" in self.parts and self.replies is not None:
             self.replies.start()
             self._replies_started = True
@@ -263,7 +268,7 @@ class Runtime:
         """The port HTTP listens on (the one the OS chose when settings.port is 0)."""
         if self.server is None:
             return self.settings.port
-        return int(self.server.effective_port)  # type: ignore[attr-defined]
+        return int(self.server.effective_port)
 
     def _serve(self) -> None:
         server = self.server
@@ -306,6 +311,7 @@ class Runtime:
         if self.server is not None:
             self._stop_http(self.server)
         if self.socket_mode is not None:
+            self.socket_mode.client.auto_reconnect_enabled = False  # a hang-up while closing must not reconnect
             self.socket_mode.close()
         if self.replies is not None:
             # Before the scheduler: a drain under way in its reply job stops claiming, and hands back what it holds.
@@ -322,13 +328,13 @@ class Runtime:
         """No new connections; requests in flight finish and are answered; then the loop ends and its thread."""
         # asyncore objects are only ever touched from the loop's own thread: closing a socket under its poll()
         # makes it fail. The trigger runs a function in the loop thread.
-        trigger: Any = server.trigger  # type: ignore[attr-defined]
-        channels: dict[int, Any] = server._map  # type: ignore[attr-defined]
+        trigger: Any = server.trigger
+        channels: dict[int, Any] = server._map
         if self._http_thread is None:  # never served: nothing but the sockets to close
             server.close()
             return
         trigger.pull_trigger(lambda: _close_listener(server))
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=HTTP_DRAIN_SECONDS)  # type: ignore[attr-defined]
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=HTTP_DRAIN_SECONDS)
         deadline = time.monotonic() + _FLUSH_SECONDS
         while time.monotonic() < deadline and any(
             getattr(channel, "total_outbufs_len", 0) for channel in list(channels.values())

@@ -225,3 +225,37 @@ def test_the_server_and_the_app_draw_the_body_line_at_the_same_size(make_runtime
     # Unsigned: the largest allowed body reaches the app (which refuses the signature), one byte more does not.
     assert request(url, method="POST", body=b"x" * MAX_BODY_BYTES).status == 401
     assert request(url, method="POST", body=b"x" * (MAX_BODY_BYTES + 1)).status == 413
+
+
+# --- Socket Mode -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_socket(fake_slack) -> Iterator:
+    from tests.support.fakesocket import FakeSocketMode
+
+    fake = FakeSocketMode().start()
+    fake_slack.socket_url = fake.url
+    yield fake
+    fake.stop()
+
+
+def test_socket_mode_is_a_part_and_stop_ends_its_threads(store, settings, fake_slack, fake_socket, clock):
+    before = set(threading.enumerate())
+    runtime = Runtime(
+        COMMANDS["web"],
+        settings=replace(settings, host="127.0.0.1", port=0, app_token="xapp-1-A1-runtime-test"),
+        config=Config(),
+        store=store,
+        client=WebClient(base_url=fake_slack.base_url, timeout=5),
+        clock=clock,
+    )
+    try:
+        runtime.start()
+        fake_socket.wait_connected()
+        assert runtime.running_parts() == {"http", "socket_mode", "replies", "home_refresh"}
+    finally:
+        stopping = time.monotonic()
+        runtime.stop()
+    assert time.monotonic() - stopping < 10  # the SDK's receiving thread waits out its 3-second recv
+    assert wait_for_threads_to_end(before, timeout=10) == set()
