@@ -330,8 +330,9 @@ class Runtime:
         # makes it fail. The trigger runs a function in the loop thread.
         trigger: Any = server.trigger
         channels: dict[int, Any] = server._map
-        if self._http_thread is None:  # never served: nothing but the sockets to close
+        if self._http_thread is None:  # never served (a later part failed to start): close what was built
             server.close()
+            server.task_dispatcher.shutdown()
             return
         trigger.pull_trigger(lambda: _close_listener(server))
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=HTTP_DRAIN_SECONDS)

@@ -259,3 +259,22 @@ def test_socket_mode_is_a_part_and_stop_ends_its_threads(store, settings, fake_s
         runtime.stop()
     assert time.monotonic() - stopping < 10  # the SDK's receiving thread waits out its 3-second recv
     assert wait_for_threads_to_end(before, timeout=10) == set()
+
+
+def test_a_socket_mode_token_slack_refuses_stops_start_up_and_every_part_before_it(
+    store, settings, fake_slack, fake_socket, clock
+):
+    fake_slack.fail("apps.connections.open", error="invalid_auth")
+    before = set(threading.enumerate())
+    runtime = Runtime(
+        COMMANDS["run"],
+        settings=replace(settings, host="127.0.0.1", port=0, app_token="xapp-1-A1-refused"),
+        config=Config(),
+        store=store,
+        client=WebClient(base_url=fake_slack.base_url, timeout=5),
+        clock=clock,
+    )
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN: Slack refused it"):
+        runtime.start()  # HTTP was listening already: its socket and request threads are closed again
+    assert runtime.running_parts() == set()
+    assert wait_for_threads_to_end(before) == set()
