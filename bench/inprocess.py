@@ -62,7 +62,8 @@ def call(wsgi, body: str) -> None:
 
 def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackProcess) -> dict:
     from bench.server import bare_wsgi
-    from bot.__main__ import _load, _store
+    from bot.runtime import configured_store as _store
+    from bot.runtime import load_environment as _load
     from bot.slack.app import create_app
     from bot.slack.web import create_wsgi
     from bot.workers.replies import ReplySender

@@ -32,7 +32,8 @@ REPLY_WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "8"))  # serve()'s Rep
 
 def offhours_wsgi():
     """What serve() builds: the app from the environment, its WSGI callable, and the reply sender beside it."""
-    from bot.__main__ import _load, _store
+    from bot.runtime import configured_store as _store
+    from bot.runtime import load_environment as _load
     from bot.slack.app import create_app
     from bot.slack.web import create_wsgi
     from bot.workers.replies import ReplySender
@@ -54,7 +55,8 @@ def offhours_wsgi():
 
 def separate_sender():
     """EXPERIMENT: the reply sender in a process of its own, polling every 0.1 s."""
-    from bot.__main__ import _load, _store
+    from bot.runtime import configured_store as _store
+    from bot.runtime import load_environment as _load
     from bot.slack.app import create_app
     from bot.workers.replies import ReplySender
 

@@ -1,14 +1,13 @@
-"""Command line: `python -m bot [run|web|scheduler|migrate|check|manifest|hours]`.
+"""Command line: `python -m bot [run|web|scheduler|migrate|check|manifest|hours]`: parse, hand over to the runtime.
 
-Configuration problems end with exit status 2 and one clear message, never a traceback.
+Configuration problems (the environment, config.yaml, a database that does not open) end with exit status 2 and
+one clear message, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -26,114 +25,39 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load():
-    from bot.config import load_config, load_settings
+def serve(command: str) -> int:
+    """Run the parts `command` names (bot/runtime.py COMMANDS) until SIGTERM or SIGINT."""
+    from bot.runtime import COMMANDS, Runtime, load_environment
 
-    settings = load_settings()
-    config = load_config(settings.config_path)
-    return settings, config
-
-
-def _store(settings, config):
-    from bot.config import database_url
-    from bot.storage.store import Store
-
-    store = Store(
-        database_url(config),
-        client_id=settings.client_id,
-        encryption_key=settings.encryption_key,
-    )
-    store.migrate()
-    return store
-
-
-def serve(*, with_scheduler: bool) -> int:
-    """Serve HTTP on $PORT with waitress, the reply sender beside it, and the recap scheduler if asked."""
-    settings, config = _load()  # first: a configuration mistake is reported before the slow imports
-
-    import waitress
-
-    from bot.slack.app import create_app
-    from bot.slack.web import create_wsgi
-    from bot.workers.replies import ReplySender
-
-    store = _store(settings, config)
-    app = create_app(config, store, settings=settings)
-    try:
-        # Listening first: an address this machine does not have stops start-up before any thread is running.
-        server = waitress.create_server(create_wsgi(app), host=settings.host, port=settings.port, threads=16)
-    except (OSError, ValueError) as e:  # ValueError: waitress could not resolve the host name
-        store.close()
-        raise ConfigError(
-            f"cannot listen on OFFHOURS_HOST={settings.host} PORT={settings.port}: {e} "
-            "(use an address of this machine, e.g. 0.0.0.0 or 127.0.0.1, and a free port)"
-        ) from e
-    socket_mode = None
-    if settings.app_token:
-        # Socket Mode: events, commands and interactivity arrive over a WebSocket; HTTP still serves OAuth.
-        # Connected first, so that a token Slack refuses stops start-up before any thread is running.
-        from bot.slack.socket_mode import start_socket_mode
-
-        socket_mode = start_socket_mode(app, app_token=settings.app_token)
-    sender = ReplySender(app.services)
-    sender.start()
-    scheduler = None
-    if with_scheduler:
-        from bot.workers.scheduler import start_scheduler
-
-        scheduler = start_scheduler(app.services)
-    logging.getLogger("bot").info(
-        "serving host=%s port=%d scheduler=%s socket_mode=%s",
-        settings.host, settings.port, with_scheduler, socket_mode is not None,
-    )  # fmt: skip
-
-    def shut_down(*_args) -> None:
-        # Leave the server loop from the main thread; closing sockets here, under running request threads,
-        # made them write to closed descriptors.
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, shut_down)
-    try:
-        server.run()
-    except (KeyboardInterrupt, OSError):
-        pass
-    finally:
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)  # let requests in flight finish
-        server.close()
-        if socket_mode is not None:
-            socket_mode.close()
-        sender.stop()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        store.close()
-    return 0
-
-
-def run_scheduler() -> int:
-    import threading
-
-    from bot.services import build_services
-    from bot.workers.scheduler import start_scheduler
-
-    settings, config = _load()
-    store = _store(settings, config)
-    services = build_services(config, store, settings=settings)
-    scheduler = start_scheduler(services)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    scheduler.shutdown(wait=False)
-    return 0
+    settings, config = load_environment()  # first: a configuration mistake is reported before the slow imports
+    return Runtime(COMMANDS[command], settings=settings, config=config).run()
 
 
 def migrate() -> int:
-    from bot.config import database_url, load_config
-    from bot.storage.store import Store
+    """Bring the database schema up to date; needs only the database URL (no Slack variables)."""
+    from bot.config import database_url_and_source, load_config
+    from bot.runtime import open_store
 
-    Store(database_url(load_config())).migrate()
+    url, source = database_url_and_source(load_config())
+    open_store(url, source=source).close()
     print("database is up to date")
     return 0
+
+
+def check() -> int:
+    from bot.check import run_check
+    from bot.config import database_url_and_source, load_config
+    from bot.runtime import check_database_url
+
+    try:
+        config = load_config()
+    except ConfigError:
+        config = None  # the checklist reports it, with everything else it can check
+    if config is not None:
+        # A URL without a driver would end the checklist in a traceback: it is the deployment's mistake, named here.
+        url, source = database_url_and_source(config)
+        check_database_url(url, source=source)
+    return run_check()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,12 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        if args.command == "run":
-            return serve(with_scheduler=True)
-        if args.command == "web":
-            return serve(with_scheduler=False)
-        if args.command == "scheduler":
-            return run_scheduler()
+        if args.command in ("run", "web", "scheduler"):
+            return serve(args.command)
         if args.command == "migrate":
             return migrate()
         if args.command == "manifest":
@@ -168,9 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return print_manifest(args.url, socket_mode=args.socket_mode)
         if args.command == "check":
-            from bot.check import run_check
-
-            return run_check()
+            return check()
     except ConfigError as e:
         print(f"offhours: {e}", file=sys.stderr)
         return 2

@@ -575,10 +575,25 @@ def _env_database_url(environ: Mapping[str, str]) -> tuple[str | None, str | Non
     return value, None
 
 
-def database_url(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+DATABASE_URL_SOURCES = ("DATABASE_URL", "storage.url in config.yaml")
+
+
+def database_url_and_source(config: Config, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
     """The database every command uses (serve, scheduler, migrate, check), decided here only: $DATABASE_URL,
-    else config.yaml's storage.url."""
+    else config.yaml's storage.url; with where it came from, for the messages that name a problem with it."""
     value, problem = _env_database_url(environ)
     if problem:
         raise ConfigError(problem)
-    return value or config.storage.url
+    return (value, DATABASE_URL_SOURCES[0]) if value else (config.storage.url, DATABASE_URL_SOURCES[1])
+
+
+def database_url(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    """database_url_and_source without the source."""
+    return database_url_and_source(config, environ)[0]
+
+
+def settings_database_url(settings: Settings, config: Config) -> tuple[str, str]:
+    """database_url_and_source for settings already loaded (load_settings validated its DATABASE_URL)."""
+    if settings.database_url:
+        return settings.database_url, DATABASE_URL_SOURCES[0]
+    return config.storage.url, DATABASE_URL_SOURCES[1]

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -14,6 +15,9 @@ from bot.people import PeopleService
 from bot.slack.paths import INSTALL_PATH
 from bot.slack.profiles import ProfileCache
 from bot.storage.store import Store
+
+if TYPE_CHECKING:  # built in build_services: this module imports no worker at run time
+    from bot.workers.home_refresh import HomeRefresher
 
 Clock = Callable[[], datetime]
 
@@ -34,6 +38,8 @@ class Services:
     clock: Clock
     people: PeopleService
     profiles: ProfileCache
+    # Republishes a person's Home after a change made elsewhere; its thread is started and stopped by the runtime.
+    home_refresh: HomeRefresher
     # Set when a reply is queued, so the reply sender wakes at once instead of at its next poll.
     replies_queued: threading.Event = field(default_factory=threading.Event)
 
@@ -62,6 +68,7 @@ def build_services(
 ) -> Services:
     """Build the services once per process (the runtime does; tests hand in their fake Slack's client)."""
     from bot.slack.client import make_client
+    from bot.workers.home_refresh import HomeRefresher
 
     client = client or make_client(settings)
     people = PeopleService(store, config, clock=clock)
@@ -80,4 +87,5 @@ def build_services(
         clock=clock,
         people=people,
         profiles=ProfileCache(store, client, clock=clock),
+        home_refresh=HomeRefresher(),
     )

@@ -85,12 +85,19 @@ def settings(fake_slack) -> Settings:
 def make_app(store, settings, fake_slack, clock):
     """Build an app, optionally with config changes: make_app(reply=replace(config.reply, mode="ephemeral"))."""
 
+    built: list[OffhoursApp] = []
+
     def build(config: Config | None = None, **changes) -> OffhoursApp:
         config = replace(config or Config(), **changes)
         client = WebClient(base_url=fake_slack.base_url, timeout=5)
-        return create_app(config, store, settings=settings, client=client, clock=clock)
+        app = create_app(config, store, settings=settings, client=client, clock=clock)
+        app.services.home_refresh.start()  # as the runtime does in a serving process
+        built.append(app)
+        return app
 
-    return build
+    yield build
+    for app in built:
+        app.services.home_refresh.stop()
 
 
 @pytest.fixture

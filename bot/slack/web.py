@@ -1,4 +1,4 @@
-"""The HTTP side: Bolt's WSGI handler for Slack's paths, plus /healthz, served by waitress.
+"""The HTTP side: Bolt's WSGI handler for Slack's paths, plus /healthz, and the waitress server with its limits.
 
 waitress was picked by measurement over gunicorn's gthread worker (bench/RESULTS.md): the same acks/s and ack
 p99 on the event path, 25 MiB less memory, and it runs in-process beside the reply sender and the scheduler
@@ -12,10 +12,14 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
+import waitress
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
+from waitress.server import BaseWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from bot.slack.app import OffhoursApp
 from bot.slack.paths import EVENTS_PATH
@@ -23,6 +27,44 @@ from bot.slack.paths import EVENTS_PATH
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger before reading it
+
+# What anyone who can reach the port must not be able to take: waitress's defaults stop accepting at 100 open
+# connections and keep an idle one for 120 s, so a hundred idle sockets stalled every request, /healthz included.
+SERVER_LIMITS: dict[str, Any] = {
+    "threads": 16,
+    # Connections are cheap for the event loop; a thousand (with poll(), which has no 1,024-descriptor ceiling)
+    # takes a thousand sockets held open, and each is closed after CHANNEL_TIMEOUT s without a byte.
+    "connection_limit": 1000,
+    "asyncore_use_poll": True,
+    "channel_timeout": 15,  # Slack sends its request at once; a keep-alive idle this long is reopened, cheaply
+    "cleanup_interval": 5,  # how often idle connections are looked for: an idle one lives at most 20 s
+    # waitress answers 413 from the headers alone when Content-Length >= this, before reading a byte of the body
+    # (it used to read a declared 1 GiB, spilling it to temporary files, before the app's 413). One more than
+    # MAX_BODY_BYTES, so that both draw the line at the same size; chunked bodies stop at the same count.
+    "max_request_body_size": MAX_BODY_BYTES + 1,
+    "max_request_header_size": 64 * 1024,  # Slack's headers are a few hundred bytes
+    # inbuf_overflow/outbuf_overflow keep their defaults (512 KiB, 1 MiB in memory, then a temporary file): with
+    # the body limit above, a connection buffers at most MAX_BODY_BYTES, whoever sends it.
+}
+
+
+def create_server(app: OffhoursApp, *, host: str, port: int, **overrides: Any) -> BaseWSGIServer:
+    """The waitress server for `app`, bound and listening (a host or port it cannot use raises here)."""
+    limits = {**SERVER_LIMITS, **overrides}
+    # waitress starts its request threads before it binds, and leaves them running when binding fails: built
+    # here, they are stopped again, with whatever the failed server had registered in its map.
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(limits.pop("threads"))
+    channels: dict[int, Any] = {}
+    try:
+        return waitress.create_server(
+            create_wsgi(app), map=channels, _dispatcher=dispatcher, host=host, port=port, **limits
+        )
+    except BaseException:
+        for channel in list(channels.values()):
+            channel.close()
+        dispatcher.shutdown()
+        raise
 
 
 def create_wsgi(app: OffhoursApp) -> Callable:

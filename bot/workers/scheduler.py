@@ -1,4 +1,7 @@
-"""APScheduler wiring only: one interval job delivers due recaps; the job bodies are plain functions of `now`.
+"""APScheduler wiring only: interval jobs deliver due recaps, send pending replies and purge old rows.
+
+The job bodies are plain functions of `now`. The reply job drains the process's one reply sender (handed in by the
+runtime), so its claims are handed back when the runtime stops that sender and its lookups share one spacing.
 
 Why an interval poll and not a cron trigger per person: APScheduler 3.x cron triggers skip or repeat runs
 around DST changes, and per-person jobs would have to be kept in step with every hours change. The due
@@ -22,8 +25,9 @@ REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
 
 
-def start_scheduler(services: Services, *, start: bool = True) -> BackgroundScheduler:
-    """Build (and start) the scheduler. Its job store is in memory: correctness lives in the database."""
+def start_scheduler(services: Services, *, replies: ReplySender, start: bool = True) -> BackgroundScheduler:
+    """Build (and start) the scheduler; `replies` is the process's reply sender. Its job store is in memory:
+    correctness lives in the database."""
     scheduler = BackgroundScheduler(
         timezone="UTC",
         job_defaults={
@@ -44,7 +48,6 @@ def start_scheduler(services: Services, *, start: bool = True) -> BackgroundSche
             next_run_time=services.clock(),  # first tick at start-up: catch up on recaps due while down
         )
     # Replies left pending by a web process that died are sent from here too.
-    replies = ReplySender(services, workers=4)
     scheduler.add_job(
         _safely(lambda: replies.drain(now=services.clock()), "replies"),
         "interval",

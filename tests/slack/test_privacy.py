@@ -158,7 +158,7 @@ def test_the_scheduler_runs_the_retention_job_with_the_configured_days(make_app,
     finished = seed(store, recipient="U1", sender="U2", at=clock() - timedelta(days=4))
     waiting = seed(store, recipient="U1", sender="U3", at=clock() - timedelta(days=4, minutes=1))
     set_state(store, db.messages, finished, state="answered")
-    scheduler = start_scheduler(app.services, start=False)
+    scheduler = start_scheduler(app.services, replies=ReplySender(app.services), start=False)
     job = scheduler.get_job(PURGE_JOB_ID)
     assert job is not None and job.trigger.interval == timedelta(hours=1)
 

@@ -15,6 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
 from bot.workers.recaps import RecapSender
+from bot.workers.replies import ReplySender
 from bot.workers.scheduler import PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
 from tests.support.helpers import connect
 
@@ -33,7 +34,7 @@ def built():
     made = []
 
     def build(services):
-        scheduler = start_scheduler(services, start=False)
+        scheduler = start_scheduler(services, replies=ReplySender(services), start=False)
         assert not scheduler.running
         made.append(scheduler)
         scheduler.start(paused=True)
@@ -45,14 +46,14 @@ def built():
 
 
 def test_start_false_builds_the_jobs_without_running_them(offhours):
-    scheduler = start_scheduler(offhours.services, start=False)
+    scheduler = start_scheduler(offhours.services, replies=ReplySender(offhours.services), start=False)
     assert not scheduler.running
     assert pending(scheduler) == {RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True}  # replace_existing
 
 
 def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
     caplog.set_level(logging.INFO, logger="bot.workers.scheduler")
-    scheduler = start_scheduler(offhours.services)
+    scheduler = start_scheduler(offhours.services, replies=ReplySender(offhours.services))
     try:
         scheduler.pause()  # nothing should run during the test
         [started] = [r.getMessage() for r in caplog.records if r.name == "bot.workers.scheduler"]
@@ -119,3 +120,12 @@ def test_the_other_jobs_are_intervals_with_the_same_options(offhours, built, job
     job = jobs[job_id]
     assert isinstance(job.trigger, IntervalTrigger)
     assert (job.coalesce, job.misfire_grace_time, job.max_instances) == (True, None, 1)
+
+
+def test_the_reply_job_drains_the_reply_sender_it_was_given(offhours, clock):
+    sender = ReplySender(offhours.services)
+    drained = []
+    sender.drain = lambda *, now=None: drained.append(now) or 0  # type: ignore[method-assign]
+    scheduler = start_scheduler(offhours.services, replies=sender, start=False)
+    scheduler.get_job(REPLY_JOB_ID).func()
+    assert drained == [clock()]  # this sender, at the injected clock: the process builds no second one

@@ -6,17 +6,13 @@ same data. The person is always the payload's `user.id` (Slack sets it; nothing 
 Refreshing: PeopleService calls `on_change` after every change. A change made from the Home tab publishes the
 new Home itself, once, right after the ack (the on_change refresh is switched off for that thread meanwhile so
 the tab is not published twice). A change made anywhere else (`/hours`, the OAuth callback) queues a refresh
-for a background worker: views.publish is one quick call, but the slash command's ack must not wait on Slack,
-and a Slack outage must not turn a saved `/hours set` into an error. The worker reads the settings when it
-publishes, and a person queued twice is published once, so the last publish always shows the last change.
+for the Home refresher (bot/workers/home_refresh.py, reached through Services), which publishes it later.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 import pytz
@@ -40,7 +36,8 @@ _OFF_WORDS = ("off", "closed", "none")
 
 def register(app: App, services: Services) -> None:
     home = HomeTab(services)
-    refresher = HomeRefresher(home.publish_in_background)
+    refresher = services.home_refresh
+    refresher.attach(home.publish_in_background)
     services.people.on_change.append(refresher)
 
     @app.event("app_home_opened")
@@ -307,49 +304,6 @@ class HomeTab:
         except OffhoursError as e:
             return {ui.HOLIDAYS_BLOCK: str(e)}
         return {}
-
-
-class HomeRefresher:
-    """PeopleService.on_change callback: republishes a person's Home from one background worker thread."""
-
-    def __init__(self, publish: Callable[[str, str], None]) -> None:
-        self._publish = publish
-        self._pending: dict[tuple[str, str], None] = {}  # insertion-ordered set: first changed, first published
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def quiet(self) -> Iterator[None]:
-        """Changes made by this thread meanwhile queue no refresh (the caller publishes itself)."""
-        self._local.quiet = True
-        try:
-            yield
-        finally:
-            self._local.quiet = False
-
-    def __call__(self, team_id: str, user_id: str) -> None:
-        if getattr(self._local, "quiet", False):
-            return
-        with self._changed:
-            self._pending[(team_id, user_id)] = None
-            if self._thread is None:  # started on first use: most apps built in tests never need it
-                self._thread = threading.Thread(target=self._run, name="home-refresh", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._pending:
-                    self._changed.wait()
-                key = next(iter(self._pending))
-                del self._pending[key]
-            try:
-                self._publish(*key)
-            except Exception:
-                # Keep the worker alive for everyone else; the person's next open of the tab publishes anyway.
-                log.exception("home: background refresh failed team=%s", key[0])
 
 
 # --- pure helpers -------------------------------------------------------------------------------------
