@@ -20,8 +20,9 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.domain.preferences import PersonRow
 from bot.storage import db, migrate
-from bot.storage.outbox import Outbox, anything_waiting
+from bot.storage.inbox import Inbox, anything_waiting
 from bot.storage.recaps import RecapStore
+from bot.storage.replies import Replies
 from bot.storage.token_crypto import EncryptedInstallationStore, TokenCipher
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ class Store:
         self._bots: dict[tuple[str | None, str], tuple[float, dict]] = {}
         self._bots_generation = 0
         _forget_bots_on_change(self.installation_store, self.forget_cached_bots)
-        self.outbox = Outbox(self.engine)
-        self.recaps = RecapStore(self.engine)
+        self.replies = Replies(self.engine)
+        self.inbox = Inbox(self.engine, self.replies)
+        self.recaps = RecapStore(self.engine, self.inbox)
 
     @property
     def is_postgres(self) -> bool:

@@ -20,7 +20,7 @@ from bot.config import Config
 from bot.services import build_services
 from bot.slack.blocks.recap import DONE_ACTION
 from bot.storage import db
-from bot.storage.outbox import IncomingRecord
+from bot.storage.inbox import IncomingRecord
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
 from tests.support.helpers import RunningServer, connect, rows
@@ -551,7 +551,7 @@ PEOPLE = [f"UP{i:02d}" for i in range(12)]
 
 def record(store: Store, person: str, sender: str, *, at: datetime, due: datetime) -> None:
     channel = dm_channel(person, sender)
-    outcome = store.outbox.record(
+    outcome = store.inbox.record(
         IncomingRecord(
             team_id="T1", recipient_id=person, sender_id=sender, channel_id=channel, ts=f"{at.timestamp():.6f}",
             thread_ts=f"{at.timestamp():.6f}", received_at=at, due_at=due, text=None, window_key="k", reply=False,
@@ -667,7 +667,7 @@ def test_due_people_can_leave_held_workspaces_out(store):
     another workspace's recaps from being claimed."""
     evening = utc(2026, 3, 4, 1, 0)
     record(store, "UP00", "US1", at=evening, due=DUE - timedelta(minutes=1))  # T1: due first
-    store.outbox.record(IncomingRecord(
+    store.inbox.record(IncomingRecord(
         team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id="DQ", ts=f"{evening.timestamp():.6f}",
         thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE, text=None, window_key="k",
         reply=False,
@@ -682,7 +682,7 @@ def test_a_held_workspace_does_not_keep_another_workspaces_recaps_waiting(store,
         connect(store, fake_slack, person, tz="America/New_York")
         record(store, person, "US1", at=evening, due=DUE - timedelta(minutes=1))
     connect(store, fake_slack, "UQ00", team_id="T2", tz="America/New_York")
-    store.outbox.record(IncomingRecord(
+    store.inbox.record(IncomingRecord(
         team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id=dm_channel("UQ00", "US1"),
         ts=f"{evening.timestamp():.6f}", thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE,
         text=None, window_key="k", reply=False,

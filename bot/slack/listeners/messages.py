@@ -18,7 +18,7 @@ from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import preferences
 from bot.services import Services
 from bot.slack.client import REVOKED
-from bot.storage.outbox import IncomingRecord
+from bot.storage.inbox import IncomingRecord
 from bot.storage.store import DmView
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class MessageHandler:
         subtype = event.get("subtype")
         if subtype == "message_deleted":
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
-            dropped = self.store.outbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
+            dropped = self.store.inbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
             return "deleted" if dropped else "ignored:deleted"
         message = parse_message(event, body)
         authorized = authorized_user(body)
@@ -123,7 +123,7 @@ class MessageHandler:
         return self._after_hours(message, recipient, view)
 
     def _mark_answered(self, message: DirectMessage) -> int:
-        return self.store.outbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
+        return self.store.inbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
 
     def _recipient(self, message: DirectMessage, authorized: str | None) -> str | None:
         if authorized is None:
@@ -134,7 +134,7 @@ class MessageHandler:
         return self._other_member(message.team_id, message.channel_id, authorized)
 
     def _other_member(self, team_id: str, channel_id: str, me: str) -> str | None:
-        members = self.store.outbox.dm_members(team_id, channel_id)
+        members = self.store.inbox.dm_members(team_id, channel_id)
         if members is None:
             token = self.store.user_token(team_id, me)
             if token is None:
@@ -154,7 +154,7 @@ class MessageHandler:
                 return None
             if not other:
                 return None
-            self.store.outbox.remember_dm(team_id, channel_id, me, other)
+            self.store.inbox.remember_dm(team_id, channel_id, me, other)
             return other
         return members[1] if members[0] == me else members[0]
 
@@ -182,7 +182,7 @@ class MessageHandler:
             window_key=key or "",
             reply=not prefs.paused,
         )
-        outcome = self.store.outbox.record(record, now=services.clock())
+        outcome = self.store.inbox.record(record, now=services.clock())
         if outcome == "replied":
             services.replies_queued.set()
         if prefs.paused and outcome != "duplicate":
