@@ -68,6 +68,19 @@ _HELD = (
 )
 
 
+_ANY_DUE = (
+    sa.select(_m.id)
+    .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == sa.bindparam("user_id"),
+           _m.state == "pending", _m.due_at <= sa.bindparam("now", type_=db.UTCDateTime()))
+    .limit(1)
+)  # fmt: skip
+
+
+def any_due(conn: sa.Connection, *, team_id: str, user_id: str, now: datetime) -> bool:
+    """Whether the person has waiting messages due by `now` (not yet in a recap)."""
+    return conn.execute(_ANY_DUE, {"team_id": team_id, "user_id": user_id, "now": now}).first() is not None
+
+
 def attach_due(conn: sa.Connection, *, team_id: str, user_id: str, recap_id: int, now: datetime) -> None:
     """Move the person's due waiting messages into recap `recap_id` (so a message is in exactly one recap)."""
     conn.execute(_ATTACH_DUE, {"b_team_id": team_id, "b_user_id": user_id, "b_now": now, "b_recap_id": recap_id})

@@ -109,6 +109,10 @@ class RecapStore:
         latest = conn.execute(_LATEST_RECAP, {"team_id": team_id, "user_id": user_id, "due_at": due_at}).first()
         if latest is not None and latest.state == "pending":
             return self._take_over(conn, latest.id, now=now)
+        if latest is not None and not inbox.any_due(conn, team_id=team_id, user_id=user_id, now=now):
+            # The window's recap went out with everything that was due (another process sent it since this one
+            # read who is due): nothing to follow up.
+            return None
         seq = 0 if latest is None else latest.seq + 1
         until = now + RECAP_LEASE
         inserted = conn.execute(

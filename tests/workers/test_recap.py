@@ -704,3 +704,20 @@ def test_a_hold_counts_from_the_429_not_from_the_start_of_a_long_tick(dm, store,
     assert sender.held_until("T1", now=DUE) == DUE + timedelta(minutes=3, seconds=30)
     [recap] = recaps(store)
     assert recap["next_attempt_at"] == DUE + timedelta(minutes=3, seconds=30)
+
+
+def test_a_recap_whose_claim_was_taken_over_is_not_posted_again_by_its_first_owner(people, store, fake_slack, dm,
+                                                                                   clock):  # fmt: skip
+    """A's claim outlived its lease (a slow build, say) and B took the recap over and sent it: right before posting,
+    A re-checks its claim in the database, finds it lost, and posts nothing."""
+    dm("U2")
+    a, b = RecapSender(people.services), RecapSender(people.services)
+    [(team_id, user_id, due_at)] = store.recaps.due_people(now=DUE)
+    claim = store.recaps.claim_new(team_id, user_id, due_at=due_at, now=DUE)
+    assert claim is not None
+    clock.set(DUE + timedelta(minutes=6))  # past the 5-minute lease
+    assert b.tick(clock()) == 1  # took it over, looked for an earlier post (none), posted
+    assert a.deliver(claim, now=DUE) is False
+    assert len(posts(fake_slack)) == 1
+    [recap] = recaps(store)
+    assert (recap["state"], recap["delivery_state"], recap["attempts"]) == ("sent", "sent", 2)
