@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -52,17 +53,19 @@ class Claim(Protocol):
 
 
 C = TypeVar("C", bound=Claim)
-R = TypeVar("R")  # what a kind composed for one claim: the text, the token...
+P = TypeVar("P")  # what a kind's per-batch `prepare` hands to `compose` for one claim
+R = TypeVar("R")  # what a kind composed for one claim, ready to post: the text, the token...
 
 
-class Posted(Protocol):
+@dataclass(frozen=True, slots=True)
+class Posted:
     """Where a post (or the earlier post a lookup found) landed."""
 
     channel: str | None
     ts: str | None
 
 
-class DeliveryKind(Protocol[C, R]):
+class DeliveryKind(Protocol[C, P, R]):
     """What one kind of delivery tells the engine. Methods run in the claiming thread unless said otherwise."""
 
     name: str  # in log lines: "reply id=... outcome=..."
@@ -70,16 +73,16 @@ class DeliveryKind(Protocol[C, R]):
     max_attempts: int | None  # refused for good after this many retryable failures (None: retried for ever)
     look_up_after_5xx: bool  # whether a 5xx (or internal_error) makes the next attempt look for the post first
 
-    def claims(self, at: Callable[[], datetime], wait: Callable[[], None]) -> Iterator[tuple[datetime, list[C]]]:
+    def claims(self, at: Callable[[], datetime], wait: Callable[[], None]) -> Generator[tuple[datetime, list[C]]]:
         """Claimed batches, each with the `at()` it was claimed at; `wait()` returns once everything handed to the
         engine so far is settled."""
         ...
 
-    def prepare(self, batch: list[C], *, now: datetime) -> list[tuple[C, R | Outcome]]:
+    def prepare(self, batch: list[C], *, now: datetime) -> list[tuple[C, P | Outcome]]:
         """Per-batch reads and checks: what to post for each claim, or the outcome that settles it at once."""
         ...
 
-    def compose(self, claim: C, prepared: R, *, now: datetime) -> R | Outcome:
+    def compose(self, claim: C, prepared: P, *, now: datetime) -> R | Outcome:
         """In a posting thread: the per-claim work before posting (or an outcome that settles it)."""
         ...
 
@@ -128,10 +131,44 @@ class DeliveryKind(Protocol[C, R]):
         ...
 
 
-class DeliveryEngine(Generic[C, R]):
+class KindDefaults(Generic[C, R]):
+    """The usual answers to a DeliveryKind's questions, for a kind to inherit and override where it differs: its
+    posts can be looked up, lookups are not rate-limited ahead of Slack, a lookup's 429 waits Retry-After, a
+    revoked token is a refusal like any other, outcomes are written as they come."""
+
+    max_attempts: int | None = None
+    look_up_after_5xx = True
+
+    def can_look_up(self, prepared: R) -> bool:
+        return True
+
+    def lookup_wait(self, claim: C, *, now: datetime) -> datetime | None:
+        return None
+
+    def lookup_rate_limited(self, claim: C, *, wait: timedelta, now: datetime) -> Outcome:
+        return Outcome(S.OUTCOME_UNKNOWN, error=LOOKUP_FAILED, retry_at=now + wait)
+
+    def revoked(self, claim: C, code: str) -> bool:
+        return False
+
+    def rate_limited(self, claim: C, *, until: datetime) -> None:
+        return None
+
+    def settle(self, claim: C, prepared: R | None, outcome: Outcome, *, now: datetime) -> None:
+        raise NotImplementedError
+
+    def settle_all(self, settled: list[tuple[C, Outcome]], *, now: datetime) -> None:
+        for claim, outcome in settled:
+            self.settle(claim, None, outcome, now=now)
+
+    def settled_batch(self) -> None:
+        return None
+
+
+class DeliveryEngine(Generic[C, P, R]):
     def __init__(
         self,
-        kind: DeliveryKind[C, R],
+        kind: DeliveryKind[C, P, R],
         *,
         clock: Callable[[], datetime],
         workers: int = 8,
@@ -185,7 +222,7 @@ class DeliveryEngine(Generic[C, R]):
 
     def _submit_batch(self, batch: list[C], *, now: datetime) -> list[Future[Outcome | None] | Outcome | None]:
         jobs: list[Future[Outcome | None] | Outcome | None] = []
-        ready: list[tuple[C, R]] = []
+        ready: list[tuple[C, P]] = []
         refused: list[tuple[C, Outcome]] = []
         for claim, prepared in self.kind.prepare(batch, now=now):
             if isinstance(prepared, Outcome):
@@ -205,7 +242,7 @@ class DeliveryEngine(Generic[C, R]):
                 jobs.append(self._deliver(claim, prepared, now=now))
         return jobs
 
-    def _deliver(self, claim: C, prepared: R, *, now: datetime) -> Outcome | None:
+    def _deliver(self, claim: C, prepared: P, *, now: datetime) -> Outcome | None:
         ready: R | None = None
         if self._stop.is_set():
             # Stopping: handed back, due at once, without using up an attempt. The next claim (another process, or

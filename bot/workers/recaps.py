@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.delivery import IN_FLIGHT, LOOKUP_FAILED, DeliveryState, Outcome
+from bot.domain.delivery import IN_FLIGHT, DeliveryState, Outcome
 from bot.domain.recap import Recap, WaitingMessage, build_recap
 from bot.services import Services
 from bot.slack.blocks.recap import recap_blocks, recap_fallback_text
 from bot.slack.client import sending_client, slack_code
 from bot.storage.recaps import RECAP_LEASE, ClaimedRecap
-from bot.workers.engine import DeliveryEngine
+from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ class ReadyRecap:
     blocks: list[dict]
     token: str | None
     now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PostedRecap:
-    channel: str | None
-    ts: str | None
 
 
 class RecapRenderer:
@@ -111,7 +105,7 @@ class RecapRenderer:
         )
 
 
-class RecapKind:
+class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
     """The recap kind of delivery (see bot/workers/engine.py's DeliveryKind)."""
 
     name = "recap"
@@ -139,7 +133,7 @@ class RecapKind:
 
     def claims(
         self, at: Callable[[], datetime], wait: Callable[[], None]
-    ) -> Iterator[tuple[datetime, list[ClaimedRecap]]]:
+    ) -> Generator[tuple[datetime, list[ClaimedRecap]]]:
         now = at()
         self._bot_tokens = {}  # one lookup per workspace per tick, not one per recap
         retries = self.recaps.claim_retries(now=now)
@@ -166,7 +160,7 @@ class RecapKind:
             # Let this round's deliveries move their messages out of "pending" before asking again.
             wait()
 
-    def prepare(self, batch: list[ClaimedRecap], *, now: datetime) -> list[tuple[ClaimedRecap, ClaimedRecap]]:
+    def prepare(self, batch: list[ClaimedRecap], *, now: datetime) -> list[tuple[ClaimedRecap, ClaimedRecap | Outcome]]:
         return [(recap, recap) for recap in batch]  # built one by one, in the posting threads
 
     def compose(self, claim: ClaimedRecap, prepared: ClaimedRecap, *, now: datetime) -> ReadyRecap | Outcome:
@@ -187,17 +181,7 @@ class RecapKind:
             self._bot_tokens[claim.team_id] = self.store.bot_token(claim.team_id)
         return ReadyRecap(content=content, tz=tz, blocks=blocks, token=self._bot_tokens[claim.team_id], now=now)
 
-    def can_look_up(self, prepared: ReadyRecap) -> bool:
-        return True
-
-    def lookup_wait(self, claim: ClaimedRecap, *, now: datetime) -> datetime | None:
-        return None
-
-    def lookup_rate_limited(self, claim: ClaimedRecap, *, wait: timedelta, now: datetime) -> Outcome:
-        # A lookup's 429 (conversations.history) says nothing about posting, so the workspace is not held.
-        return Outcome(S.OUTCOME_UNKNOWN, error=LOOKUP_FAILED, retry_at=now + wait)
-
-    def look_up(self, claim: ClaimedRecap, prepared: ReadyRecap) -> PostedRecap | None:
+    def look_up(self, claim: ClaimedRecap, prepared: ReadyRecap) -> Posted | None:
         """This recap if an earlier attempt posted it, found by its metadata in the app's DM.
 
         The bot has no history scope; the person's own token (im:history) reads their DM with the app.
@@ -214,13 +198,13 @@ class RecapKind:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             if metadata.get("event_type") == RECAP_EVENT_TYPE and payload.get("recap_id") == str(claim.id):
-                return PostedRecap(channel=channel, ts=message.get("ts"))
+                return Posted(channel=channel, ts=message.get("ts"))
         return None
 
     def renew(self, claim: ClaimedRecap, *, until: datetime) -> bool:
         return self.recaps.renew(claim.id, attempts=claim.attempts, until=until)
 
-    def post(self, claim: ClaimedRecap, prepared: ReadyRecap) -> PostedRecap:
+    def post(self, claim: ClaimedRecap, prepared: ReadyRecap) -> Posted:
         response = self.client.chat_postMessage(
             token=prepared.token,
             channel=claim.user_id,
@@ -228,10 +212,7 @@ class RecapKind:
             blocks=prepared.blocks,
             metadata={"event_type": RECAP_EVENT_TYPE, "event_payload": {"recap_id": str(claim.id)}},
         )
-        return PostedRecap(channel=response.get("channel"), ts=response.get("ts"))
-
-    def revoked(self, claim: ClaimedRecap, code: str) -> bool:
-        return False  # the bot token: refused for good, like any other refusal
+        return Posted(channel=response.get("channel"), ts=response.get("ts"))
 
     def rate_limited(self, claim: ClaimedRecap, *, until: datetime) -> None:
         # Slack's answer to a post holds for the workspace's other recaps too (a per-channel limit holds it only
@@ -249,13 +230,6 @@ class RecapKind:
             self.recaps.give_up(claim.id, error=outcome.error or "failed", release_until=prefs.schedule.next_start(now))
         else:
             self.recaps.settle(claim.id, outcome)
-
-    def settle_all(self, settled: list[tuple[ClaimedRecap, Outcome]], *, now: datetime) -> None:
-        for claim, outcome in settled:
-            self.settle(claim, None, outcome, now=now)
-
-    def settled_batch(self) -> None:
-        """Recap outcomes are written as they come."""
 
     # --- workspaces held back after a 429 ---------------------------------------------------------------------
 
@@ -280,7 +254,7 @@ class RecapSender:
         self.services = services
         self.workers = workers
         self.kind = RecapKind(services)
-        self.engine: DeliveryEngine[ClaimedRecap, ClaimedRecap] = DeliveryEngine(
+        self.engine: DeliveryEngine[ClaimedRecap, ClaimedRecap, ReadyRecap] = DeliveryEngine(
             self.kind, clock=services.clock, workers=workers
         )
 

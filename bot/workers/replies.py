@@ -13,7 +13,7 @@ also picks up replies left pending by a crash); `drain(now)` is the same work as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.slack.blocks.status import auto_reply_blocks
 from bot.slack.client import sending_client
 from bot.storage.replies import MAX_REPLY_ATTEMPTS, REPLY_LEASE, PendingReply
-from bot.workers.engine import DeliveryEngine
+from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 from bot.workers.group_commit import GroupCommit
 from bot.workers.lookup_slots import LookupSlots
 
@@ -42,13 +42,7 @@ class ReadyReply:
     ephemeral: bool
 
 
-@dataclass(frozen=True, slots=True)
-class PostedReply:
-    channel: str | None
-    ts: str | None
-
-
-class ReplyKind:
+class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
     """The auto-reply kind of delivery (see bot/workers/engine.py's DeliveryKind)."""
 
     name = "reply"
@@ -69,7 +63,7 @@ class ReplyKind:
 
     def claims(
         self, at: Callable[[], datetime], wait: Callable[[], None]
-    ) -> Iterator[tuple[datetime, list[PendingReply]]]:
+    ) -> Generator[tuple[datetime, list[PendingReply]]]:
         while True:
             now = at()
             batch = self.store.replies.claim_due(now=now, limit=self.batch_size)
@@ -116,7 +110,7 @@ class ReplyKind:
         at = self.lookups.limited(claim.team_id, claim.id, now=now, retry_after=wait)
         return Outcome(S.OUTCOME_UNKNOWN, error=LOOKUP_FAILED, retry_at=at, untried=True)
 
-    def look_up(self, claim: PendingReply, prepared: ReadyReply) -> PostedReply | None:
+    def look_up(self, claim: PendingReply, prepared: ReadyReply) -> Posted | None:
         """This reply, if an earlier attempt did post it (found by its metadata in the thread)."""
         response = self.client.conversations_replies(
             token=prepared.token, channel=claim.channel_id, ts=claim.thread_ts, oldest=claim.message_ts,
@@ -126,13 +120,13 @@ class ReplyKind:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             if metadata.get("event_type") == autoreply.METADATA_EVENT_TYPE and payload.get("reply_id") == str(claim.id):
-                return PostedReply(channel=claim.channel_id, ts=message.get("ts"))
+                return Posted(channel=claim.channel_id, ts=message.get("ts"))
         return None
 
     def renew(self, claim: PendingReply, *, until: datetime) -> bool:
         return self.store.replies.renew(claim.id, attempts=claim.attempts, until=until)
 
-    def post(self, claim: PendingReply, prepared: ReadyReply) -> PostedReply:
+    def post(self, claim: PendingReply, prepared: ReadyReply) -> Posted:
         blocks = auto_reply_blocks(prepared.text)
         fallback = ":crescent_moon: Auto-reply: " + prepared.text
         if prepared.ephemeral:
@@ -143,7 +137,7 @@ class ReplyKind:
                 token=prepared.token, channel=claim.channel_id, user=claim.sender_id, text=fallback, blocks=blocks,
                 thread_ts=in_thread,
             )  # fmt: skip
-            return PostedReply(channel=claim.channel_id, ts=response.get("message_ts"))
+            return Posted(channel=claim.channel_id, ts=response.get("message_ts"))
         response = self.client.chat_postMessage(
             token=prepared.token,
             channel=claim.channel_id,
@@ -152,15 +146,12 @@ class ReplyKind:
             blocks=blocks,
             metadata={"event_type": autoreply.METADATA_EVENT_TYPE, "event_payload": {"reply_id": str(claim.id)}},
         )
-        return PostedReply(channel=claim.channel_id, ts=response.get("ts"))
+        return Posted(channel=claim.channel_id, ts=response.get("ts"))
 
     def revoked(self, claim: PendingReply, code: str) -> bool:
         self.store.revoke_user_tokens(claim.team_id, [claim.recipient_id])
         log.warning("reply id=%s outcome=disconnected error=%s", claim.id, code)
         return True  # forget_person removed the reply row with the rest of their data
-
-    def rate_limited(self, claim: PendingReply, *, until: datetime) -> None:
-        """A post's 429 holds for its channel only (about one post a second): the retry time says it all."""
 
     def settle(self, claim: PendingReply, prepared: ReadyReply | None, outcome: Outcome, *, now: datetime) -> None:
         # Queued the moment Slack answers, written with the next group commit: a reply posted early in a batch must
@@ -197,7 +188,7 @@ class ReplySender:
         self.store = services.store
         self.workers = workers
         self.kind = ReplyKind(services, batch_size=workers * 4)
-        self.engine: DeliveryEngine[PendingReply, ReadyReply] = DeliveryEngine(
+        self.engine: DeliveryEngine[PendingReply, ReadyReply, ReadyReply] = DeliveryEngine(
             self.kind, clock=services.clock, workers=workers, wake=services.replies_queued, poll_seconds=poll_seconds
         )
 
