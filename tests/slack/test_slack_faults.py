@@ -8,11 +8,11 @@ client had given up waiting); and Slack's own requests (events, commands, clicks
 fault, except where a 5xx is the point: an event that could not be recorded yet is redelivered by Slack.
 
 The calls, and where they are made:
-    chat.postMessage / chat.postEphemeral  the auto-reply (reply_sender, the person's token)
+    chat.postMessage / chat.postEphemeral  the auto-reply (bot/workers/replies.py, the person's token)
     users.info                             the person's own zone while it is unknown (/hours, Home, OAuth);
                                            never for a sender: the auto-reply's {back_at_sender} is a Slack date
     conversations.info                     a DM seen through its sender's token (listeners/messages.py)
-    chat.postMessage, chat.getPermalink    the recap (recap_sender: bot token, person's token for links)
+    chat.postMessage, chat.getPermalink    the recap (bot/workers/recaps.py: bot token, person's token for links)
     chat.update                            the recap after a Done click (listeners/recap_actions.py)
     views.publish, views.open              the Home tab (listeners/home.py)
     auth.revoke                            /hours forget (listeners/commands.py)
@@ -381,7 +381,7 @@ def test_recap_post(fault, recap_ready, store, fake_slack, clock, request):
     [message] = rows(store, db.messages)
     if fault == "500_after_acting":
         # Chosen: after a 5xx a recap is posted again without looking (lookups: about one a minute per workspace,
-        # see RecapSender._failed), so this one came twice. Auto-replies do look.
+        # see RecapKind.look_up_after_5xx), so this one came twice. Auto-replies do look.
         assert len(posted) == 2, posted
         assert recap["state"] == "sent" and message["state"] == "recapped"
     elif fault in RETRYABLE:

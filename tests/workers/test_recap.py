@@ -342,7 +342,7 @@ def test_failure_then_retry_posts_exactly_one_recap(tick, dm, store, fake_slack,
 
     fake_slack.fail("chat.postMessage", status=429, retry_after=120)
     assert tick(DUE + timedelta(seconds=10)) == 0
-    # Not looked for first (about one lookup a minute per workspace; see RecapSender._failed).
+    # Not looked for first (about one lookup a minute per workspace; see RecapKind.look_up_after_5xx).
     assert fake_slack.calls_to("conversations.history") == []
     [recap] = recaps(store)
     assert (recap["state"], recap["attempts"], recap["last_error"]) == ("pending", 2, "ratelimited")
