@@ -76,7 +76,7 @@ def build_services(
     def reschedule_recap(team_id: str, user_id: str) -> None:
         # Hours or days off changed: the waiting messages' recap moves to the new first working interval.
         schedule = people.get(team_id, user_id).schedule
-        store.recaps.reschedule(team_id, user_id, schedule.next_start)
+        store.inbox.reschedule(team_id, user_id, schedule.next_start)
 
     people.on_change.append(reschedule_recap)
     return Services(

@@ -1,34 +1,76 @@
-"""Delivery outcomes as values: which recorded errors mean "maybe posted", and how long to wait before a retry.
+"""Delivery states and outcomes as values: what a delivery's row says about it, and how long to wait to retry.
 
-Every message Offhours sends is a delivery; these rules are shared by every kind of delivery.
+Every message Offhours sends (an auto-reply, a recap; next a status update, an urgent notice) is a delivery. Its
+row holds a `DeliveryState`; "maybe posted" is a state of its own (`OUTCOME_UNKNOWN`, and `IN_FLIGHT` found by a
+later claim), so that the next attempt knows to look for an earlier post first. These rules are shared by every
+kind of delivery.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-# Errors after which Slack may have carried the post out. IN_FLIGHT is written by every claim (of a reply or a
-# recap): found by the next claim, it means the attempt never recorded an outcome (its process died, or lost the
-# database). A network error is recorded by `request_error`: UNKNOWN_PREFIX marks one that may have come after
-# Slack got the whole request. The bare names are from rows written before that prefix existed.
-IN_FLIGHT = "in_flight"
-# The lookup for an earlier attempt's post failed: that attempt's outcome is still unknown, so look again.
+
+class DeliveryState(enum.StrEnum):
+    """Where one delivery stands; stored as its value in the `delivery_state` column."""
+
+    QUEUED = "queued"  # never tried
+    IN_FLIGHT = "in_flight"  # claimed: an attempt is under way, or its process died (found by the next claim)
+    NOT_POSTED = "not_posted"  # an attempt ended and Slack certainly did not post: due again at next_attempt_at
+    OUTCOME_UNKNOWN = "outcome_unknown"  # an attempt ended in a way Slack may have posted: the next one looks first
+    SENT = "sent"
+    FAILED = "failed"  # given up (refused for good, too many attempts, or maybe shown and not to be repeated)
+    EXPIRED = "expired"  # no longer worth sending (the person is back, the DM was answered...)
+    EMPTY = "empty"  # a recap with nothing left in it
+
+    @property
+    def open(self) -> bool:
+        """Still to be delivered (the row's lifecycle `state` is "pending")."""
+        return self in _OPEN
+
+    @property
+    def state(self) -> str:
+        """The row's lifecycle `state` column for this delivery state: pending, sent, failed, expired or empty."""
+        return "pending" if self in _OPEN else self.value
+
+
+_OPEN = frozenset({DeliveryState.QUEUED, DeliveryState.IN_FLIGHT, DeliveryState.NOT_POSTED,
+                   DeliveryState.OUTCOME_UNKNOWN})  # fmt: skip
+
+# The error code recorded when the lookup for an earlier attempt's post failed (its outcome is still unknown).
 LOOKUP_FAILED = "lookup_failed"
-UNKNOWN_PREFIX = "unknown:"
-UNKNOWN_OUTCOME_ERRORS = frozenset({
-    "timeout", "TimeoutError", "OSError", "RemoteDisconnected", "ConnectionResetError", "unexpected", IN_FLIGHT,
-    LOOKUP_FAILED,
-})  # fmt: skip
+# The error code of a claim whose process never recorded an outcome (it died, or lost the database).
+IN_FLIGHT = "in_flight"
 
 
-def may_have_posted(error: str | None) -> bool:
-    """Whether an attempt that ended with `error` may have posted all the same (None: it ended without a word)."""
-    return error is None or error in UNKNOWN_OUTCOME_ERRORS or error.startswith(UNKNOWN_PREFIX)
+def maybe_posted(state: DeliveryState) -> bool:
+    """Whether the previous attempt, as a claim found it, may have posted all the same: look before posting."""
+    return state in (DeliveryState.IN_FLIGHT, DeliveryState.OUTCOME_UNKNOWN)
 
 
-def outcome_unknown(attempts: int, last_error: str | None) -> bool:
-    """An earlier attempt may have posted: it timed out, or its process died mid-send (a lost lease)."""
-    return attempts > 1 and may_have_posted(last_error)
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed call to Slack says: its code (for people and logs) and whether Slack may have acted on it."""
+
+    code: str
+    maybe_posted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one attempt at a delivery, to be written to its row by its kind."""
+
+    state: DeliveryState
+    error: str | None = None
+    retry_at: datetime | None = None  # for an open state: when it is due again
+    ts: str | None = None  # the posted message (SENT)
+    channel: str | None = None
+    # The claim posted nothing and asked nothing of Slack's posting limits (it waited for a lookup slot, or was
+    # handed back at stop): kinds that count attempts give this one back.
+    untried: bool = False
+    found: bool = False  # SENT by finding an earlier attempt's post, not by posting
 
 
 def backoff(attempts: int) -> timedelta:

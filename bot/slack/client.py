@@ -1,7 +1,8 @@
 """The one Web API client factory, and the one place that reads a Web API failure as a delivery outcome.
 
 Which errors mean "not done", which mean "maybe done" (look before trying again), which are worth a retry, and
-how long to wait: the workers ask here, the domain's delivery rules decide what to record.
+how long to wait: the delivery engine (bot/workers/engine.py) asks here; the domain's delivery states say what
+is recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.config import Settings
-from bot.domain.delivery import UNKNOWN_PREFIX
+from bot.domain.delivery import Failure
 
 
 def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
@@ -30,16 +31,18 @@ def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
 REVOKED = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
 
 
-def request_error(error: OSError) -> str:
-    """What to record for a Web API call that failed in the network.
+def request_error(error: OSError) -> Failure:
+    """What a Web API call that failed in the network says about Slack having acted on it.
 
     urllib wraps what fails while connecting or sending in URLError (refused, DNS, a reset mid-send): Slack never
     got the whole request, so it did nothing. Anything else (the connection dropped or was reset while the answer
     was awaited, a TLS error, a broken pipe) may have come after Slack acted on it.
     """
     if isinstance(error, urllib.error.URLError):
-        return "URLError"
-    return UNKNOWN_PREFIX + type(error).__name__
+        return Failure("URLError")
+    if isinstance(error, TimeoutError):
+        return Failure("timeout", maybe_posted=True)
+    return Failure(type(error).__name__, maybe_posted=True)
 
 
 # Slack's docs say of these (chat.postMessage, chat.postEphemeral): "It's possible some aspect of the operation
@@ -51,7 +54,7 @@ TRANSIENT = frozenset({"ratelimited", "service_unavailable", "request_timeout", 
 _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 
-def slack_code(error) -> str:
+def slack_code(error: SlackApiError) -> str:
     """A SlackApiError's error code, or its HTTP status when Slack's answer carried none (slack_sdk puts the start
     of a proxy's HTML error page there: no use to anyone, and not for the database or the logs)."""
     code = error.response.get("error")
@@ -63,15 +66,13 @@ def slack_retryable(status: int, code: str) -> bool:
     return status == 429 or status >= 500 or code in TRANSIENT
 
 
-def slack_error(status: int, code: str) -> str:
-    """What to record for a refused post: its code, marked unknown where Slack may have carried it out.
+def slack_error(status: int, code: str) -> Failure:
+    """What a refused post says: its code, and whether Slack may have carried it out all the same.
 
     A 5xx says no more than "something failed somewhere" (Slack's edge may answer 502 or 504 for a post that went
-    through), so after one the reply sender looks for its post before posting again.
+    through), so after one a delivery looks for its post before posting again (unless its kind says otherwise).
     """
-    if status >= 500 or code in MAY_HAVE_ACTED:
-        return UNKNOWN_PREFIX + code
-    return code
+    return Failure(code, maybe_posted=status >= 500 or code in MAY_HAVE_ACTED)
 
 
 def retry_after(error: SlackApiError, default: float = 1.0) -> float:

@@ -6,7 +6,9 @@ people.py       people: settings rows
 profiles.py     profiles: the users.info cache
 dm_channels.py  dm_channels: the conversations.info cache (a DM's two members)
 tokens.py       slack_installations, slack_bots, slack_oauth_states: the one installation/token store
-outbox.py       after_hours_messages, auto_replies; recaps.py: recaps
+inbox.py        after_hours_messages: recorded DMs (queues the reply in the same transaction)
+replies.py      auto_replies: the outbox; recaps.py: recaps
+exceptions.py   reply_exceptions: people who never get an auto-reply
 dm_view.py      the listener's one-statement read across people, tokens and messages
 forget.py       forget_person, forget_team, purge_expired: the cascade over every table, in one place
 store.py        the facade the app holds: composes the above

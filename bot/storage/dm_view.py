@@ -1,7 +1,7 @@
 """The message listener's one read before the ack: one statement composed from the owners' statements.
 
 It asks four tables at once (each statement costs more in SQLAlchemy than in the database, and it runs before
-every ack): does anything wait for `waiting_for` in this channel (outbox's statement), what is `user_id`'s token
+every ack): does anything wait for `waiting_for` in this channel (the inbox's statement), what is `user_id`'s token
 (tokens' statement, decrypted by the token store), whether `excepted` is on `user_id`'s list of people who never
 get an auto-reply, and their settings row (a left join from one row: always one row).
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from bot.domain.preferences import PersonRow
 from bot.storage import schema
 from bot.storage.engine import reading
-from bot.storage.outbox import anything_waiting
+from bot.storage.inbox import anything_waiting
 from bot.storage.people import person_row
 from bot.storage.tokens import TokenStore, user_token_query
 

@@ -108,11 +108,13 @@ replies = sa.Table(
     sa.Column("message_ts", sa.String(32), nullable=False),
     sa.Column("thread_ts", sa.String(32), nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed|expired
+    # A DeliveryState (bot/domain/delivery.py); `state` is its lifecycle (every open delivery state is "pending").
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("reply_ts", sa.String(32)),
-    sa.Column("last_error", sa.String(200)),
+    sa.Column("last_error", sa.String(200)),  # the last failure's code, for people and logs
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
     sa.Index("ix_replies_due", "state", "next_attempt_at"),
 )
@@ -128,6 +130,7 @@ recaps = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
     sa.Column("window_start", UTCDateTime),
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|empty|failed
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),  # as for auto_replies
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),

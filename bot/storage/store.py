@@ -23,10 +23,11 @@ from bot.storage.dm_view import DmView, read_dm_view
 from bot.storage.engine import make_engine, reading
 from bot.storage.exceptions import ReplyExceptions
 from bot.storage.forget import Forget
-from bot.storage.outbox import Outbox
+from bot.storage.inbox import Inbox
 from bot.storage.people import People
 from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
+from bot.storage.replies import Replies
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
 
 __all__ = ["DmView", "Store"]
@@ -61,8 +62,9 @@ class Store:
         self.people = People(self.engine)
         self.profiles = Profiles(self.engine)
         self.dm_channels = DmChannels(self.engine)
-        self.outbox = Outbox(self.engine)
-        self.recaps = RecapStore(self.engine)
+        self.replies = Replies(self.engine)
+        self.inbox = Inbox(self.engine, self.replies)
+        self.recaps = RecapStore(self.engine, self.inbox)
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
 

@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.slack.blocks import home as home_ui
 from bot.slack.blocks.recap import DONE_ACTION
 from bot.storage import db
-from bot.storage.outbox import IncomingRecord
+from bot.storage.inbox import IncomingRecord
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
@@ -93,7 +93,7 @@ def test_message_text_is_stored_only_with_include_text(include_text, make_app, s
 
 def seed(store: Store, *, recipient: str, sender: str, at: datetime, text: str | None = "kept text") -> int:
     ts = f"{at.timestamp():.6f}"
-    outcome = store.outbox.record(
+    outcome = store.inbox.record(
         IncomingRecord(team_id="T1", recipient_id=recipient, sender_id=sender, channel_id=dm_channel(recipient, sender),
                        ts=ts, thread_ts=ts, received_at=at, due_at=at + timedelta(hours=8), text=text,
                        window_key=f"w{ts}", reply=True),

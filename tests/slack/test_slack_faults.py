@@ -8,11 +8,11 @@ client had given up waiting); and Slack's own requests (events, commands, clicks
 fault, except where a 5xx is the point: an event that could not be recorded yet is redelivered by Slack.
 
 The calls, and where they are made:
-    chat.postMessage / chat.postEphemeral  the auto-reply (reply_sender, the person's token)
+    chat.postMessage / chat.postEphemeral  the auto-reply (bot/workers/replies.py, the person's token)
     users.info                             the person's own zone while it is unknown (/hours, Home, OAuth);
                                            never for a sender: the auto-reply's {back_at_sender} is a Slack date
     conversations.info                     a DM seen through its sender's token (listeners/messages.py)
-    chat.postMessage, chat.getPermalink    the recap (recap_sender: bot token, person's token for links)
+    chat.postMessage, chat.getPermalink    the recap (bot/workers/recaps.py: bot token, person's token for links)
     chat.update                            the recap after a Done click (listeners/recap_actions.py)
     views.publish, views.open              the Home tab (listeners/home.py)
     auth.revoke                            /hours forget (listeners/commands.py)
@@ -34,7 +34,7 @@ from slack_sdk import WebClient
 
 from bot.config import Config
 from bot.domain.autoreply import METADATA_EVENT_TYPE
-from bot.domain.delivery import IN_FLIGHT, LOOKUP_FAILED, outcome_unknown
+from bot.domain.delivery import IN_FLIGHT, LOOKUP_FAILED, DeliveryState, maybe_posted
 from bot.slack.app import create_app
 from bot.slack.blocks import home as home_ui
 from bot.slack.blocks.recap import DONE_ACTION
@@ -168,7 +168,7 @@ def test_auto_reply_post(fault, mode, serve, store, fake_slack, clock, workers):
         # An ephemeral post cannot be looked up afterwards: one that may have been shown is not repeated.
         assert len(posted) == (fault != "500")  # the fake's plain 500 did not post; the others did
         assert (reply["state"], reply["last_error"]) == (
-            "failed", "timeout" if fault == "timeout" else "unknown:internal_error"
+            "failed", "timeout" if fault == "timeout" else "internal_error"
         )  # fmt: skip
     else:
         assert posted == []
@@ -381,7 +381,7 @@ def test_recap_post(fault, recap_ready, store, fake_slack, clock, request):
     [message] = rows(store, db.messages)
     if fault == "500_after_acting":
         # Chosen: after a 5xx a recap is posted again without looking (lookups: about one a minute per workspace,
-        # see RecapSender._failed), so this one came twice. Auto-replies do look.
+        # see RecapKind.look_up_after_5xx), so this one came twice. Auto-replies do look.
         assert len(posted) == 2, posted
         assert recap["state"] == "sent" and message["state"] == "recapped"
     elif fault in RETRYABLE:
@@ -406,7 +406,7 @@ def test_a_recap_held_back_after_a_timeout_still_looks_before_posting(recap_read
     assert sender.tick(DUE + timedelta(minutes=1)) == 0  # the retry is due, and held back
     [recap] = rows(store, db.recaps)
     assert recap["next_attempt_at"] == DUE + timedelta(minutes=2)
-    assert outcome_unknown(recap["attempts"], recap["last_error"])  # not tried: still unknown
+    assert maybe_posted(DeliveryState(recap["delivery_state"]))  # not tried: still unknown
     assert fake_slack.calls_to("conversations.history") == []
 
     assert sender.tick(DUE + timedelta(minutes=2)) == 1  # found in the DM, not posted again
@@ -420,7 +420,7 @@ def test_a_recap_whose_connection_dropped_is_looked_for_before_it_is_posted_agai
     fake_slack.fail("chat.postMessage", disconnect=True)
     assert sender.tick(DUE) == 0
     [recap] = rows(store, db.recaps)
-    assert outcome_unknown(recap["attempts"] + 1, recap["last_error"]), recap["last_error"]
+    assert recap["delivery_state"] == DeliveryState.OUTCOME_UNKNOWN, recap["last_error"]
     assert sender.tick(DUE + timedelta(minutes=10)) == 1
     assert len(fake_slack.calls_to("conversations.history")) == 1
     assert len(fake_slack.posts(token="xoxb-T1")) == 1
@@ -457,7 +457,7 @@ def test_an_ephemeral_reply_of_unknown_outcome_is_never_repeated(serve, store, f
     app, slack = serve(reply=replace(Config().reply, mode="ephemeral"))
     everyone(store, fake_slack, "U1")
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
-    [_claimed] = store.outbox.claim_due_replies(now=clock())  # ... and then that process died
+    [_claimed] = store.replies.claim_due(now=clock())  # ... and then that process died
     sender = ReplySender(app.services)
     workers.append(sender)
     assert sender.drain(now=clock() + timedelta(minutes=2)) == 0  # past the lease
@@ -479,7 +479,7 @@ def test_an_ephemeral_reply_of_unknown_outcome_is_never_repeated(serve, store, f
 )
 def test_network_errors_after_sending_leave_the_outcome_unknown(error, may_have_posted):
     recorded = request_error(error)
-    assert outcome_unknown(2, recorded) is may_have_posted, recorded
+    assert recorded.maybe_posted is may_have_posted, recorded
 
 
 @pytest.mark.parametrize(
@@ -499,7 +499,7 @@ def test_network_errors_after_sending_leave_the_outcome_unknown(error, may_have_
 )
 def test_which_slack_refusals_are_retried_and_which_may_have_posted(status, code, retryable, may_have_posted):
     assert slack_retryable(status, code) is retryable
-    assert outcome_unknown(2, slack_error(status, code)) is may_have_posted
+    assert slack_error(status, code).maybe_posted is may_have_posted
 
 
 def test_a_5xx_page_that_is_not_slack_json_is_recorded_by_its_status(serve, store, fake_slack, clock, workers):
@@ -513,7 +513,7 @@ def test_a_5xx_page_that_is_not_slack_json_is_recorded_by_its_status(serve, stor
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
     assert sender.drain(now=clock()) == 0
     [reply] = rows(store, db.replies)
-    assert (reply["state"], reply["last_error"]) == ("pending", "unknown:502")
+    assert (reply["state"], reply["delivery_state"], reply["last_error"]) == ("pending", "outcome_unknown", "502")
 
 
 @pytest.mark.parametrize("failure", [{"status": 500}, {"error": "internal_error"}])
@@ -656,7 +656,7 @@ def test_an_ephemeral_reply_answered_500_is_given_up_at_once_not_retried(serve, 
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
     assert sender.drain(now=clock()) == 0
     [reply] = rows(store, db.replies)
-    assert (reply["state"], reply["attempts"], reply["last_error"]) == ("failed", 1, "unknown:internal_error")
+    assert (reply["state"], reply["attempts"], reply["last_error"]) == ("failed", 1, "internal_error")
     assert len(fake_slack.posts("chat.postEphemeral")) == 1
 
 

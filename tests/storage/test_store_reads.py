@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.config import Config
+from bot.domain.delivery import DeliveryState, Outcome
 from bot.people import PeopleService
 from bot.storage import db
-from bot.storage.outbox import IncomingRecord, ReplyOutcome
+from bot.storage.inbox import IncomingRecord
 from bot.storage.tokens import BOT_CACHE_SECONDS
 from tests.support.fakeslack import FakeSlack
 from tests.support.helpers import connect
@@ -32,7 +33,7 @@ def install(store, *, team_id: str = "T1", bot_token: str = "xoxb-T1", installed
 
 
 def record(store, *, recipient: str, sender: str, channel: str, ts: str, reply: bool = True) -> str:
-    return store.outbox.record(
+    return store.inbox.record(
         IncomingRecord(
             team_id="T1", recipient_id=recipient, sender_id=sender, channel_id=channel, ts=ts, thread_ts=ts,
             received_at=NOW, due_at=NOW + timedelta(hours=6), text=None, window_key="back:x", reply=reply,
@@ -188,33 +189,34 @@ def test_a_claim_carries_the_state_of_the_dm_and_settling_writes_each_outcome(st
         assert record(store, recipient="U1", sender=f"U{n + 2}", channel=f"D{n}", ts=f"{n}.0") == "replied"
     with store.engine.begin() as conn:
         conn.execute(db.messages.update().where(db.messages.c.channel_id == "D1").values(state="answered"))
-    claimed = {reply.channel_id: reply for reply in store.outbox.claim_due_replies(now=NOW)}
+    claimed = {reply.channel_id: reply for reply in store.replies.claim_due(now=NOW)}
     assert {c: r.message_state for c, r in claimed.items()} == {"D0": "pending", "D1": "answered", "D2": "pending"}
-    assert store.outbox.claim_due_replies(now=NOW) == []  # leased
+    assert store.replies.claim_due(now=NOW) == []  # leased
 
     retry_at = NOW + timedelta(seconds=30)
-    store.outbox.settle_replies([
-        ReplyOutcome(claimed["D0"].id, "sent", reply_ts="9.1"),
-        ReplyOutcome(claimed["D1"].id, "expired", error="message_answered"),
-        ReplyOutcome(claimed["D2"].id, "pending", error="x" * 500, retry_at=retry_at),
-    ], attempts={reply.id: reply.attempts for reply in claimed.values()})  # fmt: skip
+    store.replies.settle([
+        (claimed["D0"].id, 1, Outcome(DeliveryState.SENT, ts="9.1")),
+        (claimed["D1"].id, 1, Outcome(DeliveryState.EXPIRED, error="message_answered")),
+        (claimed["D2"].id, 1, Outcome(DeliveryState.NOT_POSTED, error="x" * 500, retry_at=retry_at)),
+    ])  # fmt: skip
     with store.engine.connect() as conn:
         rows = {r.channel_id: r for r in conn.execute(sa.select(db.replies))}
     assert (rows["D0"].state, rows["D0"].reply_ts, rows["D0"].last_error) == ("sent", "9.1", None)
     assert (rows["D1"].state, rows["D1"].last_error) == ("expired", "message_answered")
     assert (rows["D2"].state, rows["D2"].last_error, rows["D2"].attempts) == ("pending", "x" * 200, 1)
+    assert [rows[c].delivery_state for c in ("D0", "D1", "D2")] == ["sent", "expired", "not_posted"]
     assert db.UTCDateTime().process_result_value(rows["D2"].next_attempt_at, None) == retry_at
-    [again] = store.outbox.claim_due_replies(now=retry_at)
+    [again] = store.replies.claim_due(now=retry_at)
     assert (again.channel_id, again.attempts, again.last_error) == ("D2", 2, "x" * 200)
 
 
 def test_an_outcome_is_written_only_while_its_claim_holds(store):
     """A sender whose lease ran out (another process claimed the reply again) cannot overwrite the newer result."""
     record(store, recipient="U1", sender="U2", channel="D0", ts="0.0")
-    [first] = store.outbox.claim_due_replies(now=NOW)
-    [second] = store.outbox.claim_due_replies(now=NOW + timedelta(minutes=2))  # the lease is over
-    store.outbox.settle_replies([ReplyOutcome(second.id, "sent", reply_ts="9.2")], attempts={second.id: 2})
-    store.outbox.settle_replies([ReplyOutcome(first.id, "pending", error="timeout")], attempts={first.id: 1})
+    [first] = store.replies.claim_due(now=NOW)
+    [second] = store.replies.claim_due(now=NOW + timedelta(minutes=2))  # the lease is over
+    store.replies.settle([(second.id, 2, Outcome(DeliveryState.SENT, ts="9.2"))])
+    store.replies.settle([(first.id, 1, Outcome(DeliveryState.OUTCOME_UNKNOWN, error="timeout"))])
     with store.engine.connect() as conn:
         [row] = conn.execute(sa.select(db.replies)).all()
     assert (row.state, row.reply_ts, row.attempts) == ("sent", "9.2", 2)
@@ -223,21 +225,21 @@ def test_an_outcome_is_written_only_while_its_claim_holds(store):
 def test_a_claim_left_without_an_outcome_is_an_unknown_outcome_for_the_next(store):
     record(store, recipient="U1", sender="U2", channel="D0", ts="0.0")
     record(store, recipient="U1", sender="U3", channel="D1", ts="1.0")
-    claimed = store.outbox.claim_due_replies(now=NOW)
+    claimed = store.replies.claim_due(now=NOW)
     assert not any(reply.outcome_unknown for reply in claimed)
     rate_limited = next(reply for reply in claimed if reply.channel_id == "D1")
-    store.outbox.settle_replies(  # Slack said 429: certainly not posted
-        [ReplyOutcome(rate_limited.id, "pending", error="ratelimited", retry_at=NOW)], attempts={rate_limited.id: 1}
+    store.replies.settle(  # Slack said 429: certainly not posted
+        [(rate_limited.id, 1, Outcome(DeliveryState.NOT_POSTED, error="ratelimited", retry_at=NOW))]
     )
     # D0's process died mid-post and its lease ran out; D1 is simply due again.
-    again = {reply.channel_id: reply for reply in store.outbox.claim_due_replies(now=NOW + timedelta(minutes=2))}
+    again = {reply.channel_id: reply for reply in store.replies.claim_due(now=NOW + timedelta(minutes=2))}
     assert again["D0"].outcome_unknown  # so the sender looks for its own post before posting again
     assert not again["D1"].outcome_unknown
 
 
 def test_settling_nothing_writes_nothing(store):
-    store.outbox.settle_replies([], attempts={})
-    assert store.outbox.claim_due_replies(now=NOW) == []
+    store.replies.settle([])
+    assert store.replies.claim_due(now=NOW) == []
 
 
 # --- SQLite's write queue -----------------------------------------------------------------------------------
@@ -311,7 +313,7 @@ def test_a_database_error_does_not_carry_the_message_text(store):
     sa.event.listen(store.engine, "before_cursor_execute", cut)
     try:
         with pytest.raises(sa.exc.OperationalError) as raised:
-            store.outbox.record(
+            store.inbox.record(
                 IncomingRecord(
                     team_id="T1", recipient_id="U1", sender_id="U2", channel_id="D1", ts="1.0", thread_ts="1.0",
                     received_at=NOW, due_at=NOW, text="my bank PIN is 4711", window_key="k", reply=True,

@@ -177,16 +177,16 @@ def test_the_database_lost_right_after_a_post_does_not_make_it_a_double(
     """Posted, then the database is gone before "sent" is written: the lease expires, the reply is claimed
     again, and the retry finds its own post in the thread instead of posting a second one."""
     slack.dm(sender="U2", recipient="U1", ts=clock().timestamp())
-    original = sender.store.outbox.settle_replies
+    original = sender.store.replies.settle
 
     def lost(outcomes, **kwargs):
         outage.start()
         original(outcomes, **kwargs)
 
-    sender.store.outbox.settle_replies = lost
+    sender.store.replies.settle = lost
     with pytest.raises(sa.exc.OperationalError):
         sender.drain(now=clock())
-    sender.store.outbox.settle_replies = original
+    sender.store.replies.settle = original
     outage.end()
     assert len(fake_slack.posts()) == 1
 

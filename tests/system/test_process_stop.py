@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from bot.domain.delivery import IN_FLIGHT
+from bot.domain.delivery import DeliveryState
 from bot.storage import db
-from bot.workers.replies import NOT_POSTED
 from tests.support.processes import (
     BotProcess,
     after_hours_dms,
@@ -41,7 +40,9 @@ def reply_rows(store) -> list[dict]:
 
 def in_flight(store) -> list[int]:
     """The replies claimed right now (pending, leased)."""
-    return [r["id"] for r in reply_rows(store) if r["state"] == "pending" and r["last_error"] == IN_FLIGHT]
+    return [
+        r["id"] for r in reply_rows(store) if r["state"] == "pending" and r["delivery_state"] == DeliveryState.IN_FLIGHT
+    ]
 
 
 def test_process_run_has_one_reply_worker_and_sigterm_hands_its_claims_back(store, fake_slack, tmp_path):
@@ -93,7 +94,7 @@ def test_process_run_has_one_reply_worker_and_sigterm_hands_its_claims_back(stor
         assert {r["id"] for r in handed_back} <= set(claimed)
         assert handed_back, "SIGTERM came after every post: the test proves nothing"
         for reply in handed_back:
-            assert reply["last_error"] == NOT_POSTED != IN_FLIGHT, reply
+            assert reply["delivery_state"] == DeliveryState.NOT_POSTED, reply
             assert reply["next_attempt_at"] <= stopped_at, reply
         for reply in sent:
             assert fake_slack.post_counts[reply["channel_id"]] == 1, reply

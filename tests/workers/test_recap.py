@@ -20,7 +20,7 @@ from bot.config import Config
 from bot.services import build_services
 from bot.slack.blocks.recap import DONE_ACTION
 from bot.storage import db
-from bot.storage.outbox import IncomingRecord
+from bot.storage.inbox import IncomingRecord
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
 from tests.support.helpers import RunningServer, connect, rows
@@ -342,7 +342,7 @@ def test_failure_then_retry_posts_exactly_one_recap(tick, dm, store, fake_slack,
 
     fake_slack.fail("chat.postMessage", status=429, retry_after=120)
     assert tick(DUE + timedelta(seconds=10)) == 0
-    # Not looked for first (about one lookup a minute per workspace; see RecapSender._failed).
+    # Not looked for first (about one lookup a minute per workspace; see RecapKind.look_up_after_5xx).
     assert fake_slack.calls_to("conversations.history") == []
     [recap] = recaps(store)
     assert (recap["state"], recap["attempts"], recap["last_error"]) == ("pending", 2, "ratelimited")
@@ -551,7 +551,7 @@ PEOPLE = [f"UP{i:02d}" for i in range(12)]
 
 def record(store: Store, person: str, sender: str, *, at: datetime, due: datetime) -> None:
     channel = dm_channel(person, sender)
-    outcome = store.outbox.record(
+    outcome = store.inbox.record(
         IncomingRecord(
             team_id="T1", recipient_id=person, sender_id=sender, channel_id=channel, ts=f"{at.timestamp():.6f}",
             thread_ts=f"{at.timestamp():.6f}", received_at=at, due_at=due, text=None, window_key="k", reply=False,
@@ -667,7 +667,7 @@ def test_due_people_can_leave_held_workspaces_out(store):
     another workspace's recaps from being claimed."""
     evening = utc(2026, 3, 4, 1, 0)
     record(store, "UP00", "US1", at=evening, due=DUE - timedelta(minutes=1))  # T1: due first
-    store.outbox.record(IncomingRecord(
+    store.inbox.record(IncomingRecord(
         team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id="DQ", ts=f"{evening.timestamp():.6f}",
         thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE, text=None, window_key="k",
         reply=False,
@@ -682,7 +682,7 @@ def test_a_held_workspace_does_not_keep_another_workspaces_recaps_waiting(store,
         connect(store, fake_slack, person, tz="America/New_York")
         record(store, person, "US1", at=evening, due=DUE - timedelta(minutes=1))
     connect(store, fake_slack, "UQ00", team_id="T2", tz="America/New_York")
-    store.outbox.record(IncomingRecord(
+    store.inbox.record(IncomingRecord(
         team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id=dm_channel("UQ00", "US1"),
         ts=f"{evening.timestamp():.6f}", thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE,
         text=None, window_key="k", reply=False,
@@ -704,3 +704,20 @@ def test_a_hold_counts_from_the_429_not_from_the_start_of_a_long_tick(dm, store,
     assert sender.held_until("T1", now=DUE) == DUE + timedelta(minutes=3, seconds=30)
     [recap] = recaps(store)
     assert recap["next_attempt_at"] == DUE + timedelta(minutes=3, seconds=30)
+
+
+def test_a_recap_whose_claim_was_taken_over_is_not_posted_again_by_its_first_owner(people, store, fake_slack, dm,
+                                                                                   clock):  # fmt: skip
+    """A's claim outlived its lease (a slow build, say) and B took the recap over and sent it: right before posting,
+    A re-checks its claim in the database, finds it lost, and posts nothing."""
+    dm("U2")
+    a, b = RecapSender(people.services), RecapSender(people.services)
+    [(team_id, user_id, due_at)] = store.recaps.due_people(now=DUE)
+    claim = store.recaps.claim_new(team_id, user_id, due_at=due_at, now=DUE)
+    assert claim is not None
+    clock.set(DUE + timedelta(minutes=6))  # past the 5-minute lease
+    assert b.tick(clock()) == 1  # took it over, looked for an earlier post (none), posted
+    assert a.deliver(claim, now=DUE) is False
+    assert len(posts(fake_slack)) == 1
+    [recap] = recaps(store)
+    assert (recap["state"], recap["delivery_state"], recap["attempts"]) == ("sent", "sent", 2)

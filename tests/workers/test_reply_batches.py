@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import Config
-from bot.domain.delivery import IN_FLIGHT
+from bot.domain.delivery import DeliveryState
 from bot.storage import db
-from bot.storage.outbox import IncomingRecord
-from bot.workers.replies import NOT_POSTED, ReplySender
+from bot.storage.inbox import IncomingRecord
+from bot.workers.replies import ReplySender
 from tests.support.helpers import connect, rows
 from tests.support.recording import RecordingSlack
 from tests.support.slackhttp import dm_channel
@@ -33,7 +33,7 @@ def queue_replies(store, fake_slack, t0, senders) -> None:
     for n, sender in enumerate(senders):
         fake_slack.add_user(sender)
         ts = f"{t0.timestamp() + n:.6f}"
-        store.outbox.record(IncomingRecord(
+        store.inbox.record(IncomingRecord(
             team_id="T1", recipient_id="U1", sender_id=sender, channel_id=dm_channel("U1", sender), ts=ts,
             thread_ts=ts, received_at=t0, due_at=t0 + timedelta(hours=10), text=None, window_key="w", reply=True,
         ), now=t0)  # fmt: skip
@@ -81,7 +81,7 @@ def test_stop_during_a_batch_keeps_what_was_posted(store, fake_slack, make_app, 
     assert replies["U2"]["state"] == "sent", (replies["U2"]["state"], errors)
     assert replies["U3"]["state"] == "sent"  # under way at the stop: finished, and its outcome written
     # Queued behind it, not posted: handed back at once, marked so that the next claim need not look for a post.
-    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", NOT_POSTED)
+    assert (replies["U4"]["state"], replies["U4"]["delivery_state"]) == ("pending", DeliveryState.NOT_POSTED)
     assert replies["U4"]["attempts"] == 0  # a restart mid-batch does not use up one of its attempts
     assert len(fake_slack.calls_to("chat.postMessage")) == 2
 
@@ -98,15 +98,15 @@ def test_a_retry_after_a_lost_settle_does_not_post_twice(store, fake_slack, make
     sender = ReplySender(make_app().services, workers=1)
     fake_slack.fail("chat.postMessage", status=429, retry_after=1)
     sender.drain(now=t0)  # rate limited: retried in 1 s, last_error="ratelimited"
-    real = store.outbox.settle_replies
+    real = store.replies.settle
 
     def down(outcomes, **kwargs):
         raise sa.exc.OperationalError("UPDATE replies", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(store.outbox, "settle_replies", down)
+    monkeypatch.setattr(store.replies, "settle", down)
     with pytest.raises(sa.exc.OperationalError):
         sender.drain(now=t0 + timedelta(seconds=2))  # posted; the outcome is lost
-    monkeypatch.setattr(store.outbox, "settle_replies", real)
+    monkeypatch.setattr(store.replies, "settle", real)
     sender.drain(now=t0 + timedelta(seconds=2 + 61))  # the lease is over
     sender.stop()
     assert len(fake_slack.posts()) == 1, f"posted {len(fake_slack.posts())} times"  # Slack carried out
@@ -118,7 +118,11 @@ def test_a_stop_keeps_an_unknown_outcome_unknown(store, fake_slack, make_app, cl
     t0 = clock()
     queue_replies(store, fake_slack, t0, ("U2", "U3", "U4"))
     with store.engine.begin() as conn:  # U4's reply: claimed once already, by a process that never came back
-        conn.execute(db.replies.update().where(db.replies.c.sender_id == "U4").values(attempts=1, last_error=IN_FLIGHT))
+        conn.execute(
+            db.replies.update()
+            .where(db.replies.c.sender_id == "U4")
+            .values(attempts=1, delivery_state=DeliveryState.IN_FLIGHT)
+        )
     sender = ReplySender(make_app().services, workers=1)
     fake_slack.fail("chat.postMessage", delay=1.0)  # the first post is slow; the stop comes while it waits
     worker = threading.Thread(target=sender.drain, kwargs={"now": t0})
@@ -127,8 +131,8 @@ def test_a_stop_keeps_an_unknown_outcome_unknown(store, fake_slack, make_app, cl
     sender.stop(timeout=0.1)
     worker.join()
     replies = {r["sender_id"]: r for r in rows(store, db.replies)}
-    assert (replies["U4"]["state"], replies["U4"]["last_error"]) == ("pending", IN_FLIGHT)
-    assert replies["U3"]["last_error"] == NOT_POSTED  # its only attempt never reached Slack
+    assert (replies["U4"]["state"], replies["U4"]["delivery_state"]) == ("pending", DeliveryState.OUTCOME_UNKNOWN)
+    assert replies["U3"]["delivery_state"] == DeliveryState.NOT_POSTED  # its only attempt never reached Slack
 
     restarted = ReplySender(make_app().services, workers=1)
     restarted.drain(now=t0)
@@ -143,11 +147,53 @@ def test_a_batch_claimed_just_before_a_stop_is_handed_back_not_left_claimed(stor
     t0 = clock()
     queue_replies(store, fake_slack, t0, ("U2", "U3"))
     sender = ReplySender(make_app().services, workers=1)
-    batch = store.outbox.claim_due_replies(now=t0)
+    batch = store.replies.claim_due(now=t0)
     sender.stop()  # the pool is shut down now
     assert sender.send_batch(batch, now=t0) == 0
     assert fake_slack.calls_to("chat.postMessage") == []
     replies = {r["sender_id"]: r for r in rows(store, db.replies)}
-    assert {(r["state"], r["last_error"], r["next_attempt_at"]) for r in replies.values()} == {
-        ("pending", NOT_POSTED, t0)
+    assert {(r["state"], r["delivery_state"], r["next_attempt_at"]) for r in replies.values()} == {
+        ("pending", DeliveryState.NOT_POSTED, t0)
     }
+
+
+def test_a_batch_whose_lease_ran_out_never_posts_a_reply_another_worker_has_claimed(store, fake_slack, make_app, clock):
+    """The first post of a batch is slow; the rest of the batch waits in the pool while its 60 s lease runs out.
+    Another worker claims them (the lease is over) and posts them. Right before each post the first worker
+    re-checks its claim in the database, finds it lost, and posts nothing: each reply goes out once."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3", "U4"))
+    app = make_app()
+    a = ReplySender(app.services, workers=1)  # this process: its batch posts one by one
+    b = ReplySender(app.services, workers=1)  # another process
+    slow = threading.Event()
+    fake_slack.fail("chat.postMessage", delay=1.0)  # U2's post: Slack is slow
+    first = threading.Thread(target=lambda: (a.drain(now=t0), slow.set()))
+    first.start()
+    fake_slack.wait_for("chat.postMessage", 1)  # U2's post is under way; U3's and U4's wait behind it
+    clock.advance(seconds=61)  # the lease is over while it waits
+    b.drain(now=clock())  # the other worker claims U3 and U4 (and U2, whose outcome it does not know yet)
+    first.join()
+    a.stop()
+    b.stop()
+    for recipient in ("U3", "U4"):
+        channel = dm_channel("U1", recipient)
+        posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == channel]
+        assert len(posts) == 1, f"{recipient} got the auto-reply {len(posts)} times"
+    replies = {r["sender_id"]: r for r in rows(store, db.replies)}
+    assert {replies[s]["state"] for s in ("U3", "U4")} == {"sent"}
+    assert {replies[s]["attempts"] for s in ("U3", "U4")} == {2}  # the other worker's claim
+
+
+def test_a_claim_past_half_its_lease_is_extended_when_it_still_holds(store, fake_slack, make_app, clock):
+    """Nobody re-claimed it: the re-check extends the lease in the database and the reply is posted."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2",))
+    sender = ReplySender(make_app().services, workers=1)
+    [claim] = store.replies.claim_due(now=t0)
+    clock.advance(seconds=45)  # past half the lease: the database decides
+    assert sender.send_batch([claim], now=t0) == 1
+    sender.stop()
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["delivery_state"], reply["attempts"]) == ("sent", DeliveryState.SENT, 1)
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1

@@ -18,7 +18,7 @@ from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import preferences
 from bot.services import Services
 from bot.slack.client import REVOKED
-from bot.storage.outbox import IncomingRecord
+from bot.storage.inbox import IncomingRecord
 from bot.storage.store import DmView
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class MessageHandler:
         subtype = event.get("subtype")
         if subtype == "message_deleted":
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
-            dropped = self.store.outbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
+            dropped = self.store.inbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
             return "deleted" if dropped else "ignored:deleted"
         message = parse_message(event, body)
         authorized = authorized_user(body)
@@ -126,7 +126,7 @@ class MessageHandler:
         return self._after_hours(message, recipient, view)
 
     def _mark_answered(self, message: DirectMessage) -> int:
-        return self.store.outbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
+        return self.store.inbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
 
     def _recipient(self, message: DirectMessage, authorized: str | None) -> str | None:
         if authorized is None:
@@ -187,7 +187,7 @@ class MessageHandler:
             window_key=key or "",
             reply=withheld is None,
         )
-        outcome = self.store.outbox.record(record, now=services.clock())
+        outcome = self.store.inbox.record(record, now=services.clock())
         if outcome == "replied":
             services.replies_queued.set()
         if withheld and outcome != "duplicate":

@@ -9,13 +9,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.slack.blocks.recap import DONE_ACTION
-from bot.workers.recaps import RecapSender
+from bot.workers.recaps import RecapRenderer
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    sender = RecapSender(services, workers=1)
+    renderer = RecapRenderer(services)
 
     @app.action(DONE_ACTION)
     def recap_done(ack: Ack, body: dict, action: dict) -> None:
@@ -30,7 +30,7 @@ def register(app: App, services: Services) -> None:
             log.info("action type=recap_done outcome=refused")  # someone else's recap
             return
         try:
-            sender.refresh(int(recap_id), now=services.clock())
+            renderer.refresh(int(recap_id), now=services.clock())
         except SlackApiError as e:
             log.warning("action type=recap_done outcome=update_failed error=%s", e.response.get("error"))
             return

@@ -1,7 +1,7 @@
 """public holidays on people; the reply_exceptions table
 
 Revision ID: 0003
-Revises: 0001 (the lead re-points this to 0002, delivery state, when both are merged)
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

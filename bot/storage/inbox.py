@@ -1,0 +1,237 @@
+"""The inbox: every after-hours DM (`after_hours_messages`), from its record before the ack to its recap.
+
+This module is the one writer of that table (forget and purge aside, which delete whole people). `record` is one
+transaction: the message row (unique per recipient, channel and ts) and, for the first message from a sender in
+an off-window, the pending auto-reply (queued through bot/storage/replies.py, in the same transaction). A
+redelivered or concurrently delivered event hits the unique keys and changes nothing. The recap store moves due
+messages into a recap, reads what it holds and gives them back through the connection-level helpers below, so
+that those steps stay in its own transactions. It also keeps the DM-members cache (`dm_channels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from bot.domain.recap import WaitingMessage
+from bot.storage import db
+from bot.storage.replies import Replies
+
+MESSAGE_KEY = ["team_id", "recipient_id", "channel_id", "ts"]  # a DM is recorded once
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    team_id: str
+    recipient_id: str
+    sender_id: str
+    channel_id: str
+    ts: str
+    thread_ts: str
+    received_at: datetime
+    due_at: datetime
+    text: str | None
+    window_key: str
+    reply: bool
+
+
+_m = db.messages.c
+
+
+def anything_waiting(recipient: sa.BindParameter) -> sa.Select:
+    """Does a DM in channel `channel_id` still wait for `recipient` (pending, or in a recap not yet ticked off)?"""
+    return (
+        sa.select(_m.id)
+        .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == recipient,
+               _m.channel_id == sa.bindparam("channel_id"),
+               sa.or_(_m.state == "pending", _m.state == "recapped"))  # not IN: an expanding IN is rendered per call
+        .limit(1)
+    )  # fmt: skip
+
+
+ANYTHING_WAITING = anything_waiting(sa.bindparam("recipient_id"))
+
+# The recap fan-out runs these once per recap: built once (building them cost about as much as running them).
+_ATTACH_DUE = (
+    db.messages.update()
+    .where(_m.team_id == sa.bindparam("b_team_id"), _m.recipient_id == sa.bindparam("b_user_id"),
+           _m.state == "pending", _m.due_at <= sa.bindparam("b_now", type_=db.UTCDateTime()))
+    .values(state="recapped", recap_id=sa.bindparam("b_recap_id"))
+)  # fmt: skip
+_HELD = (
+    sa.select(_m.channel_id, _m.sender_id, _m.ts, _m.thread_ts, _m.received_at, _m.text, _m.state)
+    .where(_m.recap_id == sa.bindparam("recap_id"), sa.or_(_m.state == "recapped", _m.state == "done"))
+    .order_by(_m.received_at)
+)
+
+
+_ANY_DUE = (
+    sa.select(_m.id)
+    .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == sa.bindparam("user_id"),
+           _m.state == "pending", _m.due_at <= sa.bindparam("now", type_=db.UTCDateTime()))
+    .limit(1)
+)  # fmt: skip
+
+
+def any_due(conn: sa.Connection, *, team_id: str, user_id: str, now: datetime) -> bool:
+    """Whether the person has waiting messages due by `now` (not yet in a recap)."""
+    return conn.execute(_ANY_DUE, {"team_id": team_id, "user_id": user_id, "now": now}).first() is not None
+
+
+def attach_due(conn: sa.Connection, *, team_id: str, user_id: str, recap_id: int, now: datetime) -> None:
+    """Move the person's due waiting messages into recap `recap_id` (so a message is in exactly one recap)."""
+    conn.execute(_ATTACH_DUE, {"b_team_id": team_id, "b_user_id": user_id, "b_now": now, "b_recap_id": recap_id})
+
+
+def held(conn: sa.Connection, recap_id: int) -> list[WaitingMessage]:
+    """What recap `recap_id` holds (ticked off or not), oldest first."""
+    return [_waiting(row) for row in conn.execute(_HELD, {"recap_id": recap_id}).all()]
+
+
+def release(conn: sa.Connection, recap_id: int, *, until: datetime) -> None:
+    """The recap was given up: its unanswered messages wait again, due at `until` (they go in the next recap)."""
+    conn.execute(
+        db.messages.update()
+        .where(_m.recap_id == recap_id, _m.state == "recapped")
+        .values(state="pending", recap_id=None, due_at=until)
+    )
+
+
+def tick_off(conn: sa.Connection, recap_id: int, channel_id: str) -> None:
+    """The person marked one conversation of a recap done."""
+    conn.execute(
+        db.messages.update()
+        .where(_m.recap_id == recap_id, _m.channel_id == channel_id, _m.state == "recapped")
+        .values(state="done")
+    )
+
+
+class Inbox:
+    def __init__(self, engine: sa.Engine, replies: Replies) -> None:
+        self.engine = engine
+        self.replies = replies
+        # Built once per engine: on the ack path, constructing statements cost more than running them.
+        self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
+
+    def record(self, rec: IncomingRecord, *, now: datetime) -> str:
+        """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled" or "recorded"."""
+        with db.writing(self.engine) as conn:
+            inserted = conn.execute(
+                self._insert_message,
+                {
+                    "team_id": rec.team_id,
+                    "recipient_id": rec.recipient_id,
+                    "channel_id": rec.channel_id,
+                    "ts": rec.ts,
+                    "thread_ts": rec.thread_ts,
+                    "sender_id": rec.sender_id,
+                    "received_at": rec.received_at,
+                    "text": rec.text,
+                    "due_at": rec.due_at,
+                },
+            ).rowcount
+            if not inserted:
+                return "duplicate"
+            if not rec.reply:
+                return "recorded"
+            queued = self.replies.queue(
+                conn,
+                team_id=rec.team_id,
+                recipient_id=rec.recipient_id,
+                sender_id=rec.sender_id,
+                window_key=rec.window_key,
+                channel_id=rec.channel_id,
+                message_ts=rec.ts,
+                thread_ts=rec.thread_ts,
+                received_at=rec.received_at,
+                now=now,
+            )
+        return "replied" if queued else "throttled"
+
+    def mark_answered(self, team_id: str, recipient_id: str, channel_id: str) -> int:
+        """The recipient wrote in this DM: what waited for them there no longer needs a recap.
+
+        That includes messages already in a recap not sent yet (waiting for a retry), so the retry leaves them out.
+        """
+        r = db.recaps.c
+        unsent = sa.select(r.id).where(r.state == "pending")
+        with db.reading(self.engine) as conn:
+            # Most messages are not answers to anything waiting: a read spares them a write transaction.
+            where = {"team_id": team_id, "recipient_id": recipient_id, "channel_id": channel_id}
+            if conn.execute(ANYTHING_WAITING, where).first() is None:
+                return 0
+        with db.writing(self.engine) as conn:
+            return conn.execute(
+                db.messages.update()
+                .where(
+                    _m.team_id == team_id, _m.recipient_id == recipient_id, _m.channel_id == channel_id,
+                    sa.or_(_m.state == "pending", sa.and_(_m.state == "recapped", _m.recap_id.in_(unsent))),
+                )
+                .values(state="answered")
+            ).rowcount  # fmt: skip
+
+    def drop_deleted(self, team_id: str, channel_id: str, ts: str) -> int:
+        """The sender deleted the message: out of the recap, and its reply is not sent if no one has claimed it yet.
+
+        The unclaimed reply row goes away entirely, so the sender's next message in that window still gets one.
+        """
+        with db.writing(self.engine) as conn:
+            self.replies.drop_unclaimed(conn, team_id=team_id, channel_id=channel_id, message_ts=ts)
+            return conn.execute(
+                db.messages.update()
+                .where(_m.team_id == team_id, _m.channel_id == channel_id, _m.ts == ts, _m.state == "pending")
+                .values(state="deleted", text=None)
+            ).rowcount
+
+    def due_people(
+        self, *, now: datetime, limit: int = 1000, skip_teams: Collection[str] = ()
+    ) -> list[tuple[str, str, datetime]]:
+        """(team, person, earliest due) for everyone with waiting messages whose recap is due, except in
+        `skip_teams` (workspaces the recap sender is holding back)."""
+        where = [_m.state == "pending", _m.due_at <= now]
+        if skip_teams:
+            where.append(_m.team_id.not_in(list(skip_teams)))
+        query = (
+            sa.select(_m.team_id, _m.recipient_id, sa.func.min(_m.due_at))
+            .where(*where)
+            .group_by(_m.team_id, _m.recipient_id)
+            .order_by(sa.func.min(_m.due_at))
+            .limit(limit)
+        )
+        with db.reading(self.engine) as conn:
+            return [(team, user, due) for team, user, due in conn.execute(query).all()]
+
+    def in_recap(self, recap_id: int) -> list[WaitingMessage]:
+        with db.reading(self.engine) as conn:
+            return held(conn, recap_id)
+
+    def reschedule(self, team_id: str, user_id: str, due_for: Callable[[datetime], datetime]) -> int:
+        """Hours or days off changed: recompute `due_at` of the person's waiting messages with `due_for(received)`."""
+        changed = 0
+        with db.writing(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(_m.id, _m.received_at, _m.due_at).where(
+                    _m.team_id == team_id, _m.recipient_id == user_id, _m.state == "pending"
+                )
+            ).all()
+            for row in rows:
+                due = due_for(row.received_at)
+                if due != row.due_at:
+                    conn.execute(db.messages.update().where(_m.id == row.id).values(due_at=due))
+                    changed += 1
+        return changed
+
+
+def _waiting(row: sa.Row) -> WaitingMessage:
+    return WaitingMessage(
+        channel_id=row.channel_id,
+        sender_id=row.sender_id,
+        ts=row.ts,
+        thread_ts=row.thread_ts,
+        received_at=row.received_at,
+        text=row.text,
+        done=row.state == "done",
+    )

@@ -1,0 +1,189 @@
+"""The auto-reply outbox (`auto_replies`): queued with its DM, claimed with a lease, re-checked, settled once.
+
+A reply row is unique per recipient, sender and off-window (RFC 3834's once-per-sender rule, kept by the
+database). It is queued by the inbox's `record`, in the DM's own transaction; the delivery engine claims due rows
+(SKIP LOCKED on PostgreSQL), re-checks a claim right before posting (`renew`), and settles outcomes in batches.
+Its `delivery_state` is a DeliveryState; `last_error` holds only the last failure's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
+from bot.storage import db
+
+REPLY_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]  # one reply per sender per off-window
+REPLY_LEASE = timedelta(seconds=60)  # a claimed reply not settled by then is claimed again
+MAX_REPLY_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReply:
+    id: int
+    team_id: str
+    recipient_id: str
+    sender_id: str
+    channel_id: str
+    message_ts: str
+    thread_ts: str
+    received_at: datetime
+    attempts: int  # this claim's attempt number
+    last_error: str | None = None  # the code of the previous attempt's failure, if any
+    message_state: str | None = None  # of the DM it answers, read with the claim: pending, answered, deleted...
+    previous: DeliveryState = DeliveryState.QUEUED  # the row's state as this claim found it
+    leased_until: datetime | None = None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """An earlier attempt may have posted: it timed out, or its process died mid-send (a lost lease)."""
+        return maybe_posted(self.previous)
+
+
+_r = db.replies.c
+_m = db.messages.c
+_SETTLE_REPLY = (
+    db.replies.update()
+    .where(_r.id == sa.bindparam("b_id"), _r.state == "pending", _r.attempts == sa.bindparam("b_attempts"))
+    .values(
+        state=sa.bindparam("b_state"),
+        delivery_state=sa.bindparam("b_delivery"),
+        reply_ts=sa.bindparam("b_reply_ts"),
+        last_error=sa.bindparam("b_error"),
+        next_attempt_at=sa.func.coalesce(sa.bindparam("b_at", type_=db.UTCDateTime()), _r.next_attempt_at),
+        attempts=_r.attempts - sa.bindparam("b_untried", type_=sa.Integer()),
+    )
+)
+
+# The claim: due replies, each with the state of the DM it answers (so no read per reply).
+_m_join = sa.and_(
+    _m.team_id == _r.team_id, _m.recipient_id == _r.recipient_id, _m.channel_id == _r.channel_id,
+    _m.ts == _r.message_ts,
+)  # fmt: skip
+_CLAIM_DUE_REPLIES = (
+    sa.select(db.replies, _m.state.label("message_state"))
+    .select_from(db.replies.outerjoin(db.messages, _m_join))
+    .where(_r.state == "pending", _r.next_attempt_at <= sa.bindparam("now", type_=db.UTCDateTime()))
+    .order_by(_r.next_attempt_at, _r.id)
+    .limit(sa.bindparam("limit"))
+)
+_CLAIM_DUE_REPLIES_PG = _CLAIM_DUE_REPLIES.with_for_update(of=db.replies, skip_locked=True)
+_LEASE_REPLIES = (
+    db.replies.update()
+    .where(_r.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        next_attempt_at=sa.bindparam("until", type_=db.UTCDateTime()),
+        attempts=_r.attempts + 1,
+        delivery_state=DeliveryState.IN_FLIGHT.value,
+    )
+)
+# The claim re-check: still ours (same attempt, nobody claimed it since) and still in flight; extends the lease.
+_RENEW_REPLY = (
+    db.replies.update()
+    .where(_r.id == sa.bindparam("b_id"), _r.state == "pending", _r.attempts == sa.bindparam("b_attempts"),
+           _r.delivery_state == DeliveryState.IN_FLIGHT.value)
+    .values(next_attempt_at=sa.bindparam("b_until", type_=db.UTCDateTime()))
+    .execution_options(preserve_rowcount=True)
+)  # fmt: skip
+
+
+class Replies:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        # Built once per engine: on the ack path, constructing statements cost more than running them.
+        self._insert_reply = db.insert_ignore(engine, db.replies, REPLY_KEY)
+
+    def queue(
+        self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window_key: str,
+        channel_id: str, message_ts: str, thread_ts: str, received_at: datetime, now: datetime,
+    ) -> bool:  # fmt: skip
+        """Queue the reply to a DM being recorded (in the caller's transaction); False: one is already queued."""
+        return bool(
+            conn.execute(
+                self._insert_reply,
+                {
+                    "team_id": team_id,
+                    "recipient_id": recipient_id,
+                    "sender_id": sender_id,
+                    "window_key": window_key,
+                    "channel_id": channel_id,
+                    "message_ts": message_ts,
+                    "thread_ts": thread_ts,
+                    "received_at": received_at,
+                    "next_attempt_at": now,
+                },
+            ).rowcount
+        )
+
+    @staticmethod
+    def drop_unclaimed(conn: sa.Connection, *, team_id: str, channel_id: str, message_ts: str) -> None:
+        """The DM was deleted: its reply goes away if no one has claimed it yet (in the caller's transaction)."""
+        conn.execute(
+            db.replies.delete().where(
+                _r.team_id == team_id, _r.channel_id == channel_id, _r.message_ts == message_ts,
+                _r.state == "pending", _r.attempts == 0,
+            )
+        )  # fmt: skip
+
+    def claim_due(self, *, now: datetime, limit: int = 50) -> list[PendingReply]:
+        """Lease up to `limit` due replies to this process (SKIP LOCKED on PostgreSQL; SQLite serialises).
+
+        Each comes with the state of the DM it answers, so the sender needs no read per reply.
+        """
+        query = _CLAIM_DUE_REPLIES_PG if self.engine.dialect.name == "postgresql" else _CLAIM_DUE_REPLIES
+        until = now + REPLY_LEASE
+        with db.writing(self.engine) as conn:
+            rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
+            if not rows:
+                return []
+            conn.execute(_LEASE_REPLIES, {"ids": [row["id"] for row in rows], "until": until})
+        return [
+            PendingReply(
+                id=row["id"],
+                team_id=row["team_id"],
+                recipient_id=row["recipient_id"],
+                sender_id=row["sender_id"],
+                channel_id=row["channel_id"],
+                message_ts=row["message_ts"],
+                thread_ts=row["thread_ts"],
+                received_at=row["received_at"],
+                attempts=row["attempts"] + 1,
+                last_error=row["last_error"],
+                message_state=row["message_state"],
+                previous=DeliveryState(row["delivery_state"]),
+                leased_until=until,
+            )
+            for row in rows
+        ]
+
+    def renew(self, reply_id: int, *, attempts: int, until: datetime) -> bool:
+        """Whether this claim (attempt `attempts`) still holds; if so its lease now runs to `until`."""
+        with db.writing(self.engine) as conn:
+            return (
+                conn.execute(_RENEW_REPLY, {"b_id": reply_id, "b_attempts": attempts, "b_until": until}).rowcount == 1
+            )
+
+    def settle(self, outcomes: Sequence[tuple[int, int, Outcome]]) -> None:
+        """Record what became of claimed replies, (id, attempt number as claimed, outcome), in one transaction.
+
+        An outcome is written only while its claim still holds (pending, same attempt count): a sender whose lease
+        ran out must not overwrite a newer claim's result. An untried claim gives its attempt back, so a late
+        outcome of the claim before it may still land; untried claims posted nothing, so nothing posted is
+        overwritten.
+        """
+        if not outcomes:
+            return
+        with db.writing(self.engine) as conn:
+            conn.execute(
+                _SETTLE_REPLY,
+                [
+                    {"b_id": reply_id, "b_attempts": attempts, "b_state": o.state.state, "b_delivery": o.state.value,
+                     "b_reply_ts": o.ts, "b_error": o.error[:200] if o.error else None, "b_at": o.retry_at,
+                     "b_untried": int(o.untried)}
+                    for reply_id, attempts, o in outcomes
+                ],
+            )  # fmt: skip

@@ -1,0 +1,400 @@
+"""The one delivery engine: claim with a lease, re-check the claim, look for an earlier post, post, settle, retry.
+
+Every message Offhours sends to Slack exactly once is a *kind* of delivery (bot/workers/replies.py: auto-replies,
+bot/workers/recaps.py: recaps; a status update or an urgent notice would be a third and fourth). A kind says how
+its deliveries are claimed, composed, posted, looked up and settled; the engine owns the rest, the same for all:
+
+- the loop: claimed batches go to a pool of posting threads; `run(now)` is one pass, `start()` a background
+  thread woken by an event (or every `poll_seconds`); `stop()` posts nothing more and hands what is still queued
+  back as not posted (or still unknown), due at once, without using up an attempt;
+- right before each post, the claim is re-checked in the database once its lease may have run out (another
+  process may have claimed the delivery since): extended if it still holds, abandoned if not;
+- after an attempt of unknown outcome (a timeout, a 5xx, a crash: DeliveryState IN_FLIGHT or OUTCOME_UNKNOWN),
+  the kind looks for its earlier post before posting again, or gives up if its posts cannot be looked up;
+- every failure becomes an Outcome here, through bot/slack/client.py (what Slack's answer means) and
+  bot/domain/delivery.py (the states, the backoff), honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+from slack_sdk.errors import SlackApiError
+
+from bot.domain.delivery import IN_FLIGHT, LOOKUP_FAILED, DeliveryState, Failure, Outcome, backoff
+from bot.slack.client import REVOKED, request_error, retry_after, slack_code, slack_error, slack_retryable
+
+log = logging.getLogger(__name__)
+
+S = DeliveryState
+
+
+class Claim(Protocol):
+    """One claimed delivery, as a kind's storage hands it over."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...  # this claim's attempt number
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def leased_until(self) -> datetime | None: ...
+    @property
+    def outcome_unknown(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Claim)
+P = TypeVar("P")  # what a kind's per-batch `prepare` hands to `compose` for one claim
+R = TypeVar("R")  # what a kind composed for one claim, ready to post: the text, the token...
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a post (or the earlier post a lookup found) landed."""
+
+    channel: str | None
+    ts: str | None
+
+
+class DeliveryKind(Protocol[C, P, R]):
+    """What one kind of delivery tells the engine. Methods run in the claiming thread unless said otherwise."""
+
+    name: str  # in log lines: "reply id=... outcome=..."
+    lease: timedelta  # how long a claim holds
+    max_attempts: int | None  # refused for good after this many retryable failures (None: retried for ever)
+    look_up_after_5xx: bool  # whether a 5xx (or internal_error) makes the next attempt look for the post first
+
+    def claims(self, at: Callable[[], datetime], wait: Callable[[], None]) -> Generator[tuple[datetime, list[C]]]:
+        """Claimed batches, each with the `at()` it was claimed at; `wait()` returns once everything handed to the
+        engine so far is settled."""
+        ...
+
+    def prepare(self, batch: list[C], *, now: datetime) -> list[tuple[C, P | Outcome]]:
+        """Per-batch reads and checks: what to post for each claim, or the outcome that settles it at once."""
+        ...
+
+    def compose(self, claim: C, prepared: P, *, now: datetime) -> R | Outcome:
+        """In a posting thread: the per-claim work before posting (or an outcome that settles it)."""
+        ...
+
+    def can_look_up(self, prepared: R) -> bool:
+        """Whether an earlier post can be found (an ephemeral message cannot): if not, maybe-posted is given up."""
+        ...
+
+    def lookup_wait(self, claim: C, *, now: datetime) -> datetime | None:
+        """None: look now; else when this claim's lookup may go to Slack (the kind's rate-limit bookkeeping)."""
+        ...
+
+    def lookup_rate_limited(self, claim: C, *, wait: timedelta, now: datetime) -> Outcome:
+        """Slack answered the lookup with 429 (Retry-After `wait`)."""
+        ...
+
+    def look_up(self, claim: C, prepared: R) -> Posted | None:
+        """In a posting thread: the post an earlier attempt made, if it did."""
+        ...
+
+    def renew(self, claim: C, *, until: datetime) -> bool:
+        """Whether the claim still holds in the database (same attempt, not re-claimed); if so, extend it."""
+        ...
+
+    def post(self, claim: C, prepared: R) -> Posted:
+        """In a posting thread: post it (raises what the Web API client raises)."""
+        ...
+
+    def revoked(self, claim: C, code: str) -> bool:
+        """Slack said the token is gone: True when the kind dealt with it (the delivery is gone too)."""
+        ...
+
+    def rate_limited(self, claim: C, *, until: datetime) -> None:
+        """Slack answered a post with 429: nothing of this kind should be posted where it applies before `until`."""
+        ...
+
+    def settle(self, claim: C, prepared: R | None, outcome: Outcome, *, now: datetime) -> None:
+        """In a posting thread: write the outcome (only while the claim holds)."""
+        ...
+
+    def settle_all(self, settled: list[tuple[C, Outcome]], *, now: datetime) -> None:
+        """The outcomes `prepare` settled at once, written together."""
+        ...
+
+    def settled_batch(self) -> None:
+        """Every outcome of the batch has been handed to `settle`: write what is still buffered."""
+        ...
+
+
+class KindDefaults(Generic[C, R]):
+    """The usual answers to a DeliveryKind's questions, for a kind to inherit and override where it differs: its
+    posts can be looked up, lookups are not rate-limited ahead of Slack, a lookup's 429 waits Retry-After, a
+    revoked token is a refusal like any other, outcomes are written as they come."""
+
+    max_attempts: int | None = None
+    look_up_after_5xx = True
+
+    def can_look_up(self, prepared: R) -> bool:
+        return True
+
+    def lookup_wait(self, claim: C, *, now: datetime) -> datetime | None:
+        return None
+
+    def lookup_rate_limited(self, claim: C, *, wait: timedelta, now: datetime) -> Outcome:
+        return Outcome(S.OUTCOME_UNKNOWN, error=LOOKUP_FAILED, retry_at=now + wait)
+
+    def revoked(self, claim: C, code: str) -> bool:
+        return False
+
+    def rate_limited(self, claim: C, *, until: datetime) -> None:
+        return None
+
+    def settle(self, claim: C, prepared: R | None, outcome: Outcome, *, now: datetime) -> None:
+        raise NotImplementedError
+
+    def settle_all(self, settled: list[tuple[C, Outcome]], *, now: datetime) -> None:
+        for claim, outcome in settled:
+            self.settle(claim, None, outcome, now=now)
+
+    def settled_batch(self) -> None:
+        return None
+
+
+class DeliveryEngine(Generic[C, P, R]):
+    def __init__(
+        self,
+        kind: DeliveryKind[C, P, R],
+        *,
+        clock: Callable[[], datetime],
+        workers: int = 8,
+        wake: threading.Event | None = None,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.kind = kind
+        self.clock = clock
+        self.workers = workers
+        self.poll_seconds = poll_seconds
+        self._wake = wake or threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=kind.name)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # --- the loop --------------------------------------------------------------------------------------------
+
+    def run(self, now: datetime | None = None) -> int:
+        """Deliver everything due at `now` (default: the clock, read again for each batch); returns how many were
+        posted (or found posted)."""
+        jobs: list[Future[Outcome | None] | Outcome | None] = []
+
+        def settled() -> None:
+            wait([job for job in jobs if isinstance(job, Future)])
+
+        claims = self.kind.claims(self.clock if now is None else (lambda: now), settled)
+        try:
+            while not self._stop.is_set():  # stopping: claim nothing more (what was handed back is due at once)
+                claimed = next(claims, None)
+                if claimed is None:
+                    break
+                at, batch = claimed
+                jobs.extend(self._submit_batch(batch, now=at))
+            outcomes = [job.result() if isinstance(job, Future) else job for job in jobs]
+        finally:
+            claims.close()
+            self.kind.settled_batch()
+        return sum(outcome is not None and outcome.state is S.SENT for outcome in outcomes)
+
+    def deliver_batch(self, batch: list[C], *, now: datetime) -> int:
+        """Deliver a batch claimed by the caller; returns how many were posted."""
+        try:
+            outcomes = [job.result() if isinstance(job, Future) else job for job in self._submit_batch(batch, now=now)]
+        finally:
+            self.kind.settled_batch()  # returns with the batch's outcomes written (or their write failed)
+        return sum(outcome is not None and outcome.state is S.SENT for outcome in outcomes)
+
+    def _submit_batch(self, batch: list[C], *, now: datetime) -> list[Future[Outcome | None] | Outcome | None]:
+        jobs: list[Future[Outcome | None] | Outcome | None] = []
+        ready: list[tuple[C, P]] = []
+        refused: list[tuple[C, Outcome]] = []
+        for claim, prepared in self.kind.prepare(batch, now=now):
+            if isinstance(prepared, Outcome):
+                refused.append((claim, prepared))
+            else:
+                ready.append((claim, prepared))
+        for claim, outcome in refused:
+            _log_outcome(self.kind.name, claim, outcome, now=now)
+            jobs.append(outcome)
+        self.kind.settle_all(refused, now=now)
+        for claim, prepared in ready:
+            try:
+                jobs.append(self._pool.submit(self._deliver, claim, prepared, now=now))
+            except RuntimeError:
+                # stop() shut the pool down after this batch was claimed: hand the rest back here (stop is set,
+                # so nothing is posted) rather than leave them claimed until their lease runs out.
+                jobs.append(self._deliver(claim, prepared, now=now))
+        return jobs
+
+    def _deliver(self, claim: C, prepared: P, *, now: datetime) -> Outcome | None:
+        ready: R | None = None
+        if self._stop.is_set():
+            # Stopping: handed back, due at once, without using up an attempt. The next claim (another process, or
+            # this one restarted) need not look for a post first, unless an earlier attempt's was already unknown.
+            state = S.OUTCOME_UNKNOWN if claim.outcome_unknown else S.NOT_POSTED
+            outcome: Outcome | None = Outcome(state, error=claim.last_error, retry_at=now, untried=True)
+        else:
+            composed = self.kind.compose(claim, prepared, now=now)
+            if isinstance(composed, Outcome):
+                outcome = composed
+            else:
+                ready = composed
+                outcome = self.attempt(claim, composed, now=now)
+        if outcome is not None:
+            self._settle(claim, ready, outcome, now=now)
+        return outcome
+
+    def _settle(self, claim: C, prepared: R | None, outcome: Outcome, *, now: datetime) -> None:
+        _log_outcome(self.kind.name, claim, outcome, now=now)
+        self.kind.settle(claim, prepared, outcome, now=now)
+
+    # --- one attempt -----------------------------------------------------------------------------------------
+
+    def attempt(self, claim: C, prepared: R, *, now: datetime) -> Outcome | None:
+        """Post one claimed delivery (or find the post an earlier attempt made). None: nothing to write (the claim
+        was lost to another process, or the kind dealt with a revoked token)."""
+        later = self.later(now)  # retries count from now, not from the batch's start
+        if claim.outcome_unknown:
+            if not self.kind.can_look_up(prepared):
+                # A post that cannot be looked up and may have been shown is never repeated (at most once).
+                return Outcome(S.FAILED, error=claim.last_error or IN_FLIGHT)
+            slot = self.kind.lookup_wait(claim, now=later)
+            if slot is not None:  # the workspace's lookups are rate-limited: wait for this one's turn
+                return Outcome(S.OUTCOME_UNKNOWN, error=claim.last_error or IN_FLIGHT, retry_at=slot, untried=True)
+            try:
+                found = self.kind.look_up(claim, prepared)
+            except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
+                return self._lookup_failed(claim, e, now=later)
+            if found is not None:
+                return Outcome(S.SENT, ts=found.ts, channel=found.channel, found=True)
+        if not self._claim_holds(claim, now=now):
+            log.warning("%s id=%s outcome=abandoned reason=claim_lost", self.kind.name, claim.id)
+            return None
+        try:
+            posted = self.kind.post(claim, prepared)
+        except SlackApiError as e:
+            return self.refused(claim, e, now=self.later(now), can_look_up=self.kind.can_look_up(prepared))
+        except OSError as e:  # refused or reset while sending (not sent), or dropped while awaiting the answer
+            return self._unanswered(claim, request_error(e), now=self.later(now), prepared=prepared)
+        except Exception:
+            # A bug must not stop the rest of the batch. Whether Slack took the post is unknown: the retry looks
+            # for it first; a post that cannot be looked up is never repeated.
+            log.exception("%s id=%s error=unexpected", self.kind.name, claim.id)
+            return self._unanswered(claim, Failure("unexpected", maybe_posted=True), now=self.later(now),
+                                    prepared=prepared)  # fmt: skip
+        return Outcome(S.SENT, ts=posted.ts, channel=posted.channel)
+
+    def later(self, now: datetime) -> datetime:
+        """The pass's `now`, or the clock if the pass has run for a while: a retry counts from the failure."""
+        return max(now, self.clock())
+
+    def _claim_holds(self, claim: C, *, now: datetime) -> bool:
+        """Re-check the claim right before posting. While more than half its lease is left nobody else can have
+        claimed it (a claim takes only rows whose lease is over), and the post (within the client's timeout) ends
+        before the lease does; past that, the database decides: extended if still ours, else abandoned."""
+        if claim.leased_until is None:
+            return True
+        now = self.later(now)
+        if now < claim.leased_until - self.kind.lease / 2:
+            return True
+        return self.kind.renew(claim, until=now + self.kind.lease)
+
+    def _unanswered(self, claim: C, failure: Failure, *, now: datetime, prepared: R) -> Outcome:
+        """The post failed in the network (or in our code): retried, looking first if Slack may have posted it."""
+        if failure.maybe_posted and not self.kind.can_look_up(prepared):
+            return Outcome(S.FAILED, error=failure.code)
+        state = S.OUTCOME_UNKNOWN if failure.maybe_posted else S.NOT_POSTED
+        return Outcome(state, error=failure.code, retry_at=now + backoff(claim.attempts))
+
+    def refused(self, claim: C, error: SlackApiError, *, now: datetime, can_look_up: bool = True) -> Outcome | None:
+        """What Slack's refusal of a post (or of a lookup) means for the delivery."""
+        status = error.response.status_code
+        code = slack_code(error)
+        if code in REVOKED and self.kind.revoked(claim, code):
+            return None
+        max_attempts = self.kind.max_attempts
+        if not slack_retryable(status, code) or (max_attempts is not None and claim.attempts >= max_attempts):
+            return Outcome(S.FAILED, error=code)
+        failure = slack_error(status, code)
+        maybe = failure.maybe_posted and self.kind.look_up_after_5xx
+        if maybe and not can_look_up:
+            return Outcome(S.FAILED, error=code)  # cannot be looked up: never shown twice
+        delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(claim.attempts)
+        at = now + delay
+        if status == 429:
+            self.kind.rate_limited(claim, until=at)
+        return Outcome(S.OUTCOME_UNKNOWN if maybe else S.NOT_POSTED, error=code, retry_at=at)
+
+    def _lookup_failed(self, claim: C, error: Exception, *, now: datetime) -> Outcome | None:
+        """The lookup failed: retried like a post, but still of unknown outcome, so the next attempt looks again."""
+        if isinstance(error, SlackApiError) and error.response.status_code == 429:
+            # A lookup's 429 (conversations.*) says nothing about posting: the kind decides how to wait.
+            return self.kind.lookup_rate_limited(claim, wait=timedelta(seconds=retry_after(error)), now=now)
+        if isinstance(error, SlackApiError):
+            outcome = self.refused(claim, error, now=now)  # a revoked token disconnects; a refusal gives up
+            if outcome is None or not outcome.state.open:
+                return outcome
+            at = outcome.retry_at
+        else:
+            if not isinstance(error, OSError):
+                log.error("%s id=%s lookup error=unexpected", self.kind.name, claim.id, exc_info=error)
+            at = now + backoff(claim.attempts)
+        return Outcome(S.OUTCOME_UNKNOWN, error=LOOKUP_FAILED, retry_at=at)
+
+    # --- the background thread -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind.name}-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Post nothing more; what is queued is written back as not posted, for the next claim to send at once."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        # Queued jobs now only hand their claims back; posts under way finish within the client's timeout.
+        closing = threading.Thread(target=self._pool.shutdown, name=f"{self.kind.name}-sender-stop", daemon=True)
+        closing.start()
+        closing.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # Cleared before the pass, so a delivery queued during it wakes the next round at once.
+            self._wake.clear()
+            try:
+                self.run()
+            except Exception:  # the database is down, say: log it and try again at the next wake-up
+                log.exception("%s sender: pass failed; retrying in %.0f s", self.kind.name, self.poll_seconds)
+            self._wake.wait(self.poll_seconds)
+
+
+def _log_outcome(name: str, claim: Claim, outcome: Outcome, *, now: datetime) -> None:
+    if outcome.state is S.SENT:
+        log.info("%s id=%s outcome=%s attempts=%d", name, claim.id, "found_posted" if outcome.found else "sent",
+                 claim.attempts)  # fmt: skip
+    elif outcome.state.open:  # to be retried
+        delay = (outcome.retry_at - now).total_seconds() if outcome.retry_at else 0.0
+        log.warning("%s id=%s outcome=retry state=%s error=%s in_s=%.0f", name, claim.id, outcome.state.value,
+                    outcome.error, delay)  # fmt: skip
+    elif outcome.state is S.EMPTY:
+        log.info("%s id=%s outcome=empty", name, claim.id)
+    else:
+        log.warning("%s id=%s outcome=%s error=%s attempts=%d", name, claim.id, outcome.state.value, outcome.error,
+                    claim.attempts)  # fmt: skip
