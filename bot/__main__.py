@@ -36,7 +36,7 @@ def serve(command: str) -> int:
 def migrate() -> int:
     """Bring the database schema up to date; needs only the database URL (no Slack variables)."""
     from bot.config import database_url_and_source, load_config
-    from bot.runtime import open_store
+    from bot.storage.opening import open_store
 
     url, source = database_url_and_source(load_config())
     open_store(url, source=source).close()
@@ -47,7 +47,7 @@ def migrate() -> int:
 def check() -> int:
     from bot.check import run_check
     from bot.config import database_url_and_source, load_config
-    from bot.runtime import check_database_url
+    from bot.storage.opening import check_database_url
 
     try:
         config = load_config()

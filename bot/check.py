@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -38,7 +38,7 @@ def run_check(environ: Mapping[str, str] = os.environ, out: TextIO = sys.stdout)
     return 1 if failed else 0
 
 
-def _checks(environ: Mapping[str, str]):
+def _checks(environ: Mapping[str, str]) -> Iterator[Check]:
     from bot.config import database_url, load_config, load_settings
     from bot.slack.client import make_client
     from bot.storage.migrate import DatabaseUnreachable, head_revision

@@ -6,6 +6,7 @@ Every problem in config.yaml is collected and reported at once, each line naming
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import math
@@ -361,7 +362,7 @@ def _convert(path: str, convert: _Converter, value: Any, problems: list[str]) ->
 
 
 def _raw_default(cls: type, key: str) -> Any:
-    default = cls.__dataclass_fields__[key].default
+    default = {f.name: f for f in dataclasses.fields(cls)}[key].default
     if isinstance(default, timedelta):
         return render_duration(default)
     return default

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from bot.config import Config
 from bot.domain.errors import HoursError, OffhoursError, TemplateError
@@ -57,7 +58,7 @@ class PeopleService:
             for user_id in wanted
         }
 
-    def _save(self, team_id: str, user_id: str, **fields) -> Preferences:
+    def _save(self, team_id: str, user_id: str, **fields: Any) -> Preferences:
         row = self.store.save_person(team_id, user_id, now=self.clock(), **fields)
         self._changed(team_id, user_id)
         return preferences(row, self.config.defaults, team_id=team_id, user_id=user_id)

@@ -17,7 +17,7 @@ from bot.slack.profiles import ProfileCache
 from bot.storage.store import Store
 
 if TYPE_CHECKING:  # built in build_services: this module imports no worker at run time
-    from bot.workers.home_refresh import HomeRefresher
+    from bot.slack.home_refresh import HomeRefresher
 
 Clock = Callable[[], datetime]
 
@@ -68,7 +68,7 @@ def build_services(
 ) -> Services:
     """Build the services once per process (the runtime does; tests hand in their fake Slack's client)."""
     from bot.slack.client import make_client
-    from bot.workers.home_refresh import HomeRefresher
+    from bot.slack.home_refresh import HomeRefresher
 
     client = client or make_client(settings)
     people = PeopleService(store, config, clock=clock)

@@ -98,7 +98,9 @@ def window_key(prefs: Preferences, *, at: datetime, once_per: str) -> str | None
     return off_window_key(prefs.schedule.off_window(at), at=at, tz=prefs.tz, once_per=once_per)
 
 
-def off_window_key(window: tuple[datetime, datetime] | None, *, at: datetime, tz: str, once_per: str) -> str | None:
+def off_window_key(
+    window: tuple[datetime | None, datetime] | None, *, at: datetime, tz: str, once_per: str
+) -> str | None:
     """window_key for a caller that already has the off window at `at` (the listener: once per DM, before the ack)."""
     if window is None:
         return None

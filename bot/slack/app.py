@@ -9,8 +9,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
@@ -63,7 +65,8 @@ def create_app(
         signing_secret=settings.signing_secret,
         client=services.client,
         oauth_flow=_OAuthFlow(client=services.client, logger=logging.getLogger("bot.bolt"), settings=oauth_settings),
-        authorize=StoreAuthorize(store),
+        # An Authorize subclass (Bolt's own kind of authorizer); Bolt's annotation names only plain callables.
+        authorize=cast(Callable[..., AuthorizeResult], StoreAuthorize(store)),
         # Listeners run before the HTTP 200 so that an after-hours DM is stored before Slack hears "ok";
         # the slow part (posting the reply) happens later in the reply sender.
         process_before_response=True,

@@ -6,6 +6,7 @@ The top-level manifest.yaml is this output for the placeholder URL (a test keeps
 from __future__ import annotations
 
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -71,7 +72,7 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
     }
 
 
-def render_manifest(base_url: str, **kwargs) -> str:
+def render_manifest(base_url: str, **kwargs: Any) -> str:
     header = (
         "# Offhours' Slack app manifest. Create the app at api.slack.com/apps → Create New App → From a manifest.\n"
         "# Regenerate with your URL: python -m bot manifest --url https://your.host\n"

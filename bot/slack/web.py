@@ -23,6 +23,7 @@ from waitress.task import ThreadedTaskDispatcher
 
 from bot.slack.app import OffhoursApp
 from bot.slack.paths import EVENTS_PATH
+from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _well_formed(body: str, content_type: str | None) -> bool:
     return True
 
 
-def _healthz(store, start_response: Callable) -> Iterable[bytes]:
+def _healthz(store: Store, start_response: Callable) -> Iterable[bytes]:
     try:
         store.ping()
     except Exception as e:  # any database failure means "not healthy"; the type is enough for the log

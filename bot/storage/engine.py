@@ -9,11 +9,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -22,14 +24,14 @@ class UTCDateTime(sa.types.TypeDecorator):
     impl = sa.DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; pass an aware one")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -71,7 +73,7 @@ def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
             queue.release()
 
 
-def make_engine(url: str, **kwargs) -> sa.Engine:
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine tuned for several threads: SQLite in WAL mode with a busy timeout, PostgreSQL pooled."""
     # Errors would otherwise carry the statement's parameters into the logs: a recorded DM's text, a token.
     kwargs.setdefault("hide_parameters", True)
@@ -87,7 +89,7 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
 def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:
     @sa.event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -104,21 +106,19 @@ def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:
         # deferred BEGIN lets them run beside the writer (WAL). Sent on the DBAPI connection: through
         # exec_driver_sql it cost as much as the query it opens.
         statement = "BEGIN" if connection.get_execution_options().get(READ_ONLY, False) else "BEGIN IMMEDIATE"
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a pooled connection always has one while it is checked out
         try:
-            connection.connection.driver_connection.execute(statement)
+            driver.execute(statement)
         except sqlite3.Error as e:  # e.g. "database is locked" past busy_timeout: raised as SQLAlchemy would
             raise sa.exc.DBAPIError.instance(statement, None, e, sqlite3.Error, hide_parameters=True) from e
 
 
-def _dialect_insert(engine: sa.Engine):
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+def _dialect_insert(engine: sa.Engine) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
-def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]):
+def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike: rowcount 0 means "already there"."""
     # preserve_rowcount: with SQLAlchemy 2.1 and psycopg, rowcount is -1 here unless asked for, so on PostgreSQL a
     # duplicate looked inserted (Outbox.record answered "replied" to every redelivered copy, never "duplicate").
@@ -126,7 +126,7 @@ def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]):
     return stmt.execution_options(preserve_rowcount=True)
 
 
-def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict):
+def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT (keys) DO UPDATE the other columns."""
     stmt = _dialect_insert(engine)(table).values(**values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})

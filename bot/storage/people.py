@@ -88,7 +88,7 @@ class People:
         return (person_row(row) if row is not None else None), changed
 
 
-def person_row(row: Mapping[str, Any]) -> PersonRow:
+def person_row(row: sa.RowMapping | Mapping[str, Any]) -> PersonRow:
     """A people row (or a row of a statement selecting every people column) as the domain's value."""
     return PersonRow(
         team_id=row["team_id"],

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
@@ -67,11 +67,11 @@ class EncryptedSQLAlchemyStore(SQLAlchemyInstallationStore):
     def save_bot(self, bot: Bot) -> None:
         super().save_bot(self._apply(bot, BOT_FIELDS, self.cipher.encrypt))
 
-    def find_bot(self, **kwargs) -> Bot | None:
+    def find_bot(self, **kwargs: Any) -> Bot | None:
         bot = super().find_bot(**kwargs)
         return None if bot is None else self._apply(bot, BOT_FIELDS, self.cipher.decrypt)
 
-    def find_installation(self, **kwargs) -> Installation | None:
+    def find_installation(self, **kwargs: Any) -> Installation | None:
         installation = super().find_installation(**kwargs)
         if installation is None:
             return None

@@ -6,25 +6,25 @@ into the recap with the claim); a recap with nothing left unanswered is not sent
 the whole workspace until Retry-After (every recap tried meanwhile would be refused too); a 5xx is retried
 without looking first (lookups, conversations.history, are allowed about once a minute per workspace); a recap
 refused for good gives its messages back, due at the person's next working start. `tick(now)` is a plain function
-of `now`; the scheduler calls it every `recap.poll_seconds`. `RecapRenderer` re-renders a sent recap.
+of `now`; the scheduler calls it every `recap.poll_seconds`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.delivery import IN_FLIGHT, DeliveryState, Outcome
-from bot.domain.recap import Recap, WaitingMessage, build_recap
+from bot.domain.recap import Recap
 from bot.services import Services
 from bot.slack.blocks.recap import recap_blocks, recap_fallback_text
 from bot.slack.client import sending_client, slack_code
+from bot.slack.recap_message import RecapRenderer
 from bot.storage.recaps import RECAP_LEASE, ClaimedRecap
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 
@@ -44,65 +44,6 @@ class ReadyRecap:
     blocks: list[dict]
     token: str | None
     now: datetime
-
-
-class RecapRenderer:
-    """Builds a recap's content and links: for its first post, and again after a "Done" click."""
-
-    def __init__(self, services: Services, client: WebClient | None = None) -> None:
-        self.services = services
-        self.store = services.store
-        self.client = client or services.client
-
-    def compose(self, recap_id: int, *, team_id: str, user_id: str, due_at: datetime, now: datetime,
-                messages: Sequence[WaitingMessage] | None = None) -> tuple[Recap, str]:  # fmt: skip
-        prefs = self.services.people.get(team_id, user_id)
-        held = self.store.recaps.read(recap_id) if messages is None else list(messages)
-        window = prefs.schedule.off_window(min((m.received_at for m in held), default=due_at))
-        # After downtime one recap can hold several windows' messages: the title runs to the end of the last one.
-        last = prefs.schedule.off_window(max((m.received_at for m in held), default=due_at))
-        window_end = last[1] if last is not None and due_at < last[1] <= now else due_at
-        content = build_recap(
-            held,
-            window_start=window[0] if window else None,
-            window_end=window_end,
-            now=now,
-            max_items=self.services.config.recap.max_items,
-            due_at=due_at,
-        )
-        return content, prefs.tz
-
-    def permalinks(self, recap_id: int, *, team_id: str, user_id: str, content: Recap) -> dict[str, str]:
-        token = self.store.user_token(team_id, user_id)
-        links: dict[str, str] = {}
-        for item in content.items:
-            if item.done or token is None:
-                continue
-            try:
-                links[item.channel_id] = self.client.chat_getPermalink(
-                    token=token, channel=item.channel_id, message_ts=item.thread_ts
-                )["permalink"]
-            except (SlackApiError, OSError) as e:
-                # Still useful without the link: the item names the sender and the time.
-                log.info("recap id=%s permalink failed error=%s", recap_id, _code(e))
-        return links
-
-    def refresh(self, recap_id: int, *, now: datetime) -> None:
-        """Re-render a sent recap after a "Done" click (chat.update with the bot token)."""
-        row = self.store.recaps.get(recap_id)
-        if row is None or row["state"] != "sent" or not row["message_ts"]:
-            return
-        team_id, user_id = row["team_id"], row["user_id"]
-        content, tz = self.compose(recap_id, team_id=team_id, user_id=user_id, due_at=row["due_at"],
-                                   now=row["sent_at"] or now)  # fmt: skip
-        permalinks = self.permalinks(recap_id, team_id=team_id, user_id=user_id, content=content)
-        self.client.chat_update(
-            token=self.store.bot_token(team_id),
-            channel=row["channel_id"],
-            ts=row["message_ts"],
-            text=recap_fallback_text(content, tz),
-            blocks=recap_blocks(content, recap_id=recap_id, tz=tz, permalinks=permalinks),
-        )
 
 
 class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):

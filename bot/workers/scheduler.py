@@ -11,6 +11,7 @@ times live in the database (computed by the hours engine), so any number of sche
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -73,7 +74,7 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
     return scheduler
 
 
-def _safely(job, name: str):
+def _safely(job: Callable[[], object], name: str) -> Callable[[], None]:
     def run() -> None:
         try:
             job()

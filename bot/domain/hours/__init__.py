@@ -29,10 +29,11 @@ from __future__ import annotations
 import dataclasses
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from bot.domain.errors import HoursError
+from bot.domain.hours.holidays import HolidayCalendar
 from bot.domain.hours.holidays import calendar as holiday_calendar
 from bot.domain.hours.holidays import resolve_code as resolve_holidays
 from bot.domain.hours.model import DayOff, Interval, WeeklyHours
@@ -101,6 +102,13 @@ class Schedule:
     days_off: tuple[DayOff, ...] = ()
     holidays: str | None = None  # a country/region code ("US", "DE-BY"); None: no public holidays
 
+    # Derived in __post_init__ from the fields above: not compared, hashed, shown or passed to replace().
+    _zone: tzinfo = field(init=False, repr=False, compare=False)
+    _table: tuple[tuple[tuple[int, int], ...], ...] = field(init=False, repr=False, compare=False)
+    _off_firsts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _off_lasts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _holidays: HolidayCalendar | None = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if not isinstance(self.weekly, WeeklyHours):
             raise HoursError("Schedule.weekly must be WeeklyHours, e.g. parse_hours('mon-fri 9-17:30')")
@@ -125,11 +133,11 @@ class Schedule:
 
     def upcoming_holidays(self, now: datetime, count: int = 3) -> list[tuple[date, str]]:
         """The next `count` public holidays (date, name) from the local date of `now` on; [] without holidays."""
-        holidays = self._holidays  # type: ignore[attr-defined]
+        holidays = self._holidays
         if holidays is None:
             return []
         _timestamp(now, "now")
-        return holidays.upcoming(now.astimezone(self._zone).date(), count)  # type: ignore[attr-defined]
+        return holidays.upcoming(now.astimezone(self._zone).date(), count)
 
     # --- queries -----------------------------------------------------------------------------------------
 
@@ -182,26 +190,26 @@ class Schedule:
     # --- internals -----------------------------------------------------------------------------------------
 
     def _ordinal(self, instant: datetime) -> int:
-        return instant.astimezone(self._zone).toordinal()  # type: ignore[attr-defined]
+        return instant.astimezone(self._zone).toordinal()
 
     def _local(self, timestamp: int) -> datetime:
-        return datetime.fromtimestamp(timestamp, self._zone)  # type: ignore[attr-defined]
+        return datetime.fromtimestamp(timestamp, self._zone)
 
     def _off_range(self, ordinal: int) -> tuple[int, int] | None:
         """(first, last) ordinals of the days-off range containing `ordinal`, if any; a holiday is a range of one
         day (the searches step over it and look again, so a holiday next to days off joins them)."""
-        firsts = self._off_firsts  # type: ignore[attr-defined]
+        firsts = self._off_firsts
         if firsts:
             index = bisect_right(firsts, ordinal) - 1
-            if index >= 0 and ordinal <= self._off_lasts[index]:  # type: ignore[attr-defined]
-                return firsts[index], self._off_lasts[index]  # type: ignore[attr-defined]
-        holidays = self._holidays  # type: ignore[attr-defined]
+            if index >= 0 and ordinal <= self._off_lasts[index]:
+                return firsts[index], self._off_lasts[index]
+        holidays = self._holidays
         if holidays is not None and holidays.is_holiday(ordinal):
             return ordinal, ordinal
         return None
 
     def _spans(self, ordinal: int) -> tuple[_Span, ...]:
-        return self._table[(ordinal - 1) % 7]  # type: ignore[attr-defined]  # ordinal 1 (0001-01-01) is a Monday
+        return self._table[(ordinal - 1) % 7]  # ordinal 1 (0001-01-01) is a Monday
 
     def _containing_end(self, t: float, ordinal: int) -> int | None:
         """The latest end among intervals containing instant `t` (local day `ordinal`), or None when off."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from slack_sdk.models.blocks import (
+    BlockElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -53,7 +54,7 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def section(text: str, *, accessory=None, block_id: str | None = None) -> dict:
+def section(text: str, *, accessory: BlockElement | dict | None = None, block_id: str | None = None) -> dict:
     if text and accessory is None and block_id is None:
         # The plain case is on every auto-reply's path, where the models' construction and validation cost more
         # than the rest of composing it; this is their output exactly (tests/test_home_blocks.py compares).

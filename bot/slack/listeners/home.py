@@ -6,7 +6,7 @@ same data. The person is always the payload's `user.id` (Slack sets it; nothing 
 Refreshing: PeopleService calls `on_change` after every change. A change made from the Home tab publishes the
 new Home itself, once, right after the ack (the on_change refresh is switched off for that thread meanwhile so
 the tab is not published twice). A change made anywhere else (`/hours`, the OAuth callback) queues a refresh
-for the Home refresher (bot/workers/home_refresh.py, reached through Services), which publishes it later.
+for the Home refresher (bot/slack/home_refresh.py, reached through Services), which publishes it later.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def register(app: App, services: Services) -> None:
         user = body.get("user") or {}
         return (body.get("team") or {}).get("id") or user.get("team_id") or "", user.get("id") or ""
 
-    def open_modal(build: Callable[[Preferences], dict], name: str):
+    def open_modal(build: Callable[[Preferences], dict], name: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
             ack()
             team_id, user_id = person(body)
@@ -93,7 +93,7 @@ def register(app: App, services: Services) -> None:
         )
     )
 
-    def change(name: str, apply: Callable[[str, str], object]):
+    def change(name: str, apply: Callable[[str, str], object]) -> Callable[..., None]:
         """A button that changes a setting at once, then shows the new Home."""
 
         def handler(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
@@ -139,7 +139,7 @@ def register(app: App, services: Services) -> None:
         zones = search_zones(str(body.get("value") or ""), now=services.clock())
         ack(options=ui.tz_options(zones))
 
-    def submission(name: str, save: Callable[[str, str, dict], dict[str, str]]):
+    def submission(name: str, save: Callable[[str, str, dict], dict[str, str]]) -> Callable[..., None]:
         """A modal's submit: `save` validates and saves (returning {} ) or returns errors by block id."""
 
         def handler(ack: Ack, body: dict, view: dict, context: BoltContext, request: BoltRequest) -> None:

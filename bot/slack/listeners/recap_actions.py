@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.slack.blocks.recap import DONE_ACTION
-from bot.workers.recaps import RecapRenderer
+from bot.slack.recap_message import RecapRenderer
 
 log = logging.getLogger(__name__)
 

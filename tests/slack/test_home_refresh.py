@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from bot.workers.home_refresh import HomeRefresher
+from bot.slack.home_refresh import HomeRefresher
 
 
 class Publisher:
