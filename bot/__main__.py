@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|web|scheduler|migrate|check|manifest|hours]`.
+"""Command line: `python -m bot [run|web|scheduler|migrate|check|status|manifest|hours]`.
 
 Configuration problems end with exit status 2 and one clear message, never a traceback.
 """
@@ -13,17 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.domain.errors import ConfigError
-
-# logfmt: every field is key=value (the time too, in ISO 8601), so a log platform parses lines without a pattern.
-LOG_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr)
-    # Bolt and slack_sdk log request and response bodies (tokens, message text) at DEBUG: keep them quieter.
-    for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+from bot.logs import configure_logging
 
 
 def _load():
@@ -112,17 +102,21 @@ def run_scheduler() -> int:
     import threading
 
     from bot.services import build_services
+    from bot.slack.web import serve_ops
     from bot.workers.scheduler import start_scheduler
 
     settings, config = _load()
     store = _store(settings, config)
     services = build_services(config, store, settings=settings)
     scheduler = start_scheduler(services)
+    stop_ops = serve_ops(services, host=settings.host, port=settings.metrics_port) if settings.metrics_port else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     scheduler.shutdown(wait=False)
+    if stop_ops is not None:
+        stop_ops()
     return 0
 
 
@@ -150,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "web", "scheduler", "migrate", "check", "manifest", "hours"],
+        choices=["run", "web", "scheduler", "migrate", "check", "status", "manifest", "hours"],
         help="run (default): web app and scheduler; web: web app only; scheduler: recap scheduler only",
     )
     parser.add_argument("--url", help="manifest: the public base URL of this app, e.g. https://offhours.example.com")
@@ -174,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.check import run_check
 
             return run_check()
+        if args.command == "status":
+            from bot.status import run_status
+
+            return run_status()
     except ConfigError as e:
         print(f"offhours: {e}", file=sys.stderr)
         return 2

@@ -133,6 +133,8 @@ class RecapSender:
                 self.recaps.mark_sent(recap.id, channel_id=found[0], message_ts=found[1], now=now,
                                       late=content.late)  # fmt: skip
                 log.info("recap id=%s outcome=found_posted", recap.id)
+                self.services.metrics.settled("recap", "sent", due_at=recap.due_at, now=self.services.clock(),
+                                              looked_up=True)  # metrics: found, not posted again  # fmt: skip
                 return True
         return self._post(recap, content, tz=tz, blocks=blocks, token=token, now=now)
 
@@ -151,10 +153,12 @@ class RecapSender:
             return False
         except OSError as e:
             self.recaps.retry(recap.id, at=self._later(now) + backoff(recap.attempts), error=request_error(e))
+            self.services.metrics.settled("recap", "pending")  # metrics: retried
             return False
         self.recaps.mark_sent(recap.id, channel_id=response.get("channel") or recap.user_id,
                               message_ts=response.get("ts"), now=now, late=content.late)  # fmt: skip
         log.info("recap id=%s outcome=sent items=%d late=%s", recap.id, len(content.items), content.late)
+        self.services.metrics.settled("recap", "sent", due_at=recap.due_at, now=self.services.clock())  # metrics
         return True
 
     def _already_posted(self, recap: ClaimedRecap, *, bot_token: str | None) -> tuple[str, str] | None:
@@ -215,6 +219,7 @@ class RecapSender:
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
         self.recaps.retry(recap.id, at=self._later(now) + delay, error=LOOKUP_FAILED)
         log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, LOOKUP_FAILED, delay.total_seconds())
+        self.services.metrics.settled("recap", "pending")  # metrics: retried
 
     def hold(self, team_id: str, until: datetime) -> None:
         """Post nothing to this workspace before `until` (what a 429 on a post does)."""
@@ -230,6 +235,7 @@ class RecapSender:
             prefs = self.services.people.get(recap.team_id, recap.user_id)
             self.recaps.give_up(recap.id, error=code, release_until=prefs.schedule.next_start(now))
             log.warning("recap id=%s outcome=failed error=%s messages=released", recap.id, code)
+            self.services.metrics.settled("recap", "failed")  # metrics
             return
         # Retryable failures are retried for as long as they last, backing off to once every 10 minutes.
         delay = timedelta(seconds=retry_after(error)) if status == 429 else backoff(recap.attempts)
@@ -244,6 +250,7 @@ class RecapSender:
         # get a recap twice. Timeouts and crashes, which fail one post at a time, are still looked up.
         self.recaps.retry(recap.id, at=at, error=code)
         log.warning("recap id=%s outcome=retry error=%s in_s=%.0f", recap.id, code, delay.total_seconds())
+        self.services.metrics.settled("recap", "pending")  # metrics: retried
 
     def refresh(self, recap_id: int, *, now: datetime) -> None:
         """Re-render a sent recap after a "Done" click (chat.update with the bot token)."""

@@ -85,6 +85,7 @@ class ReplySender:
         self.store.outbox.settle_replies(refused, attempts=attempts)
         for outcome in refused:
             _log_outcome(outcome, attempts=attempts[outcome.reply_id], now=now)
+            self.services.metrics.settled("auto_reply", outcome.state)  # metrics: settled without a post
         try:
             outcomes = [job.result() if isinstance(job, Future) else job for job in self._submit_all(ready, now=now)]
         finally:
@@ -112,6 +113,9 @@ class ReplySender:
             outcome = self._post_one(ready, now=now)
         if outcome is not None:
             _log_outcome(outcome, attempts=ready.reply.attempts, now=now)
+            # metrics: sent / retried / failed, and the lag from the DM's arrival
+            self.services.metrics.settled("auto_reply", outcome.state, due_at=ready.reply.received_at,
+                                          now=self.services.clock(), untried=outcome.untried)  # fmt: skip
             self._outcomes.add((outcome, ready.reply.attempts))
         return outcome
 
@@ -210,6 +214,7 @@ class ReplySender:
         except Exception as e:  # Slack, the network, or a bug: whichever, the outcome stays unknown
             return True, self._lookup_failed(reply, e, now=now)
         if found is not None:
+            self.services.metrics.looked_up("auto_reply")  # metrics: found, not posted again
             return True, ReplyOutcome(reply.id, "sent", reply_ts=found)
         return False, None
 
