@@ -8,6 +8,7 @@ renderer, the install page of the OAuth flow, and the callback options.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,22 @@ from bot.storage import ops
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class _RedactOAuthCode(logging.Filter):
+    """Bolt logs a refused oauth.v2.access with the code it tried: a code is a credential for a few minutes."""
+
+    _CODE = re.compile(r"(with code: )\S+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "code: " in message:
+            record.msg, record.args = self._CODE.sub(r"\1(redacted)", message), None
+        return True
+
+
+_BOLT_LOG = logging.getLogger("bot.bolt")
+_BOLT_LOG.addFilter(_RedactOAuthCode())
 
 
 @dataclass
@@ -66,7 +83,7 @@ def create_app(
         callback_options=CallbackOptions(success=_on_installed(services, pages), failure=_on_install_failed(pages)),
     )
     oauth_settings.redirect_uri_page_renderer = pages  # Bolt's default callback paths render Offhours' pages too
-    flow = _OAuthFlow(client=services.client, logger=logging.getLogger("bot.bolt"), settings=oauth_settings)
+    flow = _OAuthFlow(client=services.client, logger=_BOLT_LOG, settings=oauth_settings)
     flow.pages, flow.store = pages, store
     bolt = App(
         signing_secret=settings.signing_secret,
@@ -76,7 +93,7 @@ def create_app(
         # Listeners run before the HTTP 200 so that an after-hours DM is stored before Slack hears "ok";
         # the slow part (posting the reply) happens later in the reply sender.
         process_before_response=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=_BOLT_LOG,
     )
     register_all(bolt, services)
 
