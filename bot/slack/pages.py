@@ -27,13 +27,21 @@ main { max-width: 36rem; margin: 3rem auto; padding: 2rem; background: var(--car
 h1 { font-size: 1.6rem; line-height: 1.25; margin: 0 0 1rem; }
 p, li { margin: 0 0 .9rem; }
 code { font: .95em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: rgba(127,127,127,.15);
-       padding: .1em .35em; border-radius: 4px; }
+       padding: .1em .35em; border-radius: 4px; white-space: nowrap; }
+.brand svg { vertical-align: -3px; margin-right: .2rem; }
 a { color: var(--accent); }
 a.button { display: inline-block; margin: .5rem 0 1rem; padding: .75rem 1.25rem; border-radius: 8px;
            background: var(--accent); color: var(--accent-ink); font-weight: 600; text-decoration: none; }
 a:focus-visible { outline: 3px solid var(--ring); outline-offset: 2px; }
 .small { font-size: .9rem; color: var(--muted); }
 """
+
+
+# Drawn inline: an emoji needs a font the reader may not have, and a file would be one more request.
+_MOON = (
+    '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" focusable="false">'
+    '<path fill="currentColor" d="M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z"/></svg>'
+)
 
 
 def page(title: str, body: str) -> str:
@@ -50,7 +58,7 @@ def page(title: str, body: str) -> str:
 </head>
 <body>
 <main>
-<p class="brand" aria-hidden="true">🌙 Offhours</p>
+<p class="brand">{_MOON} Offhours</p>
 {body}
 </main>
 </body>
