@@ -83,8 +83,7 @@ def create_app(
         callback_options=CallbackOptions(success=_on_installed(services, pages), failure=_on_install_failed(pages)),
     )
     oauth_settings.redirect_uri_page_renderer = pages  # Bolt's default callback paths render Offhours' pages too
-    flow = _OAuthFlow(client=services.client, logger=_BOLT_LOG, settings=oauth_settings)
-    flow.pages, flow.store = pages, store
+    flow = _OAuthFlow(client=services.client, logger=_BOLT_LOG, settings=oauth_settings, pages=pages, store=store)
     bolt = App(
         signing_secret=settings.signing_secret,
         client=services.client,
@@ -112,8 +111,10 @@ class _OAuthFlow(OAuthFlow):
     """Bolt's flow, with Offhours' install page, and a timed-out oauth.v2.access shown as its "try again" page
     rather than a bare 500."""
 
-    pages: OffhoursPages
-    store: Store
+    def __init__(self, *, pages: OffhoursPages, store: Store, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pages = pages
+        self.store = store
 
     def build_install_page_html(self, url: str, request: BoltRequest) -> str:
         # The first install of a workspace, or someone connecting to one Offhours is already in.

@@ -56,12 +56,12 @@ def create_wsgi(app: OffhoursApp) -> Callable:
         if length < 0 or length > MAX_BODY_BYTES:
             return _plain(start_response, "413 Payload Too Large" if length > 0 else "400 Bad Request", "")
         if path == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
+            started = time.perf_counter()
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads the body again
             refusal = _refusal(verifier, environ, body)
             if refusal is not None:
                 return _plain(start_response, refusal, "")
-            started = time.perf_counter()
             try:
                 return slack(environ, start_response)  # Bolt answers after the listener ran (process_before_response)
             finally:
