@@ -212,3 +212,17 @@ def test_the_metrics_scrape_survives_the_database_going_away(settings, fake_slac
     assert response.status == 200
     assert "offhours_events_total" in response.text or "offhours_events" in response.text
     assert "offhours_pending{" not in response.text  # unknown, so not reported as 0
+
+
+def test_an_answer_that_is_not_slacks_is_counted_by_its_status_never_its_text(server, slack, u1, offhours, fake_slack,
+                                                                                clock):  # fmt: skip
+    fake_slack.fail("chat.postMessage", status=502, body=b"<html><h1>502 Bad Gateway</h1> proxy says hi</html>")
+    assert slack.dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
+    sender = ReplySender(offhours.services)
+    try:
+        sender.drain(now=clock())
+    finally:
+        sender.stop()
+    text = scrape(server.url).text
+    assert 'offhours_slack_api_errors_total{error="502",method="chat.postMessage"} 1.0' in text
+    assert "Bad Gateway" not in text and "proxy" not in text
