@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|web|scheduler|migrate|check|manifest|hours]`: parse, hand over to the runtime.
+"""Command line: `python -m bot [run|web|scheduler|migrate|check|status|manifest|hours]`: parse, hand over.
 
 Configuration problems (the environment, config.yaml, a database that does not open) end with exit status 2 and
 one clear message, never a traceback.
@@ -7,22 +7,11 @@ one clear message, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from bot.domain.errors import ConfigError
-
-# logfmt: every field is key=value (the time too, in ISO 8601), so a log platform parses lines without a pattern.
-LOG_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr)
-    # Bolt and slack_sdk log request and response bodies (tokens, message text) at DEBUG: keep them quieter.
-    for noisy in ("slack_bolt", "slack_sdk", "bot.bolt", "waitress.queue", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+from bot.logs import configure_logging
 
 
 def serve(command: str) -> int:
@@ -71,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "web", "scheduler", "migrate", "check", "manifest", "hours"],
+        choices=["run", "web", "scheduler", "migrate", "check", "status", "manifest", "hours"],
         help="run (default): web app and scheduler; web: web app only; scheduler: recap scheduler only",
     )
     parser.add_argument("--url", help="manifest: the public base URL of this app, e.g. https://offhours.example.com")
@@ -89,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return print_manifest(args.url, socket_mode=args.socket_mode)
         if args.command == "check":
             return check()
+        if args.command == "status":
+            from bot.status import run_status
+
+            return run_status()
     except ConfigError as e:
         print(f"offhours: {e}", file=sys.stderr)
         return 2

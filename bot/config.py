@@ -453,6 +453,8 @@ class Settings:
     app_token: str | None = None
     encryption_key: str | None = None
     base_url: str | None = None
+    metrics_token: str | None = None  # OFFHOURS_METRICS_TOKEN: /metrics wants "Authorization: Bearer <it>"
+    metrics_port: int | None = None  # METRICS_PORT: where the scheduler process serves /metrics and /readyz
 
     def __repr__(self) -> str:
         def secret(value: str | None) -> str:
@@ -469,6 +471,8 @@ class Settings:
             "app_token": secret(self.app_token),
             "encryption_key": secret(self.encryption_key),
             "base_url": repr(self.base_url),
+            "metrics_token": secret(self.metrics_token),
+            "metrics_port": repr(self.metrics_port),
         }
         return "Settings(" + ", ".join(f"{key}={value}" for key, value in shown.items()) + ")"
 
@@ -544,6 +548,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         else:
             problems.append(f"OFFHOURS_BASE_URL: expected the public http(s) URL of this app, got {base_url!r}")
 
+    metrics_port = None
+    raw_metrics_port = get("METRICS_PORT")
+    if raw_metrics_port is not None:
+        if re.fullmatch(r"\d{1,5}", raw_metrics_port) and 1 <= int(raw_metrics_port) <= 65535:
+            metrics_port = int(raw_metrics_port)
+        else:
+            problems.append(f"METRICS_PORT: expected a whole number from 1 to 65535, got {raw_metrics_port!r}")
+
     database_url, problem = _env_database_url(environ)
     if problem:
         problems.append(problem)
@@ -562,6 +574,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         app_token=app_token,
         encryption_key=get("OFFHOURS_ENCRYPTION_KEY"),
         base_url=base_url,
+        metrics_token=get("OFFHOURS_METRICS_TOKEN"),
+        metrics_port=metrics_port,
     )
 
 

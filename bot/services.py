@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 
 from bot.config import Config, Settings
+from bot.metrics import Metrics
 from bot.people import PeopleService
 from bot.slack.paths import INSTALL_PATH
 from bot.slack.profiles import ProfileCache
+from bot.storage import ops
 from bot.storage.store import Store
 
 if TYPE_CHECKING:  # built in build_services: this module imports no worker at run time
@@ -42,6 +44,7 @@ class Services:
     home_refresh: HomeRefresher
     # Set when a reply is queued, so the reply sender wakes at once instead of at its next poll.
     replies_queued: threading.Event = field(default_factory=threading.Event)
+    metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
 
     def install_url(self, headers: dict | None = None) -> str:
         """The public /slack/install URL: OFFHOURS_BASE_URL, else what the request says our host is."""
@@ -67,10 +70,12 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     """Build the services once per process (the runtime does; tests hand in their fake Slack's client)."""
-    from bot.slack.client import make_client
+    from bot.slack.client import count_errors, make_client
     from bot.slack.home_refresh import HomeRefresher
 
-    client = client or make_client(settings)
+    metrics = Metrics()
+    metrics.watch_pending(lambda now: ops.pending(store.engine, now=now), clock)
+    client = count_errors(client or make_client(settings), metrics)
     people = PeopleService(store, config, clock=clock)
 
     def reschedule_recap(team_id: str, user_id: str) -> None:
@@ -88,4 +93,5 @@ def build_services(
         people=people,
         profiles=ProfileCache(store, client, clock=clock),
         home_refresh=HomeRefresher(),
+        metrics=metrics,
     )

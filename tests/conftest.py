@@ -23,6 +23,8 @@ from tests.support.helpers import FakeClock, RunningServer, wipe
 from tests.support.slackhttp import SIGNING_SECRET, SlackHTTP
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# Every log line of the suite is checked for tokens, secrets, OAuth codes and message text (tests/support/logscan.py).
+pytest_plugins = ["tests.support.logscan"]
 
 
 @pytest.fixture

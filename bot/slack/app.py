@@ -1,17 +1,20 @@
 """The Bolt app factory: a Bolt app wired to Offhours' services, with OAuth install/connect and every listener.
 
-No module-level app: every test builds its own with its own database, fake Slack and clock.
+No module-level app: every test builds its own with its own database, fake Slack and clock. The install and
+connect pages are Offhours' own (bot/slack/pages.py), through Bolt's documented hooks: the OAuthSettings page
+renderer, the install page of the OAuth flow, and the callback options.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
@@ -23,10 +26,28 @@ from slack_sdk.oauth.installation_store import Installation
 from bot.config import Config, Settings
 from bot.services import Services, build_services, utc_now
 from bot.slack.authorize import StoreAuthorize
+from bot.slack.pages import OffhoursPages
 from bot.slack.paths import BOT_SCOPES, INSTALL_PATH, REDIRECT_PATH, USER_SCOPES
+from bot.storage import ops
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class _RedactOAuthCode(logging.Filter):
+    """Bolt logs a refused oauth.v2.access with the code it tried: a code is a credential for a few minutes."""
+
+    _CODE = re.compile(r"(with code: )\S+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "code: " in message:
+            record.msg, record.args = self._CODE.sub(r"\1(redacted)", message), None
+        return True
+
+
+_BOLT_LOG = logging.getLogger("bot.bolt")
+_BOLT_LOG.addFilter(_RedactOAuthCode())
 
 
 @dataclass
@@ -49,6 +70,7 @@ def create_app(
     from bot.slack.listeners import register_all
 
     services = build_services(config, store, settings=settings, client=client, clock=clock)
+    pages = OffhoursPages(install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH, command=config.command)
     oauth_settings = OAuthSettings(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
@@ -59,18 +81,21 @@ def create_app(
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
         redirect_uri=(settings.base_url + REDIRECT_PATH) if settings.base_url else None,
-        callback_options=CallbackOptions(success=_on_installed(services), failure=_on_install_failed),
+        install_page_rendering_enabled=True,  # our page, not a bare redirect: it says what Offhours will do
+        callback_options=CallbackOptions(success=_on_installed(services, pages), failure=_on_install_failed(pages)),
     )
+    oauth_settings.redirect_uri_page_renderer = pages  # Bolt's default callback paths render Offhours' pages too
+    flow = _OAuthFlow(client=services.client, logger=_BOLT_LOG, settings=oauth_settings, pages=pages, store=store)
     bolt = App(
         signing_secret=settings.signing_secret,
         client=services.client,
-        oauth_flow=_OAuthFlow(client=services.client, logger=logging.getLogger("bot.bolt"), settings=oauth_settings),
+        oauth_flow=flow,
         # An Authorize subclass (Bolt's own kind of authorizer); Bolt's annotation names only plain callables.
         authorize=cast(Callable[..., AuthorizeResult], StoreAuthorize(store)),
         # Listeners run before the HTTP 200 so that an after-hours DM is stored before Slack hears "ok";
         # the slow part (posting the reply) happens later in the reply sender.
         process_before_response=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=_BOLT_LOG,
     )
     register_all(bolt, services)
 
@@ -86,7 +111,22 @@ def create_app(
 
 
 class _OAuthFlow(OAuthFlow):
-    """Bolt's flow, with a timed-out oauth.v2.access shown as its "try again" page rather than a bare 500."""
+    """Bolt's flow, with Offhours' install page, and a timed-out oauth.v2.access shown as its "try again" page
+    rather than a bare 500."""
+
+    def __init__(self, *, pages: OffhoursPages, store: Store, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pages = pages
+        self.store = store
+
+    def build_install_page_html(self, url: str, request: BoltRequest) -> str:
+        # The first install of a workspace, or someone connecting to one Offhours is already in.
+        team = next(iter(request.query.get("team") or []), None)
+        if team:
+            first = self.store.bot_token(team) is None
+        else:
+            first = ops.installed_workspaces(self.store.engine, client_id=self.store.client_id) == 0
+        return self.pages.install(url, first=first)
 
     def run_installation(self, code: str) -> Installation | None:
         try:
@@ -96,7 +136,7 @@ class _OAuthFlow(OAuthFlow):
             return None
 
 
-def _on_installed(services: Services) -> Callable[[SuccessArgs], BoltResponse]:
+def _on_installed(services: Services, pages: OffhoursPages) -> Callable[[SuccessArgs], BoltResponse]:
     def success(args: SuccessArgs) -> BoltResponse:
         installation = args.installation
         if installation.user_token and installation.user_id:
@@ -112,11 +152,29 @@ def _on_installed(services: Services) -> Callable[[SuccessArgs], BoltResponse]:
                 ),
             )
             log.info("install: connected team=%s user=%s", installation.team_id, installation.user_id)
-        return args.default.success(args)
+        html = pages.success(
+            team_id=installation.team_id, app_id=installation.app_id, team_name=installation.team_name,
+            installed=bool(installation.bot_token),
+        )  # fmt: skip
+        return _page(args.settings, 200, html)
 
     return success
 
 
-def _on_install_failed(args: FailureArgs) -> BoltResponse:
-    log.warning("install: failed reason=%s status=%s", args.reason, args.suggested_status_code)
-    return args.default.failure(args)
+def _on_install_failed(pages: OffhoursPages) -> Callable[[FailureArgs], BoltResponse]:
+    def failure(args: FailureArgs) -> BoltResponse:
+        log.warning("install: failed reason=%s status=%s", args.reason, args.suggested_status_code)
+        html = pages.cancel() if args.reason == "access_denied" else pages.failure(args.reason)
+        return _page(args.settings, args.suggested_status_code, html)
+
+    return failure
+
+
+def _page(settings: OAuthSettings, status: int, html: str) -> BoltResponse:
+    """An HTML answer to the OAuth redirect; the state cookie has done its job either way."""
+    headers: dict[str, str | Sequence[str]] = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Set-Cookie": settings.state_utils.build_set_cookie_for_deletion(),
+        "Cache-Control": "no-store",
+    }
+    return BoltResponse(status=status, body=html, headers=headers)

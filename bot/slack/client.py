@@ -2,20 +2,23 @@
 
 Which errors mean "not done", which mean "maybe done" (look before trying again), which are worth a retry, and
 how long to wait: the delivery engine (bot/workers/engine.py) asks here; the domain's delivery states say what
-is recorded.
+is recorded. Every client the app uses carries an `ApiErrorCounter`, which counts each failed call for the metrics.
 """
 
 from __future__ import annotations
 
 import re
 import urllib.error
+from urllib.parse import urlparse
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.config import Settings
 from bot.domain.delivery import Failure
+from bot.metrics import Metrics
 
 
 def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
@@ -88,5 +91,50 @@ def retry_after(error: SlackApiError, default: float = 1.0) -> float:
 
 
 def sending_client(client: WebClient) -> WebClient:
-    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread."""
-    return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
+    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread.
+
+    It keeps `client`'s error counter, so what the workers' calls meet is counted too."""
+    counters: list[RetryHandler] = [h for h in client.retry_handlers if isinstance(h, ApiErrorCounter)]
+    return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=counters)
+
+
+class ApiErrorCounter(RetryHandler):
+    """Counts every failed Web API attempt into the metrics; never asks for a retry itself.
+
+    slack_sdk shows each attempt's answer (ok or not, 429, 5xx) or network error to the client's retry handlers in
+    turn, before any retry: placed first, this one sees them all, whichever client made the call.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__(max_retry_count=0)
+        self.metrics = metrics
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = urlparse(request.url).path.rsplit("/", 1)[-1] or "unknown"
+        if response is None:
+            self.metrics.api_error(method, type(error).__name__ if error is not None else "unknown")
+        elif response.status_code == 429:
+            self.metrics.api_error(method, "ratelimited", rate_limited=True)
+        elif response.status_code >= 400:
+            self.metrics.api_error(method, str(response.status_code))
+        elif isinstance(response.body, dict) and response.body.get("ok") is False:
+            code = response.body.get("error")
+            self.metrics.api_error(method, code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "other")
+        return False
+
+    def _can_retry(self, **_kwargs: object) -> bool:
+        return False
+
+
+def count_errors(client: WebClient, metrics: Metrics) -> WebClient:
+    """Make `client` count its failed calls into `metrics` (once, ahead of its retry handlers)."""
+    if not any(isinstance(h, ApiErrorCounter) for h in client.retry_handlers):
+        client.retry_handlers.insert(0, ApiErrorCounter(metrics))
+    return client

@@ -1,4 +1,10 @@
-"""The HTTP side: Bolt's WSGI handler for Slack's paths, plus /healthz, and the waitress server with its limits.
+"""The HTTP side: Bolt's WSGI handler for Slack's paths, plus /healthz, /readyz and /metrics, and the waitress server
+with its limits.
+
+/healthz is liveness (the process answers and reaches its database: cheap), /readyz readiness (the database
+answers, its schema is at the newest migration, and a process running the scheduler has ticked recently),
+/metrics Prometheus' scrape (behind OFFHOURS_METRICS_TOKEN when set). The scheduler process serves the last three
+on METRICS_PORT (`serve_ops`).
 
 waitress was picked by measurement over gunicorn's gthread worker (bench/RESULTS.md): the same acks/s and ack
 p99 on the event path, 25 MiB less memory, and it runs in-process beside the reply sender and the scheduler
@@ -8,9 +14,12 @@ worth re-measuring once the reply sender is lighter.
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,8 +30,10 @@ from slack_sdk.signature import SignatureVerifier
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
+from bot.services import Services
 from bot.slack.app import OffhoursApp
 from bot.slack.paths import EVENTS_PATH
+from bot.storage import ops
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,15 +80,19 @@ def create_server(app: OffhoursApp, *, host: str, port: int, **overrides: Any) -
 
 
 def create_wsgi(app: OffhoursApp) -> Callable:
-    """A WSGI callable serving /slack/events, /slack/install, /slack/oauth_redirect and /healthz."""
+    """A WSGI callable serving /slack/events, /slack/install, /slack/oauth_redirect, /healthz, /readyz, /metrics."""
     slack = SlackRequestHandler(app.bolt, path=EVENTS_PATH)
-    store = app.services.store
-    verifier = SignatureVerifier(app.services.settings.signing_secret)
+    services = app.services
+    verifier = SignatureVerifier(services.settings.signing_secret)
+    probes = create_ops_wsgi(services)
+    metrics = services.metrics
+    hint = "" if services.settings.base_url else " (set OFFHOURS_BASE_URL to the public URL this app is reached at)"
+    log.info("install: open %s to install Offhours or connect your DMs%s", services.install_url(), hint)
 
     def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            return _healthz(store, start_response)
+        if path in OPS_PATHS and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return probes(environ, start_response)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -85,14 +100,93 @@ def create_wsgi(app: OffhoursApp) -> Callable:
         if length < 0 or length > MAX_BODY_BYTES:
             return _plain(start_response, "413 Payload Too Large" if length > 0 else "400 Bad Request", "")
         if path == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
+            started = time.perf_counter()
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads the body again
             refusal = _refusal(verifier, environ, body)
             if refusal is not None:
                 return _plain(start_response, refusal, "")
+            try:
+                return slack(environ, start_response)  # Bolt answers after the listener ran (process_before_response)
+            finally:
+                metrics.ack(time.perf_counter() - started)
         return slack(environ, start_response)
 
     return wsgi
+
+
+OPS_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def create_ops_wsgi(services: Services) -> Callable:
+    """The probes and the scrape alone: the web app serves them beside Slack's paths, the scheduler on METRICS_PORT."""
+    store = services.store
+    token = services.settings.metrics_token
+
+    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or path not in OPS_PATHS:
+            return _plain(start_response, "404 Not Found", "")
+        if path == "/healthz":
+            return _healthz(store, start_response)
+        if path == "/readyz":
+            return _readyz(services, start_response)
+        if token is not None and not _bearer_is(environ.get("HTTP_AUTHORIZATION") or "", token):
+            data = b"unauthorized\n"
+            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                                ("WWW-Authenticate", 'Bearer realm="metrics"'),
+                                                ("Content-Length", str(len(data)))])  # fmt: skip
+            return [data]
+        data, content_type = services.metrics.render()
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return wsgi
+
+
+def serve_ops(services: Services, *, host: str, port: int) -> Callable[[], None]:
+    """Serve /healthz, /readyz and /metrics on host:port in a thread (the scheduler process); returns its stop."""
+    import waitress
+
+    limits = {**SERVER_LIMITS, "threads": 2}  # the same limits as the web port: anyone may reach this one too
+    server = waitress.create_server(create_ops_wsgi(services), host=host, port=port, **limits)
+    thread = threading.Thread(target=server.run, name="ops-http", daemon=True)
+    thread.start()
+    log.info("serving probes and metrics host=%s port=%d", host, server.effective_port)
+
+    def stop() -> None:
+        server.close()
+        server.task_dispatcher.shutdown()
+        thread.join(5)
+
+    return stop
+
+
+def _bearer_is(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _readyz(services: Services, start_response: Callable) -> Iterable[bytes]:
+    """200 only when this process can do its work; otherwise 503 and the first reason it cannot."""
+    unavailable = "503 Service Unavailable"
+    try:
+        revision = ops.schema_revision(services.store.engine)
+    except Exception as e:  # any database failure means "not ready"; the type is enough for the log
+        log.warning("readyz: database unreachable error=%s", type(e).__name__)
+        return _json(start_response, unavailable, {"ok": False, "reason": "database_unreachable"})
+    head = ops.head_revision()
+    if revision != head:
+        log.warning("readyz: schema behind revision=%s newest=%s", revision, head)
+        body = {"ok": False, "reason": "schema_outdated", "revision": revision, "newest": head}
+        return _json(start_response, unavailable, body)
+    stale = services.metrics.scheduler_stale(services.clock())
+    if stale is not None:
+        log.warning("readyz: scheduler stale last_tick_s=%.0f", stale)
+        return _json(
+            start_response, unavailable, {"ok": False, "reason": "scheduler_stale", "last_tick_s": round(stale)}
+        )
+    return _json(start_response, "200 OK", {"ok": True})
 
 
 def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> str | None:

@@ -28,6 +28,7 @@ from typing import Generic, Protocol, TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.delivery import IN_FLIGHT, LOOKUP_FAILED, DeliveryState, Failure, Outcome, backoff
+from bot.metrics import Metrics
 from bot.slack.client import REVOKED, request_error, retry_after, slack_code, slack_error, slack_retryable
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class DeliveryKind(Protocol[C, P, R]):
     """What one kind of delivery tells the engine. Methods run in the claiming thread unless said otherwise."""
 
     name: str  # in log lines: "reply id=... outcome=..."
+    metric_name: str  # the `kind` label of offhours_deliveries_total (bot/metrics.py)
     lease: timedelta  # how long a claim holds
     max_attempts: int | None  # refused for good after this many retryable failures (None: retried for ever)
     look_up_after_5xx: bool  # whether a 5xx (or internal_error) makes the next attempt look for the post first
@@ -122,6 +124,10 @@ class DeliveryKind(Protocol[C, P, R]):
         """In a posting thread: write the outcome (only while the claim holds)."""
         ...
 
+    def lag_from(self, claim: C) -> datetime | None:
+        """Where offhours_delivery_lag_seconds counts from (the DM's arrival, the recap's due time)."""
+        ...
+
     def settle_all(self, settled: list[tuple[C, Outcome]], *, now: datetime) -> None:
         """The outcomes `prepare` settled at once, written together."""
         ...
@@ -164,6 +170,9 @@ class KindDefaults(Generic[C, R]):
     def settled_batch(self) -> None:
         return None
 
+    def lag_from(self, claim: C) -> datetime | None:
+        return None
+
 
 class DeliveryEngine(Generic[C, P, R]):
     def __init__(
@@ -174,9 +183,11 @@ class DeliveryEngine(Generic[C, P, R]):
         workers: int = 8,
         wake: threading.Event | None = None,
         poll_seconds: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.kind = kind
         self.clock = clock
+        self.metrics = metrics
         self.workers = workers
         self.poll_seconds = poll_seconds
         self._wake = wake or threading.Event()
@@ -230,7 +241,7 @@ class DeliveryEngine(Generic[C, P, R]):
             else:
                 ready.append((claim, prepared))
         for claim, outcome in refused:
-            _log_outcome(self.kind.name, claim, outcome, now=now)
+            self._count(claim, outcome, now=now)
             jobs.append(outcome)
         self.kind.settle_all(refused, now=now)
         for claim, prepared in ready:
@@ -261,8 +272,19 @@ class DeliveryEngine(Generic[C, P, R]):
         return outcome
 
     def _settle(self, claim: C, prepared: R | None, outcome: Outcome, *, now: datetime) -> None:
-        _log_outcome(self.kind.name, claim, outcome, now=now)
+        self._count(claim, outcome, now=now)
         self.kind.settle(claim, prepared, outcome, now=now)
+
+    def _count(self, claim: C, outcome: Outcome, *, now: datetime) -> None:
+        """The outcome's log line, and its count in the metrics (every kind the same, here only)."""
+        _log_outcome(self.kind.name, claim, outcome, now=now)
+        if self.metrics is None or outcome.state is S.EMPTY:
+            return
+        state = "pending" if outcome.state.open else outcome.state.value
+        self.metrics.settled(
+            self.kind.metric_name, state, due_at=self.kind.lag_from(claim), now=self.clock(),
+            untried=outcome.untried, looked_up=outcome.found,
+        )  # fmt: skip
 
     # --- one attempt -----------------------------------------------------------------------------------------
 

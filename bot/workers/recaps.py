@@ -50,6 +50,7 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
     """The recap kind of delivery (see bot/workers/engine.py's DeliveryKind)."""
 
     name = "recap"
+    metric_name = "recap"
     lease = RECAP_LEASE
     max_attempts: int | None = None  # retryable failures are retried for as long as they last (backoff to 10 min)
     # After a 5xx or an internal_error Slack may have posted it, but the retry posts without looking first.
@@ -71,6 +72,9 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
         self._held_until: dict[str, datetime] = {}
         self._held_lock = threading.Lock()
         self._bot_tokens: dict[str, str | None] = {}
+
+    def lag_from(self, claim: ClaimedRecap) -> datetime | None:
+        return claim.due_at
 
     def claims(
         self, at: Callable[[], datetime], wait: Callable[[], None]
@@ -196,7 +200,7 @@ class RecapSender:
         self.workers = workers
         self.kind = RecapKind(services)
         self.engine: DeliveryEngine[ClaimedRecap, ClaimedRecap, ReadyRecap] = DeliveryEngine(
-            self.kind, clock=services.clock, workers=workers
+            self.kind, clock=services.clock, workers=workers, metrics=services.metrics
         )
 
     @property

@@ -46,6 +46,7 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
     """The auto-reply kind of delivery (see bot/workers/engine.py's DeliveryKind)."""
 
     name = "reply"
+    metric_name = "auto_reply"
     lease = REPLY_LEASE
     max_attempts: int | None = MAX_REPLY_ATTEMPTS
     look_up_after_5xx = True
@@ -57,6 +58,9 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
         self.batch_size = batch_size
         self._outcomes: GroupCommit[tuple[int, int, Outcome]] = GroupCommit(self._write)
         self.lookups = LookupSlots()
+
+    def lag_from(self, claim: PendingReply) -> datetime | None:
+        return claim.received_at
 
     def _write(self, outcomes: list[tuple[int, int, Outcome]]) -> None:
         self.store.replies.settle(outcomes)
@@ -189,7 +193,12 @@ class ReplySender:
         self.workers = workers
         self.kind = ReplyKind(services, batch_size=workers * 4)
         self.engine: DeliveryEngine[PendingReply, ReadyReply, ReadyReply] = DeliveryEngine(
-            self.kind, clock=services.clock, workers=workers, wake=services.replies_queued, poll_seconds=poll_seconds
+            self.kind,
+            clock=services.clock,
+            workers=workers,
+            wake=services.replies_queued,
+            poll_seconds=poll_seconds,
+            metrics=services.metrics,
         )
 
     def drain(self, *, now: datetime | None = None) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.services import Services
+from bot.storage import ops
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 RECAP_JOB_ID = "offhours-recaps"
 REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
+HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
 def start_scheduler(services: Services, *, replies: ReplySender, start: bool = True) -> BackgroundScheduler:
@@ -41,18 +43,23 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
     if config.recap.enabled:
         recaps = RecapSender(services)
         scheduler.add_job(
-            _safely(lambda: recaps.tick(services.clock()), "recaps"),
+            _safely(_beating(services, lambda: recaps.tick(services.clock())), "recaps"),
             "interval",
             seconds=config.recap.poll_seconds,
             id=RECAP_JOB_ID,
             replace_existing=True,
             next_run_time=services.clock(),  # first tick at start-up: catch up on recaps due while down
         )
+
     # Replies left pending by a web process that died are sent from here too.
+    def drain() -> None:
+        replies.drain(now=services.clock())
+
+    reply_poll_s = max(config.recap.poll_seconds, 5)
     scheduler.add_job(
-        _safely(lambda: replies.drain(now=services.clock()), "replies"),
+        _safely(drain if config.recap.enabled else _beating(services, drain), "replies"),
         "interval",
-        seconds=max(config.recap.poll_seconds, 5),
+        seconds=reply_poll_s,
         id=REPLY_JOB_ID,
         replace_existing=True,
     )
@@ -64,6 +71,9 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         replace_existing=True,
         next_run_time=services.clock(),
     )
+    # From here on this process's /readyz expects the heartbeat.
+    beat_s = config.recap.poll_seconds if config.recap.enabled else reply_poll_s
+    services.metrics.scheduler_started(poll_seconds=beat_s, now=services.clock())
     if start:
         scheduler.start()
         # What an operator checks first when no recap arrives: is it running, and with which settings.
@@ -72,6 +82,18 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
             "on" if config.recap.enabled else "off", config.recap.poll_seconds, config.retention_days,
         )  # fmt: skip
     return scheduler
+
+
+def _beating(services: Services, job: Callable[[], object]) -> Callable[[], None]:
+    """`job`, then the heartbeat: for this process's /readyz (in memory), for `python -m bot status` (the database)."""
+
+    def run() -> None:
+        job()
+        now = services.clock()
+        services.metrics.scheduler_ticked(now)
+        ops.record_tick(services.store.engine, HEARTBEAT_JOB, now=now)
+
+    return run
 
 
 def _safely(job: Callable[[], object], name: str) -> Callable[[], None]:

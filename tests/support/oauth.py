@@ -36,6 +36,9 @@ def start_install(base_url: str) -> Install:
 
 
 def redirect(base_url: str, *, cookie: str | None = None, **query: str) -> Response:
+    from tests.support import logscan
+
+    logscan.watch(query.get("code"))  # an OAuth code is as good as a token for a few minutes: never logged
     headers = {"Cookie": cookie} if cookie else {}
     return request(f"{base_url}/slack/oauth_redirect?{urlencode(query)}", headers=headers)
 

@@ -75,6 +75,9 @@ class SlackHTTP:
             "authorizations": [{"team_id": team, "user_id": authorized, "is_bot": False, "enterprise_id": None}],
             "is_ext_shared_channel": False,
         }
+        from tests.support import logscan
+
+        logscan.watch(event.get("text"))  # whatever the app is told, its logs must never repeat
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}

@@ -1,11 +1,14 @@
 """The logs over a whole day of Offhours: one logfmt line per handled event with its outcome and latency, and never a
 token nor a word of anyone's message, even with recap.include_text on (the text is stored and shown in the recap).
 
-Everything is captured: Offhours' own loggers at DEBUG, the libraries (Bolt, slack_sdk, waitress...) at INFO.
+Everything is captured: Offhours' own loggers at DEBUG, the libraries (Bolt, slack_sdk, waitress...) at INFO. The
+same records as OFFHOURS_LOG_FORMAT=json prints them parse as one JSON object each, with the logfmt fields. And every
+other test's log lines are checked too (tests/support/logscan.py): the last tests here show that check is on.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shlex
@@ -15,10 +18,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot.__main__ import LOG_DATE_FORMAT, LOG_FORMAT
 from bot.config import Config
+from bot.logs import LOG_DATE_FORMAT, LOG_FORMAT, JsonFormatter, configure_logging
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
+from tests.support import logscan
 from tests.support.helpers import RunningServer, block_text
 from tests.support.oauth import BOT_TOKEN, oauth_answer, redirect, start_install
 from tests.support.slackhttp import SlackHTTP, dm_channel
@@ -46,7 +50,7 @@ def logs(caplog) -> pytest.LogCaptureFixture:
 
 
 def formatted(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Every captured record as production prints it (bot.__main__.LOG_FORMAT), tracebacks included."""
+    """Every captured record as production prints it (bot.logs.LOG_FORMAT), tracebacks included."""
     formatter = logging.Formatter(LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
     return [formatter.format(record) for record in caplog.records]
 
@@ -118,3 +122,53 @@ def test_one_parseable_line_per_event_and_no_tokens_or_message_text(app_server, 
     others = {(f["kind"], f["outcome"]) for line in lines if "outcome=" in line for f in [fields(line)]}
     assert {("reply", "sent"), ("recap", "sent")} <= others
     assert "install: connected team=T1 user=U1" in everything
+
+    # OFFHOURS_LOG_FORMAT=json: the same records, one JSON object each, the logfmt fields as its own fields.
+    records = logs.records[: len(lines)]  # the ones `lines` was made of
+    as_json = [JsonFormatter().format(record) for record in records]
+    assert all("\n" not in line for line in as_json)  # one line each, tracebacks included
+    objects = [json.loads(line) for line in as_json]
+    for record, obj, line in zip(records, objects, lines, strict=True):
+        assert obj["level"] == record.levelname and obj["logger"] == record.name
+        assert obj["message"] == record.getMessage()
+        assert obj["time"].endswith("+00:00")
+        if "outcome=" in line and "latency_ms=" in line:
+            logfmt = fields(line)
+            assert {k: obj[k] for k in logfmt if k not in ("kind", "time", "level", "logger")} == {
+                k: v for k, v in logfmt.items() if k not in ("kind", "time", "level", "logger")
+            }
+    replied = [o for o in objects if o.get("type") == "message" and o.get("outcome") == "replied"]
+    assert len(replied) == 1 and replied[0]["team"] == "T1" and float(replied[0]["latency_ms"]) >= 0
+    joined = "\n".join(as_json)
+    for word in ("zebra", "quartz", "lawyer", "merger", "xoxp-", "xoxb-", "client-secret"):
+        assert word not in joined
+
+
+def test_configure_logging_picks_the_format_from_the_environment(monkeypatch):
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []  # basicConfig does nothing while the root has handlers (pytest's own are put back below)
+    try:
+        configure_logging(environ={"OFFHOURS_LOG_FORMAT": "json"})
+        assert isinstance(root.handlers[0].formatter, JsonFormatter)
+        root.handlers = []
+        configure_logging(environ={})
+        assert root.handlers[0].formatter._fmt == LOG_FORMAT
+        assert logging.getLogger("slack_sdk").level == logging.WARNING
+    finally:
+        root.handlers = saved
+        root.setLevel(logging.INFO)
+
+
+def test_the_suite_wide_scan_is_on_and_catches_each_kind_of_leak():
+    logging.getLogger("bot.test").info("a harmless line team=T1 outcome=ok")
+    assert logscan.collected() >= 1  # the scan sees this test's own lines
+    logscan.watch("pelican-harbour-9902 our quarterly numbers")
+    found = logscan.leaks([
+        "reply id=1 token=xoxp-1-2-3 outcome=sent",
+        "oauth failed with secret test-signing-secret",
+        "event text=pelican-harbour-9902 our quarterly numbers",
+        "event type=message outcome=replied team=T1",
+    ])  # fmt: skip
+    assert len(found) == 3
+    assert all("xoxp-1-2-3" not in f and "pelican-harbour" not in f for f in found)  # the report leaks nothing

@@ -39,9 +39,10 @@ def clip_mrkdwn(text: str, limit: int) -> str:
         return text
     kept = text[: limit - 1]
     tail_from = max(kept.rfind(">") + 1, len(kept) - _LONGEST_TOKEN)
-    opened = [m.start() for m in _TOKEN_START.finditer(kept, tail_from)]
-    if opened:
-        kept = kept[: opened[-1]]
+    # Every token opened after the last ">" is unclosed: cut at the first of them ("<#<@U1" loses both).
+    opened = _TOKEN_START.search(kept, tail_from)
+    if opened is not None:
+        kept = kept[: opened.start()]
     cut = len(kept)
     amp = text.rfind("&", max(0, cut - len("&amp;") + 1), cut)
     if amp != -1 and any(text.startswith(escape, amp) and amp + len(escape) > cut for escape in _ESCAPES):

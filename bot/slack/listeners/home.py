@@ -50,6 +50,7 @@ def register(app: App, services: Services) -> None:
             home.ensure_person(team_id, user_id, token=context.bot_token)
         home.publish(team_id, user_id, token=context.bot_token, headers=request.headers)
         log.info("event type=app_home_opened outcome=published team=%s", team_id)
+        services.metrics.event("app_home_opened", "published")
 
     @app.action(ui.CONNECT_ACTION)
     def connect_clicked(ack: Ack) -> None:

@@ -28,9 +28,11 @@ def register(app: App, services: Services) -> None:
             len(users),
             bool(tokens.get("bot")),
         )
+        services.metrics.event("tokens_revoked", "forgotten")
 
     @app.event("app_uninstalled")
     def app_uninstalled(body: dict) -> None:
         team_id = body.get("team_id") or ""
         store.forget_team(team_id)
         log.info("event type=app_uninstalled outcome=forgotten team=%s", team_id)
+        services.metrics.event("app_uninstalled", "forgotten")

@@ -70,6 +70,7 @@ def register(app: App, services: Services) -> None:
             "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
             outcome, body.get("team_id"), body.get("event_id"), retry, latency,
         )  # fmt: skip
+        services.metrics.event("message", outcome)
 
 
 class MessageHandler:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import bot.storage.ops  # noqa: F401  (scheduler_ticks joins the metadata there: autogenerate must see it)
 from bot.storage.schema import metadata
 
 config = context.config
