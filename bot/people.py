@@ -98,7 +98,7 @@ class PeopleService:
     def set_message(self, team_id: str, user_id: str, text: str) -> Preferences:
         message = validate_template(text)
         if "\x00" in message:
-            # PostgreSQL text cannot hold NUL: saving one was a 500 (from /hours and the Home modal). Refuse it.
+            # PostgreSQL text cannot hold NUL: refused here rather than failing the write.
             raise TemplateError("The message contains a NUL character (\\0); remove it and try again.")
         return self._save(team_id, user_id, message=message)
 

@@ -51,8 +51,8 @@ SERVER_LIMITS: dict[str, Any] = {
     "channel_timeout": 15,  # Slack sends its request at once; a keep-alive idle this long is reopened, cheaply
     "cleanup_interval": 5,  # how often idle connections are looked for: an idle one lives at most 20 s
     # waitress answers 413 from the headers alone when Content-Length >= this, before reading a byte of the body
-    # (it used to read a declared 1 GiB, spilling it to temporary files, before the app's 413). One more than
-    # MAX_BODY_BYTES, so that both draw the line at the same size; chunked bodies stop at the same count.
+    # (its default, 1 GiB, would be read and spilled to temporary files first). One more than MAX_BODY_BYTES, so
+    # that both draw the line at the same size; chunked bodies stop at the same count.
     "max_request_body_size": MAX_BODY_BYTES + 1,
     "max_request_header_size": 64 * 1024,  # Slack's headers are a few hundred bytes
     # inbuf_overflow/outbuf_overflow keep their defaults (512 KiB, 1 MiB in memory, then a temporary file): with
