@@ -7,6 +7,7 @@ A process runs a choice of parts (`COMMANDS`: `python -m bot` runs them all, `we
     replies      the reply sender's thread (posts queued auto-replies)
     scheduler    APScheduler: recaps, the pending-replies safety net, retention
     home_refresh the Home refresher's thread
+    probes       /healthz, /readyz and /metrics on METRICS_PORT, for a process without `http` (the scheduler)
 
 There is exactly one ReplySender per process: the reply thread and the scheduler's reply job both use it, so one
 stop() hands back everything it claimed and its lookups keep one spacing. `stop()` undoes `start()` in an order
@@ -48,11 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.runtime")
 
-PARTS = frozenset({"http", "socket_mode", "replies", "scheduler", "home_refresh"})
+PARTS = frozenset({"http", "socket_mode", "replies", "scheduler", "home_refresh", "probes"})
 COMMANDS: dict[str, frozenset[str]] = {
-    "run": PARTS,
+    "run": PARTS - {"probes"},  # its HTTP port serves the probes and the metrics
     "web": frozenset({"http", "socket_mode", "replies", "home_refresh"}),
-    "scheduler": frozenset({"scheduler"}),
+    "scheduler": frozenset({"scheduler", "probes"}),
 }
 _LISTENING = frozenset({"http", "socket_mode"})  # parts that receive Slack's requests: they need the Bolt app
 
@@ -123,6 +124,7 @@ class Runtime:
         self.scheduler: BackgroundScheduler | None = None
         self._http_thread: threading.Thread | None = None
         self._home_started = False
+        self._stop_probes: Callable[[], None] | None = None
         self._replies_started = False
         self._lock = threading.Lock()
         self._started = False
@@ -166,6 +168,10 @@ class Runtime:
             from bot.workers.scheduler import start_scheduler
 
             self.scheduler = start_scheduler(self.services, replies=self.replies)
+        if "probes" in self.parts and settings.metrics_port and self.server is None:
+            from bot.slack.web import serve_ops
+
+            self._stop_probes = serve_ops(self.services, host=settings.host, port=settings.metrics_port)
         if self.server is not None:
             self._http_thread = threading.Thread(target=self._serve, name="http", daemon=True)
             self._http_thread.start()
@@ -186,6 +192,8 @@ class Runtime:
             running.add("scheduler")
         if self._home_started:
             running.add("home_refresh")
+        if self._stop_probes is not None:
+            running.add("probes")
         return running
 
     @property
@@ -235,6 +243,8 @@ class Runtime:
         self.stop_requested.set()
         if self.server is not None:
             self._stop_http(self.server)
+        if self._stop_probes is not None:
+            self._stop_probes()
         if self.socket_mode is not None:
             self.socket_mode.client.auto_reconnect_enabled = False  # a hang-up while closing must not reconnect
             self.socket_mode.close()

@@ -90,12 +90,14 @@ def retry_after(error: SlackApiError, default: float = 1.0) -> float:
     return default
 
 
-def sending_client(client: WebClient) -> WebClient:
-    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread.
+def sending_client(client: WebClient, *, timeout: int | None = None) -> WebClient:
+    """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox (or, before an ack, left to
+    later), never waited out in-thread. `timeout` shortens `client`'s (never lengthens it).
 
     It keeps `client`'s error counter, so what the workers' calls meet is counted too."""
     counters: list[RetryHandler] = [h for h in client.retry_handlers if isinstance(h, ApiErrorCounter)]
-    return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=counters)
+    seconds = client.timeout if timeout is None else min(timeout, client.timeout)
+    return WebClient(base_url=client.base_url, timeout=seconds, retry_handlers=counters)
 
 
 class ApiErrorCounter(RetryHandler):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.client import slack_code
+from bot.slack.client import sending_client, slack_code
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ class ProfileCache:
     def timezone_within_ack(self, team_id: str, user_id: str, *, token: str | None, source: str) -> str | None:
         """timezone_or_none() for a lookup inside Slack's 3-second ack (/hours, app_home_opened): a short timeout
         and no retries (never longer than the app's own client timeout, which the tests set short)."""
-        timeout = min(QUICK_TIMEOUT_S, self.client.timeout)
-        quick = WebClient(base_url=self.client.base_url, timeout=timeout, retry_handlers=[])
+        quick = sending_client(self.client, timeout=QUICK_TIMEOUT_S)
         return self.timezone_or_none(team_id, user_id, token=token, source=source, client=quick)
 
     def timezone(self, team_id: str, user_id: str, *, token: str | None, client: WebClient | None = None) -> str | None:

@@ -31,7 +31,7 @@ def test_the_web_process_logs_json_lines_and_where_to_install(tmp_path, fake_sla
     [install] = [r for r in records if r["message"].startswith("install: open")]
     assert "https://offhours.example.com/slack/install" in install["message"]
     [serving] = [r for r in records if r["message"].startswith("serving ")]
-    assert (serving["port"], serving["scheduler"], serving["logger"]) == (str(port), "False", "bot")
+    assert (serving["port"], serving["scheduler"], serving["logger"]) == (str(port), "False", "bot.runtime")
 
 
 def test_the_scheduler_process_serves_metrics_and_readiness_on_metrics_port(tmp_path, fake_slack):

@@ -64,7 +64,7 @@ def wait_for_threads_to_end(before: set[threading.Thread], *, timeout: float = 3
 def test_the_commands_are_choices_of_parts():
     assert COMMANDS["run"] == {"http", "socket_mode", "replies", "scheduler", "home_refresh"}
     assert COMMANDS["web"] == {"http", "socket_mode", "replies", "home_refresh"}
-    assert COMMANDS["scheduler"] == {"scheduler"}
+    assert COMMANDS["scheduler"] == {"scheduler", "probes"}  # probes: on METRICS_PORT, when it is set
     with pytest.raises(ValueError, match="unknown runtime parts: smtp"):
         Runtime({"smtp"}, settings=None, config=Config())  # type: ignore[arg-type]
 
