@@ -398,6 +398,11 @@ def _config_path(path: str | os.PathLike[str] | None, environ: Mapping[str, str]
     return Path(DEFAULT_CONFIG_PATH), False
 
 
+def config_file(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] = os.environ) -> Path:
+    """The config.yaml load_config reads: ``path``, else $OFFHOURS_CONFIG, else ./config.yaml."""
+    return _config_path(path, environ)[0]
+
+
 def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] = os.environ) -> Config:
     """Read and validate config.yaml: ``path``, else $OFFHOURS_CONFIG, else ./config.yaml; one ConfigError lists all."""
     file, explicit = _config_path(path, environ)
