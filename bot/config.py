@@ -547,6 +547,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             base_url = base_url.rstrip("/")
         else:
             problems.append(f"OFFHOURS_BASE_URL: expected the public http(s) URL of this app, got {base_url!r}")
+            base_url = None
+    if app_token is not None:
+        problems.extend(_socket_mode_base_url(base_url, given=get("OFFHOURS_BASE_URL") is not None))
 
     database_url, problem = _env_database_url(environ)
     if problem:
@@ -567,6 +570,26 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         encryption_key=get("OFFHOURS_ENCRYPTION_KEY"),
         base_url=base_url,
     )
+
+
+def _socket_mode_base_url(base_url: str | None, *, given: bool) -> list[str]:
+    """Socket Mode carries events, commands and buttons, but not people: they open /slack/install and Slack sends them
+    back to the OAuth redirect in a browser, over HTTPS. With no request to take our host from, every connect link
+    would point at localhost, so the public URL is required."""
+    if base_url is None:
+        if given:  # malformed: already named above
+            return []
+        return [
+            "OFFHOURS_BASE_URL: required with SLACK_APP_TOKEN (Socket Mode): the public https URL where people "
+            "open /slack/install and Slack's OAuth redirect returns (Socket Mode does not carry those), "
+            "e.g. https://offhours.example.com"
+        ]
+    if urlsplit(base_url).scheme != "https":
+        return [
+            f"OFFHOURS_BASE_URL: Socket Mode needs the public https URL (Slack's OAuth redirect URLs are https), "
+            f"got {base_url!r}"
+        ]
+    return []
 
 
 def _env_database_url(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
