@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -99,7 +99,9 @@ def _checks(environ: Mapping[str, str]) -> Iterator[Check]:
 
     store: Store | None = None
     if config is None and not environ.get("DATABASE_URL", "").strip():
-        yield Check(False, "database", "not checked: storage.url in config.yaml names it", checked=False)
+        yield Check(
+            False, "database", "not checked: config.yaml (its storage.url) names it, or set DATABASE_URL", checked=False
+        )
     else:
         try:
             url, source = database_url_and_source(config or Config(), environ)
@@ -121,7 +123,7 @@ def _checks(environ: Mapping[str, str]) -> Iterator[Check]:
         store.close()
 
 
-def _database(url: str, *, source: str, settings: Settings | None) -> Iterator[Check]:
+def _database(url: str, *, source: str, settings: Settings | None) -> Generator[Check, None, Store | None]:
     """Reachable, and migrated; the opened store when both hold (None otherwise, and then it is closed)."""
     from bot.storage.migrate import DatabaseUnreachable, head_revision
     from bot.storage.store import Store
