@@ -34,19 +34,10 @@ def migrate() -> int:
 
 
 def check() -> int:
-    from bot.check import run_check
-    from bot.config import database_url_and_source, load_config
-    from bot.storage.opening import check_database_url
+    """The deployment checklist (bot/check.py): it reports every problem itself, configuration ones included."""
+    from bot.check import main as check_main
 
-    try:
-        config = load_config()
-    except ConfigError:
-        config = None  # the checklist reports it, with everything else it can check
-    if config is not None:
-        # A URL without a driver would end the checklist in a traceback: it is the deployment's mistake, named here.
-        url, source = database_url_and_source(config)
-        check_database_url(url, source=source)
-    return run_check()
+    return check_main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -399,6 +399,11 @@ def _config_path(path: str | os.PathLike[str] | None, environ: Mapping[str, str]
     return Path(DEFAULT_CONFIG_PATH), False
 
 
+def config_file(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] = os.environ) -> Path:
+    """The config.yaml load_config reads: ``path``, else $OFFHOURS_CONFIG, else ./config.yaml."""
+    return _config_path(path, environ)[0]
+
+
 def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] = os.environ) -> Config:
     """Read and validate config.yaml: ``path``, else $OFFHOURS_CONFIG, else ./config.yaml; one ConfigError lists all."""
     file, explicit = _config_path(path, environ)
@@ -547,6 +552,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             base_url = base_url.rstrip("/")
         else:
             problems.append(f"OFFHOURS_BASE_URL: expected the public http(s) URL of this app, got {base_url!r}")
+            base_url = None
+    if app_token is not None:
+        problems.extend(_socket_mode_base_url(base_url, given=get("OFFHOURS_BASE_URL") is not None))
 
     metrics_port = None
     raw_metrics_port = get("METRICS_PORT")
@@ -577,6 +585,26 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         metrics_token=get("OFFHOURS_METRICS_TOKEN"),
         metrics_port=metrics_port,
     )
+
+
+def _socket_mode_base_url(base_url: str | None, *, given: bool) -> list[str]:
+    """Socket Mode carries events, commands and buttons, but not people: they open /slack/install and Slack sends them
+    back to the OAuth redirect in a browser, over HTTPS. With no request to take our host from, every connect link
+    would point at localhost, so the public URL is required."""
+    if base_url is None:
+        if given:  # malformed: already named above
+            return []
+        return [
+            "OFFHOURS_BASE_URL: required with SLACK_APP_TOKEN (Socket Mode): the public https URL where people "
+            "open /slack/install and Slack's OAuth redirect returns (Socket Mode does not carry those), "
+            "e.g. https://offhours.example.com"
+        ]
+    if urlsplit(base_url).scheme != "https":
+        return [
+            f"OFFHOURS_BASE_URL: Socket Mode needs the public https URL (Slack's OAuth redirect URLs are https), "
+            f"got {base_url!r}"
+        ]
+    return []
 
 
 def _env_database_url(environ: Mapping[str, str]) -> tuple[str | None, str | None]:

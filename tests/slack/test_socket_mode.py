@@ -6,8 +6,10 @@ The clock starts on Tue 3 Mar 2026 22:00 in New York; U1 is connected (Mon–Fri
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -176,6 +178,22 @@ def test_hours_commands_over_the_socket_are_answered_in_the_ack_payload(socket_m
     ack = fake_socket.wait_for_ack(fake_socket.command(hours_command("", user="U9")))
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "/slack/install" in block_text(ack["payload"]["blocks"])
+
+
+def test_connect_links_over_the_socket_use_the_public_base_url(make_app, store, fake_socket, u1):
+    """A Socket Mode request has no Host header to take our address from: the link is OFFHOURS_BASE_URL's, which
+    load_settings requires with SLACK_APP_TOKEN (tests/system/test_config.py), never http://localhost."""
+    app = make_app()
+    app.services.settings = replace(app.services.settings, base_url="https://offhours.example.com")
+    handler = start_socket_mode(app, app_token=APP_TOKEN)
+    fake_socket.wait_connected()
+    try:
+        ack = fake_socket.wait_for_ack(fake_socket.command(hours_command("", user="U9")))
+    finally:
+        stop(handler, fake_socket)
+    text = json.dumps(ack["payload"]["blocks"])
+    assert "https://offhours.example.com/slack/install" in text
+    assert "localhost" not in text
 
 
 def test_interactivity_over_the_socket_is_acked(socket_mode, fake_socket, u1, caplog):

@@ -424,6 +424,47 @@ def test_bad_environment_values(name, value, expected):
     assert expected in str(caught.value)
 
 
+def test_socket_mode_requires_the_public_base_url_named_with_every_other_problem():
+    """Socket Mode carries events, commands and buttons, not people: connect links and Slack's OAuth redirect need
+    the public https URL, which no request tells a Socket Mode app (its links pointed at http://localhost:3000)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SLACK_CLIENT_ID": "1.2", "SLACK_APP_TOKEN": "xapp-1-abc", "PORT": "x"})
+    message = str(caught.value)
+    assert "missing required environment variables: SLACK_SIGNING_SECRET, SLACK_CLIENT_SECRET" in message
+    assert "PORT: expected a whole number" in message
+    assert "OFFHOURS_BASE_URL: required with SLACK_APP_TOKEN (Socket Mode)" in message
+    assert "/slack/install" in message and "https://" in message
+    assert "xapp-1-abc" not in message
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://offhours.example.com", "OFFHOURS_BASE_URL: Socket Mode needs the public https URL"),
+        ("http://localhost:3000", "got 'http://localhost:3000'"),
+        ("offhours.example.com", "OFFHOURS_BASE_URL: expected the public http(s) URL of this app"),
+    ],
+)
+def test_socket_mode_needs_an_https_base_url(base_url, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**REQUIRED_ENV, "SLACK_APP_TOKEN": "xapp-1-abc", "OFFHOURS_BASE_URL": base_url})
+    message = str(caught.value)
+    assert expected in message
+    assert message.count("OFFHOURS_BASE_URL") == 1  # a malformed one is named once, not also as missing
+
+
+def test_socket_mode_with_an_https_base_url_and_http_without_socket_mode_are_accepted():
+    with_socket = load_settings(
+        {**REQUIRED_ENV, "SLACK_APP_TOKEN": "xapp-1-abc", "OFFHOURS_BASE_URL": "https://offhours.example.com/"}
+    )
+    assert (with_socket.app_token, with_socket.base_url) == ("xapp-1-abc", "https://offhours.example.com")
+    # Over HTTP the links come from Slack's own requests (their Host header): the base URL stays optional.
+    assert load_settings(REQUIRED_ENV).base_url is None
+    assert load_settings({**REQUIRED_ENV, "OFFHOURS_BASE_URL": "http://127.0.0.1:3000"}).base_url == (
+        "http://127.0.0.1:3000"
+    )
+
+
 def test_app_token_is_not_echoed_when_wrong():
     with pytest.raises(ConfigError) as caught:
         load_settings({**REQUIRED_ENV, "SLACK_APP_TOKEN": "xoxb-secret-value"})
@@ -447,6 +488,7 @@ def test_settings_repr_masks_secrets():
         {
             **REQUIRED_ENV,
             "SLACK_APP_TOKEN": "xapp-1-topsecret",
+            "OFFHOURS_BASE_URL": "https://offhours.example.com",  # Socket Mode requires it
             "OFFHOURS_ENCRYPTION_KEY": "enc-topsecret",
             "DATABASE_URL": "postgresql://app:dbtopsecret@db/offhours",
         }

@@ -172,3 +172,27 @@ def test_the_suite_wide_scan_is_on_and_catches_each_kind_of_leak():
     ])  # fmt: skip
     assert len(found) == 3
     assert all("xoxp-1-2-3" not in f and "pelican-harbour" not in f for f in found)  # the report leaks nothing
+
+
+@pytest.mark.parametrize("fault", ["refused", "timeout"])
+def test_a_refused_or_failed_oauth_code_is_in_no_line_but_bolts_own(app_server, logs, fake_slack, fault):
+    """The code in the redirect is a credential until Slack refuses it; oauth.v2.access carries the client secret.
+    Offhours' own loggers (bot.slack.app and every other bot.* one, at DEBUG) name the failure, never them; nor
+    do the libraries' (slack_sdk, waitress, at INFO).
+    bot.bolt, the logger Offhours hands Bolt, is left to the test of the filter that redacts Bolt's own lines."""
+    code = "oauthcode-6630-refused"
+    if fault == "timeout":
+        fake_slack.fail("oauth.v2.access", disconnect=True)
+    install = start_install(app_server.url)
+    response = redirect(app_server.url, cookie=install.cookie, code=code, state=install.state)
+    assert response.status < 500
+    calls = fake_slack.calls_to("oauth.v2.access")  # after a dropped connection, slack_sdk tries once more
+    assert calls and all(call.params["code"] == code for call in calls)  # it was there to be leaked
+
+    ours = [r for r in logs.records if not r.name.startswith("bot.bolt")]  # slack_sdk and waitress included
+    lines = "\n".join(logging.Formatter(LOG_FORMAT).format(r) for r in ours)
+    assert "install: failed" in lines or "install: oauth.v2.access failed" in lines
+    assert code not in lines and "6630" not in lines
+    assert "client-secret" not in lines and "xoxp-" not in lines and "xoxb-" not in lines
+    for record in ours:
+        assert code not in repr(record.args)

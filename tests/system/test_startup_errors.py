@@ -27,7 +27,7 @@ def refused_postgres_url() -> str:
     return f"postgresql+psycopg://offhours:s3cret-pw@127.0.0.1:{unused_port()}/offhours"
 
 
-def run_bot(command: str, *, database_url: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_bot(command: str, *, database_url: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OFFHOURS_", "DATABASE_URL", "PORT"))}
     (tmp_path / "config.yaml").write_text("")
     env.update(
@@ -41,6 +41,7 @@ def run_bot(command: str, *, database_url: str, tmp_path: Path) -> subprocess.Co
         OFFHOURS_HOST="127.0.0.1",
         DATABASE_URL=database_url,
     )
+    env.update(extra)
     args = [] if command == "run" else [command]
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -83,3 +84,25 @@ def test_a_database_that_cannot_be_opened_is_named_with_exit_2(tmp_path, command
         assert words in result.stderr, result.stderr
     assert "s3cret-pw" not in result.stderr  # the password is masked
     assert "serving" not in result.stderr and "runtime started" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "web", "check"])
+def test_socket_mode_without_the_public_url_stops_with_every_problem_named(tmp_path, command):
+    """No public URL to send people to: every connect link would say http://localhost:3000. Named at start-up, with
+    the other mistakes in the environment, before anything listens or connects."""
+    result = run_bot(
+        command,
+        database_url=f"sqlite:///{tmp_path / 'offhours.db'}",
+        tmp_path=tmp_path,
+        SLACK_APP_TOKEN="xapp-1-A1-no-base-url",
+        OFFHOURS_HOST="not a host",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("offhours: "), result.stderr
+    assert "OFFHOURS_BASE_URL: required with SLACK_APP_TOKEN (Socket Mode)" in result.stderr
+    assert "OFFHOURS_HOST: expected an address to listen on" in result.stderr
+    assert "xapp-1-A1-no-base-url" not in result.stderr + result.stdout
+    assert "serving" not in result.stderr and "socket_mode connected" not in result.stderr
+    if command != "check":
+        assert not (tmp_path / "offhours.db").exists()  # stopped before the database was opened
