@@ -48,7 +48,8 @@ from bench.common import (
 from tests.support.slackhttp import dm_channel, signed_headers
 
 CONCURRENCY = 16
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench8"
+# BENCH_POSTGRES_URL: another database of your own (its `public` schema is dropped and recreated, as bench8's is)
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench8")
 
 
 def night_zone(now: datetime) -> str:
