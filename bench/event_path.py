@@ -188,7 +188,8 @@ def run_one(
         out = profile / f"{app}-{server}-{database}.txt"
         py_spy = str(Path(PYTHON).parent / "py-spy")
         gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL: CPU in Python
-        command = [py_spy, "record", "-f", "raw", "-r", "50", "--nonblocking", *gil, "-o", str(out), "--", *command]
+        rate = os.environ.get("BENCH_PROFILE_RATE", "50")  # samples/s; py-spy costs the server more CPU the higher
+        command = [py_spy, "record", "-f", "raw", "-r", rate, "--nonblocking", *gil, "-o", str(out), "--", *command]
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
