@@ -82,7 +82,7 @@ def test_profile_summary_splits_the_event_path_into_database_and_rest(tmp_path):
     offhours.write_text(
         f"{request};DmView.read (bot/storage/dm_view.py:1);Connection.execute (sqlalchemy/engine/base.py:1) 30\n"
         f"{request};post (x.py:1) 40\n"
-        f"{drain};ReplyQueue.claim (bot/storage/replies.py:1);writing (bot/storage/db.py:9) 10\n"
+        f"{drain};ReplyQueue.claim (bot/storage/replies.py:1);writing (bot/storage/engine.py:9) 10\n"
         f"{drain};compose (bot/domain/autoreply.py:1) 10\n"
         "<module> (bench/common.py:1);seed (bench/common.py:5) 900\n"  # start-up: not the event path
     )
