@@ -161,7 +161,7 @@ _ = SQLAlchemyInstallationStore  # the row format above is this store's (see its
 
 
 class FakeSlackProcess:
-    """tests/fakeslack.FakeSlack served from a subprocess (bench/fake_server.py), so it has its own GIL."""
+    """tests/support/fakeslack.FakeSlack served from a subprocess (bench/fake_server.py), so it has its own GIL."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(

@@ -48,7 +48,8 @@ from bench.common import (
 from tests.support.slackhttp import dm_channel, signed_headers
 
 CONCURRENCY = 16
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench8"
+# BENCH_POSTGRES_URL: another database of your own (its `public` schema is dropped and recreated, as bench8's is)
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench8")
 
 
 def night_zone(now: datetime) -> str:
@@ -187,7 +188,8 @@ def run_one(
         out = profile / f"{app}-{server}-{database}.txt"
         py_spy = str(Path(PYTHON).parent / "py-spy")
         gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL: CPU in Python
-        command = [py_spy, "record", "-f", "raw", "-r", "50", "--nonblocking", *gil, "-o", str(out), "--", *command]
+        rate = os.environ.get("BENCH_PROFILE_RATE", "50")  # samples/s; py-spy costs the server more CPU the higher
+        command = [py_spy, "record", "-f", "raw", "-r", rate, "--nonblocking", *gil, "-o", str(out), "--", *command]
     proc = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -1,4 +1,5 @@
-"""tests/fakeslack.FakeSlack in a process of its own, for the benchmarks: prints its base URL, runs until stdin closes.
+"""tests/support/fakeslack.FakeSlack in a process of its own, for the benchmarks: prints its base URL, runs until
+stdin closes.
 
 Adds two bench-only methods: bench.reset (clear counts, set rate limits) and bench.stats (posts accepted, 429s
 answered, monotonic time of the last accepted post, the calls per method, optionally the per-channel counts).

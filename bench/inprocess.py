@@ -76,7 +76,7 @@ def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackPro
     settings, config = _load()
     offhours = create_app(config, _store(settings, config), settings=settings)
     sender = ReplySender(offhours.services)
-    wsgi = create_wsgi(offhours) if app == "offhours" else bare_wsgi()[0]
+    wsgi = create_wsgi(offhours) if app == "offhours" else bare_wsgi().wsgi
     base = time.time()
     bodies = [
         event_body(n, sender=f"US{n:06d}", recipient=recipients[n % len(recipients)], ts=base + n / 1e6)

@@ -6,8 +6,9 @@
 
 Only stacks on the event path count (a request through Bolt's WSGI handler, the reply sender's drain and posting
 threads, Bolt's listener threads): start-up, imports and seeding are left out. "database" is every sample with
-SQLAlchemy, bot/db.py or a driver anywhere in its stack. With `--gil` a sample is CPU spent in Python holding the
-GIL, so the split answers "how far would Offhours be from the bare app if every database call were free?".
+SQLAlchemy, bot/storage/engine.py (bot/db.py in older profiles) or a driver anywhere in its stack. With `--gil` a sample
+is CPU spent in Python holding the GIL, so the split answers "how far would Offhours be from the bare app if every
+database call were free?".
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EVENT_PATH = ("SlackRequestHandler.__call__", "Thread._bootstrap", "ReplySender.drain")
-DATABASE = ("sqlalchemy/", "bot/db.py", "sqlite3", "psycopg")
+# bot/storage/engine.py holds what bot/db.py held before the move (the engine, reading, writing)
+DATABASE = ("sqlalchemy/", "bot/storage/engine.py", "bot/storage/db.py", "bot/db.py", "sqlite3", "psycopg")
 _FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")
 
 

@@ -1,16 +1,20 @@
-"""The server under test, in its own process: Offhours as `serve()` runs it, a bare Bolt app, or bare Bolt that also
-records each DM before the ack (a reference); waitress or gunicorn.
+"""The server under test, in its own process: Offhours as `python -m bot web` runs it, a bare Bolt app, or bare Bolt
+that also records each DM before the ack (a reference); waitress or gunicorn.
 
     python bench/server.py --app offhours|bare|recording --server waitress|gunicorn --port N
 
 Environment as in production: SLACK_SIGNING_SECRET, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, DATABASE_URL, SLACK_API_URL.
-Bound to 127.0.0.1 (serve() binds 0.0.0.0). Stops on SIGTERM.
+Bound to 127.0.0.1 (the runtime binds OFFHOURS_HOST, 0.0.0.0 by default). Stops on SIGTERM.
+
+Offhours under waitress is the runtime's own server (`bot.slack.web.create_server`: 16 threads and its connection
+and body limits); the bare apps get a plain `waitress.create_server` with the same thread count.
 
 Experiments (not production; RESULTS.md records what they measured), chosen by environment variables:
-    BENCH_THREADS=N                       waitress threads (default 16, as serve())
-    BENCH_REPLY_WORKERS=N                 the reply sender's posting threads (default 8, as serve())
+    BENCH_THREADS=N                       waitress threads (default 16, as the runtime's server)
+    BENCH_REPLY_WORKERS=N                 the reply sender's posting threads (default 8, as the runtime's)
     BENCH_EXPERIMENT=no-reply-sender      acks only: no auto-reply is posted
     BENCH_EXPERIMENT=separate-sender      the reply sender in a process of its own, polling every 0.1 s
+    BENCH_EXPERIMENT=plain-waitress       Offhours on a plain waitress.create_server (no limits), as the bare apps
 """
 
 from __future__ import annotations
@@ -20,48 +24,78 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.__main__ import configure_logging
 
-THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # serve()'s waitress threads; gunicorn: 1 worker x THREADS
-REPLY_WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "8"))  # serve()'s ReplySender default
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # the runtime's waitress threads; gunicorn: 1 worker x THREADS
+REPLY_WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "8"))  # the runtime's ReplySender default
+EXPERIMENT = os.environ.get("BENCH_EXPERIMENT")
+
+MakeServer = Callable[[int], Any]  # port -> a bound waitress server
 
 
-def offhours_wsgi():
-    """What serve() builds: the app from the environment, its WSGI callable, and the reply sender beside it."""
-    from bot.runtime import configured_store as _store
-    from bot.runtime import load_environment as _load
+@dataclass
+class Built:
+    wsgi: Callable
+    stop: Callable[[], None]
+    make_server: MakeServer  # waitress only; gunicorn serves `wsgi`
+
+
+def _plain_waitress(wsgi: Callable) -> MakeServer:
+    import waitress
+
+    return lambda port: waitress.create_server(wsgi, host="127.0.0.1", port=port, threads=THREADS)
+
+
+def offhours_wsgi() -> Built:
+    """What the runtime's `web` parts build: the app from the environment, its HTTP server, the reply sender and the
+    Home refresher (Socket Mode is off: no SLACK_APP_TOKEN)."""
+    from bot.runtime import configured_store, load_environment
     from bot.slack.app import create_app
-    from bot.slack.web import create_wsgi
+    from bot.slack.web import create_server, create_wsgi
     from bot.workers.replies import ReplySender
 
-    settings, config = _load()
-    store = _store(settings, config)
+    settings, config = load_environment()
+    store = configured_store(settings, config)
     app = create_app(config, store, settings=settings)
-    experiment = os.environ.get("BENCH_EXPERIMENT")
-    if experiment == "separate-sender":
+    wsgi = create_wsgi(app)
+    if EXPERIMENT == "plain-waitress":
+        make_server = _plain_waitress(wsgi)
+    else:
+        make_server = lambda port: create_server(app, host="127.0.0.1", port=port, threads=THREADS)  # noqa: E731
+    if EXPERIMENT == "separate-sender":
         import subprocess
 
         child = subprocess.Popen([sys.executable, "-c", "from bench.server import separate_sender; separate_sender()"])
-        return create_wsgi(app), child.terminate
+        return Built(wsgi, child.terminate, make_server)
     sender = ReplySender(app.services, workers=REPLY_WORKERS)
-    if experiment != "no-reply-sender":
+    home_refresh = app.services.home_refresh
+    if EXPERIMENT != "no-reply-sender":
         sender.start()
-    return create_wsgi(app), sender.stop
+    home_refresh.start()
+
+    def stop() -> None:
+        sender.stop()
+        home_refresh.stop()
+        store.close()
+
+    return Built(wsgi, stop, make_server)
 
 
 def separate_sender():
     """EXPERIMENT: the reply sender in a process of its own, polling every 0.1 s."""
-    from bot.runtime import configured_store as _store
-    from bot.runtime import load_environment as _load
+    from bot.runtime import configured_store, load_environment
     from bot.slack.app import create_app
     from bot.workers.replies import ReplySender
 
-    settings, config = _load()
-    app = create_app(config, _store(settings, config), settings=settings)
+    settings, config = load_environment()
+    app = create_app(config, configured_store(settings, config), settings=settings)
     sender = ReplySender(app.services, poll_seconds=0.1, workers=REPLY_WORKERS)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the threads start: they inherit the mask
     sender.start()
@@ -103,7 +137,7 @@ def _bare_post(client, context, event: dict) -> None:
     )
 
 
-def bare_wsgi():
+def bare_wsgi() -> Built:
     """The ceiling: a Bolt app with one `message` listener that posts one threaded reply per DM, acking first."""
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -120,13 +154,14 @@ def bare_wsgi():
         if not _bare_ignores(event):
             _bare_post(client, context, event)
 
-    return SlackRequestHandler(app, path="/slack/events"), lambda: None
+    wsgi = SlackRequestHandler(app, path="/slack/events")
+    return Built(wsgi, lambda: None, _plain_waitress(wsgi))
 
 
-def recording_wsgi():
+def recording_wsgi() -> Built:
     """A reference between the two (not the goal's ceiling): bare Bolt that also records each DM durably before
     the ack, as Offhours must for "nothing is lost" and for Slack's redeliveries: one INSERT ... ON CONFLICT DO
-    NOTHING in a transaction of its own (bot/db.py's engine and write queue), then the ack, then one threaded
+    NOTHING in a transaction of its own (bot/storage/db.py's engine and write queue), then the ack, then one threaded
     `chat.postMessage` from a lazy listener. No rules, settings, outbox or retries."""
     import sqlalchemy as sa
     from slack_bolt import App
@@ -167,18 +202,17 @@ def recording_wsgi():
             _bare_post(client, context, event)
 
     app.event("message")(ack=record, lazy=[post])
-    return SlackRequestHandler(app, path="/slack/events"), engine.dispose
+    wsgi = SlackRequestHandler(app, path="/slack/events")
+    return Built(wsgi, engine.dispose, _plain_waitress(wsgi))
 
 
-def build(kind: str):
+def build(kind: str) -> Built:
     return {"offhours": offhours_wsgi, "bare": bare_wsgi, "recording": recording_wsgi}[kind]()
 
 
 def run_waitress(kind: str, port: int) -> None:
-    import waitress
-
-    wsgi, stop = build(kind)
-    server = waitress.create_server(wsgi, host="127.0.0.1", port=port, threads=THREADS)
+    built = build(kind)
+    server = built.make_server(port)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     print("ready", flush=True)
     try:
@@ -186,7 +220,7 @@ def run_waitress(kind: str, port: int) -> None:
     except (KeyboardInterrupt, OSError):
         pass
     finally:
-        stop()
+        built.stop()
 
 
 def run_gunicorn(kind: str, port: int) -> None:
@@ -206,7 +240,7 @@ def run_gunicorn(kind: str, port: int) -> None:
 
         def load(self):
             # Runs in the worker (no preload), so the reply sender's thread lives beside the request threads.
-            return build(kind)[0]
+            return build(kind).wsgi
 
     print("ready", flush=True)
     Server().run()

@@ -75,15 +75,15 @@ def test_inprocess_quick(tmp_path):
 
 def test_profile_summary_splits_the_event_path_into_database_and_rest(tmp_path):
     request = "<module> (bench/inprocess.py:1);SlackRequestHandler.__call__ (slack_bolt/adapter/wsgi/handler.py:9)"
-    drain = "run (bench/inprocess.py:2);ReplySender.drain (bot/reply_sender.py:93)"
+    drain = "run (bench/inprocess.py:2);ReplySender.drain (bot/workers/replies.py:197)"
     bare = tmp_path / "bare.txt"
     bare.write_text(f"{request};post (x.py:1) 40\n<module> (bench/common.py:1);import (y.py:1) 500\n")
     offhours = tmp_path / "offhours.txt"
     offhours.write_text(
-        f"{request};Store.dm_view (bot/store.py:1);Connection.execute (sqlalchemy/engine/base.py:1) 30\n"
+        f"{request};DmView.read (bot/storage/dm_view.py:1);Connection.execute (sqlalchemy/engine/base.py:1) 30\n"
         f"{request};post (x.py:1) 40\n"
-        f"{drain};Outbox.claim (bot/outbox.py:1);writing (bot/db.py:9) 10\n"
-        f"{drain};compose (bot/autoreply.py:1) 10\n"
+        f"{drain};ReplyQueue.claim (bot/storage/replies.py:1);writing (bot/storage/engine.py:9) 10\n"
+        f"{drain};compose (bot/domain/autoreply.py:1) 10\n"
         "<module> (bench/common.py:1);seed (bench/common.py:5) 900\n"  # start-up: not the event path
     )
     done = subprocess.run(
