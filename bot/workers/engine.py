@@ -205,9 +205,13 @@ class DeliveryEngine(Generic[C, P, R]):
         """Deliver everything due at `now` (default: the clock, read again for each batch); returns how many were
         posted (or found posted)."""
         jobs: list[Future[Outcome | None] | Outcome | None] = []
+        waited = 0
 
         def settled() -> None:
-            wait([job for job in jobs if isinstance(job, Future)])
+            # Only what was handed over since the last wait: a long drain must not wait on all it ever posted.
+            nonlocal waited
+            pending, waited = jobs[waited:], len(jobs)
+            wait([job for job in pending if isinstance(job, Future)])
 
         claims = self.kind.claims(self.clock if now is None else (lambda: now), settled)
         try:
