@@ -24,6 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.config import Config, Settings
+from bot.metrics import label
 from bot.services import Services, build_services, utc_now
 from bot.slack.authorize import StoreAuthorize
 from bot.slack.pages import OffhoursPages
@@ -48,6 +49,10 @@ class _RedactOAuthCode(logging.Filter):
 
 _BOLT_LOG = logging.getLogger("bot.bolt")
 _BOLT_LOG.addFilter(_RedactOAuthCode())
+
+# ?team= on the install link, passed on to Slack only when it is a team id: slack_sdk copies it into the authorize
+# URL unencoded, so "T1&scope=..." would add parameters of the link's choosing to what a person approves.
+_TEAM_ID = re.compile(r"T[A-Z0-9]{1,31}")
 
 
 @dataclass
@@ -119,9 +124,12 @@ class _OAuthFlow(OAuthFlow):
         self.pages = pages
         self.store = store
 
+    def build_authorize_url(self, state: str, request: BoltRequest) -> str:
+        return self.settings.authorize_url_generator.generate(state=state, team=_team(request))
+
     def build_install_page_html(self, url: str, request: BoltRequest) -> str:
         # The first install of a workspace, or someone connecting to one Offhours is already in.
-        team = next(iter(request.query.get("team") or []), None)
+        team = _team(request)
         if team:
             first = self.store.bot_token(team) is None
         else:
@@ -134,6 +142,11 @@ class _OAuthFlow(OAuthFlow):
         except OSError as e:  # Bolt catches SlackApiError only; None makes it answer with the failure page
             log.warning("install: oauth.v2.access failed error=%s", type(e).__name__)
             return None
+
+
+def _team(request: BoltRequest) -> str | None:
+    team = next(iter(request.query.get("team") or []), None)
+    return team if team is not None and _TEAM_ID.fullmatch(team) else None
 
 
 def _on_installed(services: Services, pages: OffhoursPages) -> Callable[[SuccessArgs], BoltResponse]:
@@ -163,7 +176,8 @@ def _on_installed(services: Services, pages: OffhoursPages) -> Callable[[Success
 
 def _on_install_failed(pages: OffhoursPages) -> Callable[[FailureArgs], BoltResponse]:
     def failure(args: FailureArgs) -> BoltResponse:
-        log.warning("install: failed reason=%s status=%s", args.reason, args.suggested_status_code)
+        # The reason may be the redirect's ?error=, whatever a link put there: logged only as a code.
+        log.warning("install: failed reason=%s status=%s", label(args.reason), args.suggested_status_code)
         html = pages.cancel() if args.reason == "access_denied" else pages.failure(args.reason)
         return _page(args.settings, args.suggested_status_code, html)
 

@@ -52,16 +52,19 @@ _LATEST_RECAP = (
     .order_by(_r.seq.desc())
     .limit(1)
 )  # fmt: skip
+# An attempt's outcome is written only while its claim holds (pending, the same attempt): a sender whose lease ran
+# out must not overwrite what the claim that took the recap over wrote (a "sent" made pending again is posted twice).
+_OURS = sa.and_(_r.id == sa.bindparam("b_id"), _r.state == "pending", _r.attempts == sa.bindparam("b_attempts"))
 _SETTLE = (
     db.recaps.update()
-    .where(_r.id == sa.bindparam("b_id"))
+    .where(_OURS)
     .values(state=sa.bindparam("b_state"), delivery_state=sa.bindparam("b_delivery"),
             next_attempt_at=sa.func.coalesce(sa.bindparam("b_at", type_=db.UTCDateTime()), _r.next_attempt_at),
             last_error=sa.bindparam("b_error"))
 )  # fmt: skip
 _MARK_SENT = (
     db.recaps.update()
-    .where(_r.id == sa.bindparam("b_id"))
+    .where(_OURS)
     .values(state="sent", delivery_state=DeliveryState.SENT.value, channel_id=sa.bindparam("b_channel_id"),
             message_ts=sa.bindparam("b_message_ts"), sent_at=sa.bindparam("b_sent_at", type_=db.UTCDateTime()),
             late=sa.bindparam("b_late"), last_error=None)
@@ -194,18 +197,23 @@ class RecapStore:
         with db.writing(self.engine) as conn:
             return conn.execute(_RENEW, {"b_id": recap_id, "b_attempts": attempts, "b_until": until}).rowcount == 1
 
-    def mark_sent(self, recap_id: int, *, channel_id: str, message_ts: str | None, now: datetime, late: bool) -> None:
+    def mark_sent(
+        self, recap_id: int, *, attempts: int, channel_id: str, message_ts: str | None, now: datetime, late: bool
+    ) -> None:
+        """Record the post of attempt `attempts` (only while that claim holds)."""
         with db.writing(self.engine) as conn:
             conn.execute(
                 _MARK_SENT,
-                {"b_id": recap_id, "b_channel_id": channel_id, "b_message_ts": message_ts, "b_sent_at": now,
-                 "b_late": late},
+                {"b_id": recap_id, "b_attempts": attempts, "b_channel_id": channel_id, "b_message_ts": message_ts,
+                 "b_sent_at": now, "b_late": late},
             )  # fmt: skip
 
-    def settle(self, recap_id: int, outcome: Outcome) -> None:
-        """Record an attempt that posted nothing: due again (an open state, at `retry_at`), empty or expired."""
+    def settle(self, recap_id: int, outcome: Outcome, *, attempts: int) -> None:
+        """Record an attempt that posted nothing: due again (an open state, at `retry_at`), empty or expired (only
+        while the claim of attempt `attempts` holds)."""
         values: dict[str, Any] = {
             "b_id": recap_id,
+            "b_attempts": attempts,
             "b_state": outcome.state.state,
             "b_delivery": outcome.state.value,
             "b_at": outcome.retry_at,
@@ -214,15 +222,18 @@ class RecapStore:
         with db.writing(self.engine) as conn:
             conn.execute(_SETTLE, values)
 
-    def give_up(self, recap_id: int, *, error: str, release_until: datetime) -> None:
-        """Mark the recap failed and put its unanswered messages back to waiting, due at `release_until`."""
+    def give_up(self, recap_id: int, *, attempts: int, error: str, release_until: datetime) -> None:
+        """Mark the recap failed and put its unanswered messages back to waiting, due at `release_until` (only
+        while the claim of attempt `attempts` holds)."""
         with db.writing(self.engine) as conn:
-            conn.execute(
+            failed = conn.execute(
                 db.recaps.update()
-                .where(_r.id == recap_id)
+                .where(_r.id == recap_id, _r.state == "pending", _r.attempts == attempts)
                 .values(state="failed", delivery_state=DeliveryState.FAILED.value, last_error=error[:200])
+                .execution_options(preserve_rowcount=True)
             )
-            inbox.release(conn, recap_id, until=release_until)
+            if failed.rowcount == 1:
+                inbox.release(conn, recap_id, until=release_until)
 
     def mark_done(self, recap_id: int, channel_id: str, *, team_id: str, user_id: str) -> bool:
         """The person ticked one conversation off. Only the recap's owner can (checked here, not trusted)."""

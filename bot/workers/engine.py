@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -184,9 +185,13 @@ class DeliveryEngine(Generic[C, P, R]):
         wake: threading.Event | None = None,
         poll_seconds: float = 5.0,
         metrics: Metrics | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
         self.clock = clock
+        # How long a claim has been held, whatever the wall clock does meanwhile (an NTP step back would make a
+        # claim look fresh, and skip its re-check, after another process had taken it over).
+        self.monotonic = monotonic
         self.metrics = metrics
         self.workers = workers
         self.poll_seconds = poll_seconds
@@ -239,6 +244,7 @@ class DeliveryEngine(Generic[C, P, R]):
         jobs: list[Future[Outcome | None] | Outcome | None] = []
         ready: list[tuple[C, P]] = []
         refused: list[tuple[C, Outcome]] = []
+        held_since = self.monotonic()  # the batch was claimed a moment ago, at `now`
         for claim, prepared in self.kind.prepare(batch, now=now):
             if isinstance(prepared, Outcome):
                 refused.append((claim, prepared))
@@ -250,14 +256,14 @@ class DeliveryEngine(Generic[C, P, R]):
         self.kind.settle_all(refused, now=now)
         for claim, prepared in ready:
             try:
-                jobs.append(self._pool.submit(self._deliver, claim, prepared, now=now))
+                jobs.append(self._pool.submit(self._deliver, claim, prepared, now=now, held_since=held_since))
             except RuntimeError:
                 # stop() shut the pool down after this batch was claimed: hand the rest back here (stop is set,
                 # so nothing is posted) rather than leave them claimed until their lease runs out.
-                jobs.append(self._deliver(claim, prepared, now=now))
+                jobs.append(self._deliver(claim, prepared, now=now, held_since=held_since))
         return jobs
 
-    def _deliver(self, claim: C, prepared: P, *, now: datetime) -> Outcome | None:
+    def _deliver(self, claim: C, prepared: P, *, now: datetime, held_since: float | None = None) -> Outcome | None:
         ready: R | None = None
         if self._stop.is_set():
             # Stopping: handed back, due at once, without using up an attempt. The next claim (another process, or
@@ -270,7 +276,7 @@ class DeliveryEngine(Generic[C, P, R]):
                 outcome = composed
             else:
                 ready = composed
-                outcome = self.attempt(claim, composed, now=now)
+                outcome = self.attempt(claim, composed, now=now, held_since=held_since)
         if outcome is not None:
             self._settle(claim, ready, outcome, now=now)
         return outcome
@@ -292,9 +298,10 @@ class DeliveryEngine(Generic[C, P, R]):
 
     # --- one attempt -----------------------------------------------------------------------------------------
 
-    def attempt(self, claim: C, prepared: R, *, now: datetime) -> Outcome | None:
+    def attempt(self, claim: C, prepared: R, *, now: datetime, held_since: float | None = None) -> Outcome | None:
         """Post one claimed delivery (or find the post an earlier attempt made). None: nothing to write (the claim
-        was lost to another process, or the kind dealt with a revoked token)."""
+        was lost to another process, or the kind dealt with a revoked token). `held_since`: `monotonic()` when the
+        claim was made (at `now`)."""
         later = self.later(now)  # retries count from now, not from the batch's start
         if claim.outcome_unknown:
             if not self.kind.can_look_up(prepared):
@@ -309,7 +316,7 @@ class DeliveryEngine(Generic[C, P, R]):
                 return self._lookup_failed(claim, e, now=later)
             if found is not None:
                 return Outcome(S.SENT, ts=found.ts, channel=found.channel, found=True)
-        if not self._claim_holds(claim, now=now):
+        if not self._claim_holds(claim, now=now, held_since=held_since):
             log.warning("%s id=%s outcome=abandoned reason=claim_lost", self.kind.name, claim.id)
             return None
         try:
@@ -330,13 +337,16 @@ class DeliveryEngine(Generic[C, P, R]):
         """The pass's `now`, or the clock if the pass has run for a while: a retry counts from the failure."""
         return max(now, self.clock())
 
-    def _claim_holds(self, claim: C, *, now: datetime) -> bool:
+    def _claim_holds(self, claim: C, *, now: datetime, held_since: float | None = None) -> bool:
         """Re-check the claim right before posting. While more than half its lease is left nobody else can have
         claimed it (a claim takes only rows whose lease is over), and the post (within the client's timeout) ends
-        before the lease does; past that, the database decides: extended if still ours, else abandoned."""
+        before the lease does; past that, the database decides: extended if still ours, else abandoned. The time
+        held is the longer of the clock's and the monotonic clock's (a clock stepped back must not hide it)."""
         if claim.leased_until is None:
             return True
         now = self.later(now)
+        if held_since is not None:
+            now = max(now, claim.leased_until - self.kind.lease + timedelta(seconds=self.monotonic() - held_since))
         if now < claim.leased_until - self.kind.lease / 2:
             return True
         return self.kind.renew(claim, until=now + self.kind.lease)

@@ -166,15 +166,16 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
 
     def settle(self, claim: ClaimedRecap, prepared: ReadyRecap | None, outcome: Outcome, *, now: datetime) -> None:
         if outcome.state is S.SENT and prepared is not None:
-            self.recaps.mark_sent(claim.id, channel_id=outcome.channel or claim.user_id, message_ts=outcome.ts,
-                                  now=prepared.now, late=prepared.content.late)  # fmt: skip
+            self.recaps.mark_sent(claim.id, attempts=claim.attempts, channel_id=outcome.channel or claim.user_id,
+                                  message_ts=outcome.ts, now=prepared.now, late=prepared.content.late)  # fmt: skip
         elif outcome.state is S.FAILED:
             # Slack refused for good (the bot's DM is gone, say). The messages are not lost: they go back to
             # waiting, due at the person's next working start, and come in the next recap.
             prefs = self.services.people.get(claim.team_id, claim.user_id)
-            self.recaps.give_up(claim.id, error=outcome.error or "failed", release_until=prefs.schedule.next_start(now))
+            self.recaps.give_up(claim.id, attempts=claim.attempts, error=outcome.error or "failed",
+                                release_until=prefs.schedule.next_start(now))  # fmt: skip
         else:
-            self.recaps.settle(claim.id, outcome)
+            self.recaps.settle(claim.id, outcome, attempts=claim.attempts)
 
     # --- workspaces held back after a 429 ---------------------------------------------------------------------
 

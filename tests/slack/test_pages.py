@@ -71,3 +71,35 @@ def test_the_command_name_on_the_pages_follows_the_config(make_app, store, fake_
     finally:
         running.close()
     assert "/offhours forget" in page and "/hours" not in page
+
+
+def test_a_team_in_the_install_link_goes_to_slack_only_as_a_team_id(server, store, fake_slack):
+    """?team= is copied into the authorize URL as it came (slack_sdk does not encode it): a link carrying
+    "T1&scope=...&redirect_uri=..." would add parameters of its choosing to the request a person approves on Slack's
+    page. Only a team id is passed on; the page echoes nothing of it unescaped."""
+    from urllib.parse import parse_qs, quote, urlparse
+
+    from tests.support.slackhttp import request
+
+    hostile = 'T1&scope=admin&redirect_uri=https://evil.example/"><script>alert(1)</script>'
+    page = request(f"{server.url}/slack/install?team={quote(hostile)}")
+    assert page.status == 200
+    assert "<script" not in page.text and "evil.example" not in page.text
+    [link] = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
+    query = parse_qs(urlparse(link.replace("&amp;", "&")).query)
+    assert "team" not in query and "redirect_uri" not in query and query["scope"] != ["admin"]
+
+    plain = request(f"{server.url}/slack/install?team=T1")
+    [link] = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', plain.text)
+    assert parse_qs(urlparse(link.replace("&amp;", "&")).query)["team"] == ["T1"]  # still a deep install link
+
+
+def test_the_failure_reason_from_the_redirect_is_logged_only_as_a_code(server, slack_oauth, caplog):
+    """?error= is whatever the link says: in the log it is a code or "other", never a forged line or field."""
+    install = start_install(server.url)
+    with caplog.at_level("WARNING", logger="bot.slack.app"):
+        forged = "x\ntime=0 level=ERROR user=U9 <b>"
+        page = redirect(server.url, cookie=install.cookie, error=forged, state=install.state)
+    assert page.status == 200 and "<b>" not in page.text
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("install: failed")]
+    assert line == "install: failed reason=other status=200"

@@ -172,7 +172,7 @@ def test_forget_deletes_the_list_and_the_persons_place_on_other_lists(hours, sto
 # --- Home -------------------------------------------------------------------------------------------------
 
 
-def pick(slack: SlackHTTP, user: str, selected: list[str]) -> None:
+def pick(slack: SlackHTTP, user: str, selected: object) -> None:
     payload = {
         "type": "block_actions",
         "team": {"id": "T1", "domain": "example"},
@@ -223,6 +223,15 @@ def test_the_home_picker_ignores_the_person_themselves_and_refuses_too_many(hour
     pick(slack, "U1", [f"U{n:05d}" for n in range(MAX_REPLY_EXCEPTIONS + 1)])
     assert listed(store) == ["U2"]  # nothing changed
     assert picker(fake_slack, 2)["initial_users"] == ["U2"]  # the Home shows the list as it is
+
+
+@pytest.mark.parametrize("selected", ["U2U3", 5, [None], [{"id": "U2"}], ["U" + "X" * 40], ["U2", "<@U3>"]])
+def test_a_malformed_picker_payload_changes_nothing_and_is_answered(hours, slack, store, fake_slack, selected):
+    """Signed, but not what a multi_users_select sends: not a 500 (Slack would show the person an error and retry),
+    and no id of another shape stored (a string read as its letters, None as "None", an id too long for the column)."""
+    hours("except <@U3>")
+    pick(slack, "U1", selected)
+    assert listed(store) == ["U3"]
 
 
 def test_an_unconnected_person_cannot_set_a_list_from_home(slack, store, fake_slack, u1):

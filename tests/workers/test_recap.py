@@ -721,3 +721,28 @@ def test_a_recap_whose_claim_was_taken_over_is_not_posted_again_by_its_first_own
     assert len(posts(fake_slack)) == 1
     [recap] = recaps(store)
     assert (recap["state"], recap["delivery_state"], recap["attempts"]) == ("sent", "sent", 2)
+
+
+@pytest.mark.parametrize("how", ["held", "stopped"])
+def test_a_stale_owners_outcome_does_not_overwrite_the_recap_another_claim_sent(people, store, fake_slack, dm, clock,
+                                                                                how):  # fmt: skip
+    """A's claim outlived its lease and B took the recap over and sent it. A's late outcome that posted nothing
+    (its workspace held back after a 429, or A stopping and handing the claim back) must not make the sent recap
+    pending again: the next tick would post it a second time."""
+    dm("U2")
+    a, b = RecapSender(people.services), RecapSender(people.services)
+    [(team_id, user_id, due_at)] = store.recaps.due_people(now=DUE)
+    claim = store.recaps.claim_new(team_id, user_id, due_at=due_at, now=DUE)
+    assert claim is not None
+    clock.set(DUE + timedelta(minutes=6))  # past the 5-minute lease
+    assert b.tick(clock()) == 1
+    if how == "held":
+        a.hold("T1", DUE + timedelta(minutes=1))
+    else:
+        a.stop()
+    assert a.deliver(claim, now=DUE) is False
+    [recap] = recaps(store)
+    assert (recap["state"], recap["delivery_state"], recap["attempts"]) == ("sent", "sent", 2)
+    clock.set(DUE + timedelta(minutes=20))
+    assert b.tick(clock()) == 0
+    assert len(posts(fake_slack)) == 1

@@ -197,3 +197,24 @@ def test_a_claim_past_half_its_lease_is_extended_when_it_still_holds(store, fake
     [reply] = rows(store, db.replies)
     assert (reply["state"], reply["delivery_state"], reply["attempts"]) == ("sent", DeliveryState.SENT, 1)
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_a_clock_stepped_back_does_not_hide_how_long_a_claim_has_been_held(store, fake_slack, make_app, clock):
+    """This process's wall clock was stepped back (NTP) while its claim waited: by that clock the claim is fresh,
+    with more than half its lease left, so the re-check would be skipped. Another process, whose clock is right,
+    has claimed the reply since and posted it. The time held is also read from the monotonic clock: the re-check
+    runs, finds the claim lost, and the reply goes out once."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2",))
+    app = make_app()
+    a, b = ReplySender(app.services, workers=1), ReplySender(app.services, workers=1)
+    [claim] = store.replies.claim_due(now=t0)
+    assert b.drain(now=t0 + timedelta(seconds=61)) == 1  # the lease is over by B's clock: B takes it and posts
+    held = [70.0, 0.0]  # monotonic: 0 at the batch's hand-over, 70 s later at the re-check
+    a.engine.monotonic = lambda: held.pop() if len(held) > 1 else held[0]
+    assert a.send_batch([claim], now=t0) == 0  # A's wall clock still reads t0
+    a.stop()
+    b.stop()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["attempts"]) == ("sent", 2)

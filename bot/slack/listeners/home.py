@@ -12,6 +12,7 @@ for the Home refresher (bot/slack/home_refresh.py, reached through Services), wh
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -32,6 +33,8 @@ from bot.slack.blocks import home as ui
 log = logging.getLogger(__name__)
 
 _OFF_WORDS = ("off", "closed", "none")
+# A user id as Slack sends one in a multi_users_select (the same shape `/hours except` accepts in a mention).
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
 
 
 def register(app: App, services: Services) -> None:
@@ -123,9 +126,11 @@ def register(app: App, services: Services) -> None:
     def exceptions_picked(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
         ack()
         team_id, user_id = person(body)
-        picked = [str(u) for u in ((body.get("actions") or [{}])[0].get("selected_users") or [])]
+        picked = (body.get("actions") or [{}])[0].get("selected_users") or []
         outcome = "not_connected"
-        if home.connected(team_id, user_id):
+        if not isinstance(picked, list) or not all(isinstance(u, str) and _USER_ID.fullmatch(u) for u in picked):
+            outcome = "invalid"  # not what the picker sends: nothing changed (a string is not its letters)
+        elif home.connected(team_id, user_id):
             try:
                 with refresher.quiet():
                     people.change_reply_exceptions(team_id, user_id, replace=[u for u in picked if u != user_id])
