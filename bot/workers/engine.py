@@ -316,7 +316,15 @@ class DeliveryEngine(Generic[C, P, R]):
                 return self._lookup_failed(claim, e, now=later)
             if found is not None:
                 return Outcome(S.SENT, ts=found.ts, channel=found.channel, found=True)
-        if not self._claim_holds(claim, now=now, held_since=held_since):
+        try:
+            holds = self._claim_holds(claim, now=now, held_since=held_since)
+        except Exception as e:  # the database did not answer the re-check: nothing was posted, so say exactly that
+            log.warning("%s id=%s outcome=retry reason=claim_check_failed error=%s", self.kind.name, claim.id,
+                        type(e).__name__)  # fmt: skip
+            state = S.OUTCOME_UNKNOWN if claim.outcome_unknown else S.NOT_POSTED
+            return Outcome(state, error=claim.last_error if claim.outcome_unknown else "claim_check_failed",
+                           retry_at=self.later(now), untried=True)  # fmt: skip
+        if not holds:
             log.warning("%s id=%s outcome=abandoned reason=claim_lost", self.kind.name, claim.id)
             return None
         try:

@@ -218,3 +218,30 @@ def test_a_clock_stepped_back_does_not_hide_how_long_a_claim_has_been_held(store
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     [reply] = rows(store, db.replies)
     assert (reply["state"], reply["attempts"]) == ("sent", 2)
+
+
+def test_a_claim_re_check_the_database_cannot_answer_posts_nothing_and_hands_the_reply_back(
+    store, fake_slack, make_app, clock, monkeypatch
+):
+    """The re-check before the post fails (the database is gone for a moment): the reply is not posted, and it is
+    handed back as certainly not posted, untried, due at once, so the next claim sends it without a lookup (an
+    ephemeral reply left "maybe posted" would never be sent)."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2",))
+    sender = ReplySender(make_app().services, workers=1)
+    [claim] = store.replies.claim_due(now=t0)
+    clock.advance(seconds=45)  # past half the lease: the database is asked
+
+    def unreachable(*_args, **_kwargs):
+        raise sa.exc.OperationalError("UPDATE auto_replies ...", {}, ConnectionRefusedError("refused"))
+
+    monkeypatch.setattr(store.replies, "renew", unreachable)
+    assert sender.send_batch([claim], now=t0) == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["delivery_state"], reply["attempts"]) == ("pending", DeliveryState.NOT_POSTED, 0)
+    monkeypatch.undo()
+    assert sender.drain(now=clock()) == 1  # sent at once, without looking for an earlier post
+    sender.stop()
+    assert fake_slack.calls_to("conversations.replies") == []
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
