@@ -49,6 +49,7 @@ from bot.domain.hours.timezones import format_local, resolve_timezone, wall_time
 __all__ = [
     "HORIZON_DAYS",
     "MAX_DAYS_OFF_RUN",
+    "SUPPORTED_YEARS",
     "DayOff",
     "HoursError",
     "Interval",
@@ -74,6 +75,7 @@ MAX_DAYS_OFF_RUN = 2 * 366
 _MAX_STRETCHES = 100_000  # add_working_time: at most this many working stretches are walked
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FIRST_YEAR, _LAST_YEAR = 1900, 9000  # keeps every search (+- HORIZON_DAYS) inside datetime's range
+SUPPORTED_YEARS = (_FIRST_YEAR, _LAST_YEAR)  # the years an instant asked about may fall in (inclusive)
 
 _Span = tuple[int, int]  # (start minute, end minute after the start day's midnight, up to 2879)
 
