@@ -88,8 +88,11 @@ def bolt_can_read(payload: Any) -> bool:
         items = payload.get(key)
         if items is not None and not (isinstance(items, list) and all(isinstance(a, dict) for a in items)):
             return False
-    if payload.get("type") == "block_actions" and not payload.get("actions"):
-        return False  # Bolt takes the first action of every block_actions payload
+    if payload.get("type") == "block_actions":
+        # Bolt takes the first action of every block_actions payload and matches on its action_id.
+        actions = payload.get("actions") or []
+        if not actions or not all(isinstance(a.get("action_id"), str) for a in actions):
+            return False
     view = payload.get("view")
     parts = [payload, event or {}, *(payload.get("actions") or []), view if isinstance(view, dict) else {}]
     for part in parts:
