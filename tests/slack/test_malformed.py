@@ -195,3 +195,10 @@ def test_the_home_opened_event_with_odd_fields_answers(slack, store, u1):
         {"type": "app_home_opened", "user": "U" * 300, "tab": "home", "channel": "D1", "event_ts": TS},
     ):
         assert slack.event(event, authorized="U1").status < 500, event
+
+
+@pytest.mark.parametrize("tokens", ["U1", {"oauth": "U1"}, {"oauth": [7, {"id": "U1"}, "U" * 100]}, ["U1"]])
+def test_tokens_revoked_of_the_wrong_shape_revokes_no_one(slack, store, u1, tokens):
+    event = {"type": "tokens_revoked", "tokens": tokens, "event_ts": TS}
+    assert send(slack, event) < 500
+    assert store.user_token("T1", "U1") is not None
