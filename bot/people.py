@@ -125,12 +125,13 @@ class PeopleService:
         if len(kept) >= MAX_DAYS_OFF:
             raise HoursError(f"you already have {MAX_DAYS_OFF} upcoming days off — clear some with /hours off clear")
         updated = tuple(sorted((*kept, day_off), key=lambda d: (d.start, d.end)))
-        first, last = next((a, b) for a, b in days_off_runs(updated) if a <= day_off.start <= b)
+        weekly = self.get(team_id, user_id).weekly
+        first, last = next((a, b) for a, b in days_off_runs(updated, weekly) if a <= day_off.start <= b)
         if (last - first).days + 1 > MAX_DAYS_OFF_RUN:
             # Every answer (the auto-reply's "back at", /hours show, the Home tab) looks for the next working day
             # within a bounded horizon: a longer run of days off would leave it with no answer.
             raise HoursError(
-                f"With {render_days_off(day_off)} you would be off from {first} to {last} without a break, "
+                f"With {render_days_off(day_off)} you would have no working day from {first} to {last}, "
                 f"more than the {MAX_DAYS_OFF_RUN} days in a row Offhours can plan around — nothing was added. "
                 "Add a shorter range, or clear some with /hours off clear"
             )

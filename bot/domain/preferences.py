@@ -104,8 +104,8 @@ def _parsed_hours(text: str) -> WeeklyHours | None:
 
 
 @lru_cache(maxsize=4096)
-def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
-    """The stored days off that can be read and that every schedule query can answer with."""
+def _parsed_days_off(text: str, weekly: WeeklyHours) -> tuple[DayOff, ...]:
+    """The stored days off that can be read and that every schedule query can answer with (with these hours)."""
     parsed = []
     for part in text.split(";"):
         if part.strip():
@@ -113,7 +113,7 @@ def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
                 parsed.append(parse_days_off(part))
             except HoursError:
                 continue
-    return within_horizon(parsed)
+    return within_horizon(parsed, weekly)
 
 
 def _schedule(tz: str, fallback_tz: str, weekly: WeeklyHours, days_off: tuple[DayOff, ...],
@@ -148,7 +148,7 @@ def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id:
     tz = (row.tz if row else None) or defaults.timezone or defaults.fallback_timezone
     stored_weekly = _parsed_hours(row.hours) if row and row.hours else None
     weekly = stored_weekly or defaults.weekly
-    days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
+    days_off = _parsed_days_off(row.days_off, weekly) if row and row.days_off else ()
     chosen_holidays = row.holidays if row else None
     holidays = (chosen_holidays if chosen_holidays is not None else defaults.holidays) or None
     reply_within = (

@@ -113,3 +113,13 @@ def test_a_stored_row_that_cannot_be_read_falls_back_to_the_defaults_and_answers
         assert prefs.tz == defaults.fallback_timezone
     if row.days_off.endswith("2026-03-10"):
         assert prefs.days_off == (DayOff(date(2026, 3, 10), date(2026, 3, 10)),)  # the readable one is kept
+
+
+def test_runs_apart_only_by_days_without_hours_are_one_run_and_dropped_together_when_too_long():
+    weekly = parse_hours("mon-fri 9-17")
+    ranges = [DayOff(date(2026, 3, 9), date(2027, 3, 5)), DayOff(date(2027, 3, 8), date(2028, 3, 3)),
+              DayOff(date(2028, 3, 6), date(2029, 3, 2))]  # fmt: skip
+    assert days_off_runs(ranges, weekly) == [(date(2026, 3, 9), date(2029, 3, 2))]
+    assert len(days_off_runs(ranges)) == 3  # without the hours: three runs
+    assert within_horizon(ranges, weekly) == ()
+    assert within_horizon(ranges, parse_hours("daily 9-17")) == tuple(ranges)  # weekends are worked: no run

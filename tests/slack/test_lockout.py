@@ -77,6 +77,9 @@ UNREADABLE = {
     "zone": {"tz": "Mars/Olympus_Mons"},
     "days off": {"days_off": "2026-13-45;garbage"},
     "days off beyond the horizon": {"days_off": "2026-03-01..2027-02-28;2027-03-01..2028-02-28;2028-02-29..2029-02-27"},
+    "days off apart by weekends only": {
+        "days_off": "2026-03-09..2027-03-05;2027-03-08..2028-03-03;2028-03-06..2029-03-02"
+    },
 }
 
 
@@ -109,6 +112,17 @@ def test_days_off_beyond_the_horizon_are_refused_before_saving(slack, store, u1)
     # The two saved ranges still answer everything: a DM gets recorded, show works.
     assert slack.dm(sender="U2", recipient="U1", ts=TS).status == 200
     assert "2027-03-05 → 2028-03-04" in hours(slack, "off list")
+
+
+def test_days_off_separated_only_by_weekends_count_as_one_run(slack, store, u1):
+    # Mon–Fri hours: three Monday-to-Friday years with only weekends between them leave no working day at all.
+    assert not hours(slack, "off 2026-03-09..2027-03-05").startswith(":warning:")
+    assert not hours(slack, "off 2027-03-08..2028-03-03").startswith(":warning:")
+    before = person_snapshot(store, "U1")
+    seen = hours(slack, "off 2028-03-06..2029-03-02")
+    assert seen.startswith(":warning:") and "no working day from 2026-03-09 to 2029-03-02" in seen, seen[:300]
+    assert person_snapshot(store, "U1") == before
+    assert "*Off*" in hours(slack, "show")
 
 
 def test_days_off_beyond_the_horizon_from_the_home_modal_name_the_field(slack, store, u1):

@@ -88,16 +88,34 @@ def _timestamp(instant: datetime, what: str) -> float:
     return instant.timestamp()
 
 
-def days_off_runs(days_off: Iterable[DayOff]) -> list[tuple[date, date]]:
-    """The days off as runs of consecutive days (first, last): overlapping and touching ranges joined, in order."""
+def days_off_runs(days_off: Iterable[DayOff], weekly: WeeklyHours | None = None) -> list[tuple[date, date]]:
+    """The days off as runs of consecutive days (first, last): overlapping and touching ranges joined, in order.
+
+    With `weekly`, runs separated only by days without working hours in it (a weekend, say) are joined too: what
+    the engine's searches have to cross is the whole stretch without work.
+    """
     firsts, lasts = _merge_days_off(days_off)
-    return [(date.fromordinal(a), date.fromordinal(b)) for a, b in zip(firsts, lasts, strict=True)]
+    runs = [(date.fromordinal(a), date.fromordinal(b)) for a, b in zip(firsts, lasts, strict=True)]
+    if weekly is None:
+        return runs
+    joined: list[tuple[date, date]] = []
+    for first, last in runs:
+        if joined and _no_work_between(joined[-1][1], first, weekly):
+            joined[-1] = (joined[-1][0], last)
+        else:
+            joined.append((first, last))
+    return joined
 
 
-def within_horizon(days_off: Iterable[DayOff]) -> tuple[DayOff, ...]:
+def _no_work_between(last: date, first: date, weekly: WeeklyHours) -> bool:
+    gap = (first - last).days - 1
+    return gap < 7 and all(not weekly.days[(last + timedelta(days=i)).weekday()] for i in range(1, gap + 1))
+
+
+def within_horizon(days_off: Iterable[DayOff], weekly: WeeklyHours | None = None) -> tuple[DayOff, ...]:
     """The days off without those in a run longer than MAX_DAYS_OFF_RUN: what a schedule can always answer with."""
     days_off = tuple(days_off)
-    too_long = [(a, b) for a, b in days_off_runs(days_off) if (b - a).days + 1 > MAX_DAYS_OFF_RUN]
+    too_long = [(a, b) for a, b in days_off_runs(days_off, weekly) if (b - a).days + 1 > MAX_DAYS_OFF_RUN]
     return tuple(d for d in days_off if not any(a <= d.start <= b for a, b in too_long))
 
 
