@@ -13,6 +13,17 @@ from collections.abc import Sequence
 from bot.domain.errors import ConfigError
 from bot.logs import configure_logging
 
+COMMANDS_HELP = """commands:
+  run        the web app, the workers and the scheduler in one process (the default)
+  web        the web app only (HTTP or Socket Mode) and the reply sender
+  scheduler  the scheduler only: recaps and the other timed jobs
+  migrate    bring the database schema up to date (Alembic), then exit
+  check      check the environment, config.yaml and the database without changing anything
+  status     per workspace: people connected, pending deliveries, recaps sent, the last scheduler tick
+  manifest   print the Slack app manifest (--url BASE_URL, or --socket-mode)
+  hours      ask the hours engine about one schedule: python -m bot hours --help
+"""
+
 
 def serve(command: str) -> int:
     """Run the parts `command` names (bot/runtime.py COMMANDS) until SIGTERM or SIGINT."""
@@ -46,13 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli_hours import main as hours_main
 
         return hours_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Offhours: keep your working hours in Slack.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Offhours: keep your working hours in Slack.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "command",
         nargs="?",
         default="run",
         choices=["run", "web", "scheduler", "migrate", "check", "status", "manifest", "hours"],
-        help="run (default): web app and scheduler; web: web app only; scheduler: recap scheduler only",
+        help="what to do (default: run); each is described below",
     )
     parser.add_argument("--url", help="manifest: the public base URL of this app, e.g. https://offhours.example.com")
     parser.add_argument("--socket-mode", action="store_true", help="manifest: for Socket Mode (no request URLs)")

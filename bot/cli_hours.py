@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from bot.domain.errors import HoursError
 from bot.domain.hours import (
+    SUPPORTED_YEARS,
     Schedule,
     parse_days_off,
     parse_hours,
@@ -50,6 +51,9 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_AT_EXAMPLE = "2026-03-28T20:00:00+00:00"
+
+
 def _parse_at(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)  # the only clock read of the hours engine
@@ -59,6 +63,9 @@ def _parse_at(text: str | None) -> datetime:
         raise HoursError(f"--at {text!r} is not an ISO 8601 instant — e.g. 2026-03-28T20:00:00+00:00") from None
     if at.utcoffset() is None:
         raise HoursError(f"--at {text!r} has no UTC offset — add one, e.g. 2026-03-28T20:00:00+00:00")
+    first, last = SUPPORTED_YEARS
+    if not first <= at.year <= last:
+        raise HoursError(f"--at {text!r} must fall between the years {first} and {last}, e.g. {_AT_EXAMPLE}")
     return at
 
 

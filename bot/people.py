@@ -17,7 +17,9 @@ from typing import Any
 from bot.config import Config
 from bot.domain.errors import HoursError, OffhoursError, TemplateError
 from bot.domain.hours import (
+    MAX_DAYS_OFF_RUN,
     DayOff,
+    days_off_runs,
     parse_days_off,
     parse_duration,
     parse_hours,
@@ -124,6 +126,16 @@ class PeopleService:
         if len(kept) >= MAX_DAYS_OFF:
             raise HoursError(f"you already have {MAX_DAYS_OFF} upcoming days off — clear some with /hours off clear")
         updated = tuple(sorted((*kept, day_off), key=lambda d: (d.start, d.end)))
+        weekly = self.get(team_id, user_id).weekly
+        first, last = next((a, b) for a, b in days_off_runs(updated, weekly) if a <= day_off.start <= b)
+        if (last - first).days + 1 > MAX_DAYS_OFF_RUN:
+            # Every answer (the auto-reply's "back at", /hours show, the Home tab) looks for the next working day
+            # within a bounded horizon: a longer run of days off would leave it with no answer.
+            raise HoursError(
+                f"With {render_days_off(day_off)} you would have no working day from {first} to {last}, "
+                f"more than the {MAX_DAYS_OFF_RUN} days in a row Offhours can plan around — nothing was added. "
+                "Add a shorter range, or clear some with /hours off clear"
+            )
         return self._save(team_id, user_id, days_off=serialize_days_off(updated)), day_off
 
     def clear_days_off(self, team_id: str, user_id: str) -> Preferences:

@@ -1,4 +1,9 @@
-"""A person's settings as one value: the stored row merged with the config's defaults."""
+"""A person's settings as one value: the stored row merged with the config's defaults.
+
+Reading never fails: a stored value Offhours can no longer read (a row written before a limit existed, or by an
+older version) is left out and the default applies, so a person's DMs and commands keep working and the next
+change of that setting writes a good value over it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,16 @@ from functools import lru_cache
 from typing import Protocol
 
 from bot.domain.errors import HoursError
-from bot.domain.hours import DayOff, Schedule, WeeklyHours, parse_days_off, parse_hours, render_hours, resolve_timezone
+from bot.domain.hours import (
+    DayOff,
+    Schedule,
+    WeeklyHours,
+    parse_days_off,
+    parse_hours,
+    render_hours,
+    resolve_timezone,
+    within_horizon,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +95,33 @@ class Preferences:
 
 
 @lru_cache(maxsize=4096)
-def _parsed_hours(text: str) -> WeeklyHours:
-    return parse_hours(text)
+def _parsed_hours(text: str) -> WeeklyHours | None:
+    """The stored hours, or None when they cannot be read (the default applies)."""
+    try:
+        return parse_hours(text)
+    except HoursError:
+        return None
 
 
 @lru_cache(maxsize=4096)
-def _parsed_days_off(text: str) -> tuple[DayOff, ...]:
-    return tuple(parse_days_off(part) for part in text.split(";") if part.strip())
+def _parsed_days_off(text: str, weekly: WeeklyHours) -> tuple[DayOff, ...]:
+    """The stored days off that can be read and that every schedule query can answer with (with these hours)."""
+    parsed = []
+    for part in text.split(";"):
+        if part.strip():
+            try:
+                parsed.append(parse_days_off(part))
+            except HoursError:
+                continue
+    return within_horizon(parsed, weekly)
 
 
-def _schedule(tz: str, weekly: WeeklyHours, days_off: tuple[DayOff, ...], holidays: str | None) -> Schedule:
+def _schedule(tz: str, fallback_tz: str, weekly: WeeklyHours, days_off: tuple[DayOff, ...],
+              holidays: str | None) -> Schedule:  # fmt: skip
+    try:
+        tz = resolve_timezone(tz)
+    except HoursError:
+        tz = fallback_tz  # a zone the zone database no longer knows: the fallback rather than no replies
     try:
         return Schedule(tz=tz, weekly=weekly, days_off=days_off, holidays=holidays)
     except HoursError:
@@ -115,9 +146,9 @@ def serialize_days_off(days_off: tuple[DayOff, ...]) -> str:
 def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id: str, user_id: str) -> Preferences:
     """Merge a stored row with the config's defaults."""
     tz = (row.tz if row else None) or defaults.timezone or defaults.fallback_timezone
-    hours_text = row.hours if row and row.hours else None
-    weekly = _parsed_hours(hours_text) if hours_text else defaults.weekly
-    days_off = _parsed_days_off(row.days_off) if row and row.days_off else ()
+    stored_weekly = _parsed_hours(row.hours) if row and row.hours else None
+    weekly = stored_weekly or defaults.weekly
+    days_off = _parsed_days_off(row.days_off, weekly) if row and row.days_off else ()
     chosen_holidays = row.holidays if row else None
     holidays = (chosen_holidays if chosen_holidays is not None else defaults.holidays) or None
     reply_within = (
@@ -126,11 +157,11 @@ def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id:
     return Preferences(
         team_id=team_id,
         user_id=user_id,
-        schedule=_schedule(tz, weekly, days_off, holidays),
+        schedule=_schedule(tz, defaults.fallback_timezone, weekly, days_off, holidays),
         message=(row.message if row and row.message else defaults.message),
         reply_within=reply_within,
         paused=bool(row and row.paused),
-        custom_hours=hours_text is not None,
+        custom_hours=stored_weekly is not None,
         custom_message=bool(row and row.message),
         custom_holidays=chosen_holidays is not None,
         zone_pending=not (row and row.tz) and defaults.timezone is None,

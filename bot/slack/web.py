@@ -31,6 +31,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from bot.services import Services
+from bot.slack import payloads
 from bot.slack.app import OffhoursApp
 from bot.slack.paths import EVENTS_PATH
 from bot.storage import ops
@@ -212,31 +213,13 @@ def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> str | No
     return None
 
 
-# Keys Bolt reads as objects (or, for some payloads, as ids): anything else there makes it crash.
-_OBJECT_OR_ID_KEYS = ("team", "user", "channel", "enterprise", "view", "container", "message", "item")
-
-
 def _well_formed(body: str, content_type: str | None) -> bool:
-    """Whether Bolt can parse the body into a payload of the shape it expects."""
+    """Whether Bolt can parse the body into a payload of the shape it expects (bot/slack/payloads.py)."""
     try:
         payload = parse_body(body, content_type)
     except ValueError:  # json.JSONDecodeError included
         return False
-    if not isinstance(payload, dict):
-        return False
-    event = payload.get("event")
-    if event is not None and not isinstance(event, dict):
-        return False
-    authorizations = payload.get("authorizations")
-    if authorizations is not None and not (
-        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
-    ):
-        return False
-    for part in (payload, event or {}):
-        for key in _OBJECT_OR_ID_KEYS:
-            if part.get(key) is not None and not isinstance(part[key], dict | str):
-                return False
-    return True
+    return payloads.bolt_can_read(payload)
 
 
 def _healthz(store: Store, start_response: Callable) -> Iterable[bytes]:

@@ -263,6 +263,29 @@ def test_forget_deletes_everything_even_when_slack_fails_to_revoke(hours, row, s
     assert store.user_token("T1", "U1") is None
 
 
+@pytest.mark.parametrize("failure", [{"status": 500}, {"disconnect": True, "times": 2}, {"error": "ratelimited"}])
+def test_forget_says_so_when_slack_did_not_confirm_the_disconnection(hours, fake_slack, failure):
+    fake_slack.fail("auth.revoke", **failure)
+    answer = hours("forget")
+    assert "disconnected your DMs" not in answer.text  # not claimed: the token may still be valid at Slack
+    assert "Slack did not confirm" in answer.text and "Revoke" in answer.text
+
+
+def test_forget_with_a_token_slack_already_refuses_says_disconnected(hours, fake_slack):
+    fake_slack.fail("auth.revoke", error="invalid_auth")  # nothing left to revoke at Slack
+    assert "disconnected your DMs" in hours("forget").text
+
+
+def test_clicking_connect_in_a_command_answer_is_acknowledged(hours, slack, store):
+    answer = slack.command("show", user="U7")  # not connected: the answer holds the connect button
+    [button] = [b["accessory"] for b in answer.json["blocks"] if b.get("accessory", {}).get("url")]
+    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U7", "team_id": "T1"},
+               "api_app_id": "A1", "container": {"type": "message"}, "trigger_id": "1.2",
+               "actions": [{"type": "button", "action_id": button["action_id"], "block_id": "b",
+                            "action_ts": "1772593200.1"}]}  # fmt: skip
+    assert slack.interaction(payload).status == 200  # was a 404: no listener for the button's action id
+
+
 @pytest.mark.parametrize("failure", [{"error": "user_not_found"}, {"disconnect": True, "times": 2}])
 def test_an_unreachable_profile_gives_the_fallback_zone_not_an_error(hours, row, store, fake_slack, failure):
     with store.engine.begin() as conn:

@@ -27,7 +27,7 @@ from bot.slack.listeners.commands import SUBCOMMANDS
 from bot.storage import db
 from bot.storage.store import Store
 from tests.support.fakeslack import FakeSlack
-from tests.support.helpers import block_text, connect, person_snapshot
+from tests.support.helpers import block_text, connect, person_snapshot, rows
 from tests.support.slackhttp import SlackHTTP
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -280,3 +280,66 @@ def test_a_message_that_itself_contains_the_warning_emoji_is_saved_not_taken_for
     seen, _ = answer_of(slack, "message :warning: I'm off, {sender}.")
     assert not refused(seen), seen[:300]
     assert person_snapshot(store, "U1")["message"] == ":warning: I'm off, {sender}."
+
+
+# --- payload shapes: any JSON where Slack sends a string or an object ------------------------------------------
+
+# Any JSON value, lone surrogates included (JSON can carry them; UTF-8 and the databases cannot).
+json_text = st.one_of(st.text(max_size=40), st.just("\ud800"), st.just("x" * 200), st.just("1772593200.000100"))
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), json_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+DM_FIELDS = ["subtype", "ts", "thread_ts", "user", "channel", "text", "deleted_ts", "previous_message", "metadata",
+             "bot_id", "app_id", "channel_type"]  # fmt: skip
+
+
+def signed_event(slack: SlackHTTP, event: dict, *, authorizations=None) -> int:
+    payload = {"token": "t", "team_id": "T1", "api_app_id": "A1", "type": "event_callback", "event_id": "EvFuzz",
+               "event_time": 1772593200, "event": event,
+               "authorizations": authorizations if authorizations is not None else [{"team_id": "T1",
+                                                                                       "user_id": "U1"}]}  # fmt: skip
+    return slack.post(json.dumps(payload), content_type="application/json").status
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(DM_FIELDS), json_value, min_size=1, max_size=4),
+       deleted=st.booleans())  # fmt: skip
+def test_a_dm_with_any_json_in_its_fields_answers_below_500_and_stores_only_well_formed(slack, store, reset, person,
+                                                                                       changes, deleted):  # fmt: skip
+    reset()
+    event = {"type": "message", "channel": "DU1U2", "channel_type": "im", "user": "U2", "text": "hi",
+             "ts": "1772593200.000100", **({"subtype": "message_deleted"} if deleted else {}), **changes}  # fmt: skip
+    status = signed_event(slack, event)
+    assert status < 500, (changes, status)
+    for row in rows(store, db.messages):
+        assert re.fullmatch(r"[0-9]+\.[0-9]+", row["ts"]) and len(row["channel_id"]) <= 32, row
+        assert "\ud800" not in (row["text"] or "")
+    assert unchanged(store, person)
+
+
+@FUZZ
+@given(state=json_value, callback_id=st.sampled_from([ui.HOURS_VIEW, ui.MESSAGE_VIEW, ui.DAYS_OFF_VIEW,
+                                                       ui.HOLIDAYS_VIEW]))  # fmt: skip
+def test_a_modal_state_of_any_shape_answers_below_500(slack, store, reset, person, state, callback_id):
+    reset()
+    for candidate in (state, {"values": state}, {"values": {block: state for block in ui.DAY_BLOCKS}}):
+        payload = {
+            "type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}, "api_app_id": "A1",
+            "view": {"id": "V", "type": "modal", "callback_id": callback_id, "state": candidate},
+        }  # fmt: skip
+        response = slack.interaction(payload)
+        assert response.status < 500, (callback_id, json.dumps(candidate)[:200])
+
+
+@FUZZ
+@given(actions=json_value, value=json_value)
+def test_actions_of_any_shape_answer_below_500(slack, store, reset, person, actions, value):
+    reset()
+    for candidate in (actions, [{"action_id": "recap_done", "value": value}],
+                      [{"action_id": ui.EXCEPTIONS_ACTION, "selected_users": value}]):  # fmt: skip
+        payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"},
+                   "api_app_id": "A1", "container": {"type": "message"}, "trigger_id": "1.2",
+                   "actions": candidate}  # fmt: skip
+        assert slack.interaction(payload).status < 500, json.dumps(candidate)[:200]

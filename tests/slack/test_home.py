@@ -8,6 +8,7 @@ hours (Mon–Fri 09:00–17:30), so they are off until Wednesday 09:00. U2 is kn
 from __future__ import annotations
 
 import json
+import time
 from itertools import count
 
 import pytest
@@ -300,6 +301,21 @@ def test_saving_the_hours_modal_changes_hours_zone_and_reply_time_and_republishe
     assert len(fake_slack.calls_to("views.publish")) == 1  # three changes, one publish
     # The same data /hours shows.
     assert prefs.hours_text in block_text(slack.command("show", user="U1").json["blocks"])
+
+
+@pytest.mark.parametrize("callback_id", [ui.HOURS_VIEW, ui.MESSAGE_VIEW])
+def test_a_submission_is_answered_before_a_slow_views_publish_returns(slack, u1, fake_slack, people, callback_id):
+    fake_slack.fail("views.publish", delay=3)  # Slack answers the publish, but only after 3 s
+    if callback_id == ui.HOURS_VIEW:
+        values = hours_values(["9-17"] * 5 + ["off"] * 2, tz="Europe/Rome")
+    else:
+        values = {ui.MESSAGE_BLOCK: {ui.VALUE_ACTION: {"type": "plain_text_input", "value": "Off until {back_at}."}}}
+    started = time.monotonic()
+    assert submit(slack, "U1", callback_id, values) == {}
+    assert time.monotonic() - started < 1.5  # answered first: Slack shows no error on a saved change
+    assert published(fake_slack)["user_id"] == "U1"  # and the Home follows, from the refresher
+    prefs = people.get("T1", "U1")
+    assert prefs.tz == "Europe/Rome" if callback_id == ui.HOURS_VIEW else prefs.message == "Off until {back_at}."
 
 
 def test_an_unchanged_hours_modal_keeps_following_the_workspace_default(slack, u1, people, store):

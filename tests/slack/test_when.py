@@ -66,10 +66,13 @@ def test_a_public_holiday_counts(ask, clock):
     assert "(Mon 09:00 their time, America/New_York)" in answer
 
 
-def test_no_working_hours_ahead_is_said_plainly(ask):
-    for days in ("2026-03-04..2027-03-04", "2027-03-05..2028-03-04", "2028-03-05..2029-03-04"):
+def test_days_off_with_no_working_hours_ahead_cannot_be_set_so_when_always_has_an_answer(ask):
+    # These three adjoining years of days off used to be saved (then `when` said "no working hours ahead"); the
+    # third is refused now (issue 17 item 2), so a person always has a back-at time to tell.
+    for days in ("2026-03-04..2027-03-04", "2027-03-05..2028-03-04"):
         ask(f"off {days}", user="U1")
-    assert "<@U1> has no working hours ahead in Offhours, so it can't say when they're back." in ask("when <@U1>")
+    assert "days in a row" in ask("off 2028-03-05..2029-03-04", user="U1")
+    assert "<@U1> is off — back" in ask("when <@U1>")
 
 
 def test_someone_not_connected_is_said_plainly(ask):

@@ -145,3 +145,17 @@ def test_an_unknown_holidays_code_exits_2_with_a_suggestion(capsys: pytest.Captu
     status, answer, err = run(capsys, *BASE, "--holidays", "germany")
     assert (status, answer) == (2, None)
     assert "did you mean DE?" in err
+
+
+def test_days_off_the_wrong_way_round_are_named_as_typed_with_the_fix(capsys) -> None:
+    status, _, err = run(capsys, *BASE, "--off", "2027-01-02..2026-12-24")
+    assert status == 2
+    assert "2027-01-02..2026-12-24 ends before it starts" in err
+    assert "write the earlier date first: 2026-12-24..2027-01-02" in err
+
+
+def test_an_at_beyond_the_supported_years_names_the_option(capsys) -> None:
+    status, _, err = run(capsys, *BASE, "--at", "9999-12-31T00:00:00+00:00")
+    assert status == 2
+    assert err.startswith("error: --at '9999-12-31T00:00:00+00:00' must fall between the years 1900 and 9000")
+    assert "now" not in err  # an internal name means nothing to the person typing

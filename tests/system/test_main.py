@@ -175,3 +175,20 @@ def test_an_address_it_cannot_listen_on_exits_2_before_starting_anything(tmp_pat
     assert f"cannot listen on OFFHOURS_HOST={env['OFFHOURS_HOST']} PORT={port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert "serving" not in result.stderr and "reply sender" not in result.stderr
+
+
+def test_help_describes_every_command(capsys):
+    from bot.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "web", "scheduler", "migrate", "check", "manifest", "hours"):
+        assert f"\n  {command} " in out, command
+
+
+def test_config_yaml_documents_only_options_that_exist():
+    text = (Path(__file__).resolve().parents[2] / "config.yaml").read_text(encoding="utf-8")
+    assert "--config" not in text  # there is no such option: the file is chosen by $OFFHOURS_CONFIG
+    assert "$OFFHOURS_CONFIG" in text

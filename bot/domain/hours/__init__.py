@@ -49,11 +49,14 @@ from bot.domain.hours.timezones import format_local, resolve_timezone, wall_time
 
 __all__ = [
     "HORIZON_DAYS",
+    "MAX_DAYS_OFF_RUN",
+    "SUPPORTED_YEARS",
     "DayOff",
     "HoursError",
     "Interval",
     "Schedule",
     "WeeklyHours",
+    "days_off_runs",
     "format_local",
     "parse_days_off",
     "parse_duration",
@@ -63,12 +66,17 @@ __all__ = [
     "render_hours",
     "resolve_holidays",
     "resolve_timezone",
+    "within_horizon",
 ]
 
 HORIZON_DAYS = 800  # how far (in local days) any search looks: more than two years of days off
+# The longest run of consecutive days off a schedule may hold: with it, a search from anywhere in the run still
+# finds the working day after it (a week of weekly hours and a few adjoining public holidays fit in what is left).
+MAX_DAYS_OFF_RUN = 2 * 366
 _MAX_STRETCHES = 100_000  # add_working_time: at most this many working stretches are walked
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FIRST_YEAR, _LAST_YEAR = 1900, 9000  # keeps every search (+- HORIZON_DAYS) inside datetime's range
+SUPPORTED_YEARS = (_FIRST_YEAR, _LAST_YEAR)  # the years an instant asked about may fall in (inclusive)
 
 _Span = tuple[int, int]  # (start minute, end minute after the start day's midnight, up to 2879)
 
@@ -79,6 +87,37 @@ def _timestamp(instant: datetime, what: str) -> float:
     if not _FIRST_YEAR <= instant.year <= _LAST_YEAR:
         raise HoursError(f"{what} must fall between the years {_FIRST_YEAR} and {_LAST_YEAR}, not {instant.year}")
     return instant.timestamp()
+
+
+def days_off_runs(days_off: Iterable[DayOff], weekly: WeeklyHours | None = None) -> list[tuple[date, date]]:
+    """The days off as runs of consecutive days (first, last): overlapping and touching ranges joined, in order.
+
+    With `weekly`, runs separated only by days without working hours in it (a weekend, say) are joined too: what
+    the engine's searches have to cross is the whole stretch without work.
+    """
+    firsts, lasts = _merge_days_off(days_off)
+    runs = [(date.fromordinal(a), date.fromordinal(b)) for a, b in zip(firsts, lasts, strict=True)]
+    if weekly is None:
+        return runs
+    joined: list[tuple[date, date]] = []
+    for first, last in runs:
+        if joined and _no_work_between(joined[-1][1], first, weekly):
+            joined[-1] = (joined[-1][0], last)
+        else:
+            joined.append((first, last))
+    return joined
+
+
+def _no_work_between(last: date, first: date, weekly: WeeklyHours) -> bool:
+    gap = (first - last).days - 1
+    return gap < 7 and all(not weekly.days[(last + timedelta(days=i)).weekday()] for i in range(1, gap + 1))
+
+
+def within_horizon(days_off: Iterable[DayOff], weekly: WeeklyHours | None = None) -> tuple[DayOff, ...]:
+    """The days off without those in a run longer than MAX_DAYS_OFF_RUN: what a schedule can always answer with."""
+    days_off = tuple(days_off)
+    too_long = [(a, b) for a, b in days_off_runs(days_off, weekly) if (b - a).days + 1 > MAX_DAYS_OFF_RUN]
+    return tuple(d for d in days_off if not any(a <= d.start <= b for a, b in too_long))
 
 
 def _merge_days_off(days_off: Iterable[DayOff]) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -129,7 +129,8 @@ class DayOff:
             raise HoursError("A day off is a pair of dates, e.g. DayOff(date(2026, 12, 24), date(2026, 12, 26))")
         if self.end < self.start:
             raise HoursError(
-                f"{self.end} is before {self.start} — write the earlier date first, e.g. 2026-12-24..2027-01-02"
+                f"{self.start}..{self.end} ends before it starts — write the earlier date first: "
+                f"{self.end}..{self.start}"
             )
         if (self.end - self.start).days + 1 > MAX_DAY_OFF_SPAN:
             raise HoursError(

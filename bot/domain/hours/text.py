@@ -98,6 +98,14 @@ def parse_hours(text: str) -> WeeklyHours:
         raise HoursError(f"That leaves no working hours at all — give at least one day with times, {HOURS_EXAMPLE}")
     if covers_whole_week(weekly):
         raise HoursError(f"That leaves no time off at all — Offhours needs some off hours, {HOURS_EXAMPLE}")
+    # What is kept is the canonical form, which can be longer than what was typed (`mon 9-9:05 ...` -> "Mon
+    # 09:00–09:05, ..."): it must fit the same limit, so whatever is accepted can be stored and read back.
+    canonical = len(render_hours(weekly))
+    if canonical > MAX_TEXT:
+        raise HoursError(
+            f"Those hours take {canonical:,} characters written out, more than the {MAX_TEXT:,} Offhours keeps — "
+            f"use fewer different intervals, {HOURS_EXAMPLE}"
+        )
     return weekly
 
 

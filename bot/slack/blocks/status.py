@@ -122,12 +122,16 @@ def error_blocks(message: str, *, command: str, example: str | None = None) -> l
     return [*blocks, context(f"`{command} help` lists everything you can do.")]
 
 
+# The link button in a `/hours` answer: Slack opens the URL and still sends the click, which must be acknowledged.
+CONNECT_ACTION = "connect"
+
+
 def connect_blocks(install_url: str, *, command: str) -> list[dict]:
     return [
         section(
             "Offhours can't see your direct messages yet. Connect them so it can answer people who write to you "
             "outside your hours, and recap what came in when you're back.",
-            accessory=LinkButtonElement(text="Connect my DMs", url=install_url, action_id="connect"),
+            accessory=LinkButtonElement(text="Connect my DMs", url=install_url, action_id=CONNECT_ACTION),
         ),
         context(f"You can disconnect at any time with `{command} forget` or from Slack's app settings."),
     ]
@@ -174,5 +178,5 @@ def auto_reply_blocks(text: str) -> list[dict]:
 _AUTO_REPLY_FOOTER = context("Sent automatically by Offhours on their behalf — your message is safe and will be seen.")
 
 
-def forgotten_blocks(text: str) -> list[dict]:
-    return [section(":wastebasket: " + text)]
+def forgotten_blocks(text: str, *, revoked: bool = True) -> list[dict]:
+    return [section((":wastebasket: " if revoked else ":warning: ") + text)]

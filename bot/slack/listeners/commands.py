@@ -24,6 +24,7 @@ from bot.domain.hours import render_days_off
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
+from bot.slack.client import REVOKED
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ def split_command(text: str) -> tuple[str, str]:
 
 def register(app: App, services: Services) -> None:
     command = services.config.command
+
+    @app.action(ui.CONNECT_ACTION)
+    def connect_clicked(ack: Ack) -> None:
+        ack()  # a link button: Slack opens the install URL; without an ack it shows the person an error
 
     @app.command(command)
     def hours_command(ack: Ack, body: dict, request: BoltRequest) -> None:
@@ -275,16 +280,27 @@ class Subcommands:
 
     def forget(self, arg: str) -> tuple[list[dict], str]:
         token = self.services.store.user_token(self.team_id, self.user_id)
+        revoked = True
         if token:
             try:
                 self.services.client.auth_revoke(token=token)
             except SlackApiError as e:
+                revoked = e.response.get("error") in REVOKED  # already refused by Slack: nothing left to revoke
                 log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))
             except OSError as e:  # forgetting never depends on Slack answering: the token is deleted below
+                revoked = False
                 log.warning("forget: auth.revoke failed error=%s", type(e).__name__)
         self.services.store.forget_person(self.team_id, self.user_id)
-        text = "Done: Offhours deleted your hours, messages and tokens, and disconnected your DMs."
-        return ui.forgotten_blocks(text), text
+        if revoked:
+            text = "Done: Offhours deleted your hours, messages and tokens, and disconnected your DMs."
+            return ui.forgotten_blocks(text), text
+        # The token is gone from Offhours, but Slack may still honour it: say so, and how to end it at Slack.
+        text = (
+            "Offhours deleted your hours, messages and tokens, but Slack did not confirm that your DMs are "
+            "disconnected (it could not be reached, or refused). To be sure, remove Offhours' access yourself: "
+            "in Slack, open Offhours from Apps, then About › Configuration, and choose Revoke / Remove."
+        )
+        return ui.forgotten_blocks(text, revoked=False), text
 
     def _preview_text(self, prefs: Preferences) -> str:
         at = self._next_off_instant(prefs)

@@ -3,10 +3,14 @@
 Every change goes through PeopleService, exactly as `/hours` does, so both validate the same way and write the
 same data. The person is always the payload's `user.id` (Slack sets it; nothing in the view can choose it).
 
-Refreshing: PeopleService calls `on_change` after every change. A change made from the Home tab publishes the
-new Home itself, once, right after the ack (the on_change refresh is switched off for that thread meanwhile so
-the tab is not published twice). A change made anywhere else (`/hours`, the OAuth callback) queues a refresh
-for the Home refresher (bot/slack/home_refresh.py, reached through Services), which publishes it later.
+Refreshing: PeopleService calls `on_change` after every change. A button on the Home tab publishes the new Home
+itself, once, right after the ack (the on_change refresh is switched off for that thread meanwhile so the tab is
+not published twice). A modal's submission queues one refresh instead, so its answer never waits on
+views.publish (Slack shows an error on a modal not answered within 3 s). A change made anywhere else (`/hours`,
+the OAuth callback) queues a refresh for the Home refresher (bot/slack/home_refresh.py, reached through
+Services), which publishes it later.
+
+Payload fields are read through bot/slack/payloads.py: a field of the wrong type reads as absent.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from bot.domain.hours.timezones import local_date, zone
 from bot.domain.preferences import Preferences
 from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
+from bot.slack import payloads
 from bot.slack.blocks import home as ui
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,13 @@ def register(app: App, services: Services) -> None:
 
     @app.event("app_home_opened")
     def home_opened(event: dict, body: dict, context: BoltContext, request: BoltRequest) -> None:
-        if event.get("tab") != "home":
+        if payloads.text(event, "tab") != "home":
             return
-        team_id = body.get("team_id") or context.team_id or ""
-        user_id = event.get("user") or ""
+        team_id = payloads.ident(body, "team_id") or context.team_id or ""
+        user_id = payloads.ident(event, "user")
+        if not user_id:
+            log.info("event type=app_home_opened outcome=invalid")
+            return
         with refresher.quiet():
             home.ensure_person(team_id, user_id, token=context.bot_token)
         home.publish(team_id, user_id, token=context.bot_token, headers=request.headers)
@@ -60,8 +68,10 @@ def register(app: App, services: Services) -> None:
         ack()  # a link button: Slack opens the URL, the app only has to acknowledge the click
 
     def person(body: dict) -> tuple[str, str]:
-        user = body.get("user") or {}
-        return (body.get("team") or {}).get("id") or user.get("team_id") or "", user.get("id") or ""
+        user = payloads.obj(body, "user")
+        return payloads.ident(payloads.obj(body, "team"), "id") or payloads.ident(user, "team_id"), payloads.ident(
+            user, "id"
+        )
 
     def open_modal(build: Callable[[Preferences], dict], name: str) -> Callable[..., None]:
         def handler(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
@@ -73,7 +83,9 @@ def register(app: App, services: Services) -> None:
                 return
             view = build(services.people.get(team_id, user_id))
             try:
-                services.client.views_open(token=context.bot_token, trigger_id=body.get("trigger_id"), view=view)
+                services.client.views_open(
+                    token=context.bot_token, trigger_id=payloads.text(body, "trigger_id"), view=view
+                )
             except SlackApiError as e:
                 log.warning("action type=%s outcome=open_failed error=%s", name, e.response.get("error"))
                 return
@@ -126,7 +138,8 @@ def register(app: App, services: Services) -> None:
     def exceptions_picked(ack: Ack, body: dict, context: BoltContext, request: BoltRequest) -> None:
         ack()
         team_id, user_id = person(body)
-        picked = (body.get("actions") or [{}])[0].get("selected_users") or []
+        [picker, *_] = payloads.objects(body, "actions") or [{}]
+        picked = picker.get("selected_users") or []
         outcome = "not_connected"
         if not isinstance(picked, list) or not all(isinstance(u, str) and _USER_ID.fullmatch(u) for u in picked):
             outcome = "invalid"  # not what the picker sends: nothing changed (a string is not its letters)
@@ -142,11 +155,16 @@ def register(app: App, services: Services) -> None:
 
     @app.options(ui.TZ_ACTION)
     def tz_options(ack: Ack, body: dict) -> None:
-        zones = search_zones(str(body.get("value") or ""), now=services.clock())
+        zones = search_zones(payloads.text(body, "value"), now=services.clock())
         ack(options=ui.tz_options(zones))
 
     def submission(name: str, save: Callable[[str, str, dict], dict[str, str]]) -> Callable[..., None]:
-        """A modal's submit: `save` validates and saves (returning {} ) or returns errors by block id."""
+        """A modal's submit: `save` validates and saves (returning {} ) or returns errors by block id.
+
+        The Home is then republished by the refresher, after the HTTP answer: with process_before_response the
+        answer waits for the listener to return, and a slow views.publish must not make Slack show an error on
+        a change that was saved.
+        """
 
         def handler(ack: Ack, body: dict, view: dict, context: BoltContext, request: BoltRequest) -> None:
             team_id, user_id = person(body)
@@ -155,7 +173,7 @@ def register(app: App, services: Services) -> None:
                 home.publish(team_id, user_id, token=context.bot_token, headers=request.headers)
                 log.info("view type=%s outcome=not_connected", name)
                 return
-            values = (view.get("state") or {}).get("values") or {}
+            values = payloads.obj(payloads.obj(view, "state"), "values")
             with refresher.quiet():
                 errors = save(team_id, user_id, values)
             if errors:
@@ -163,7 +181,7 @@ def register(app: App, services: Services) -> None:
                 log.info("view type=%s outcome=invalid fields=%s", name, ",".join(sorted(errors)))
                 return
             ack()
-            home.publish(team_id, user_id, token=context.bot_token, headers=request.headers)
+            refresher(team_id, user_id)  # queued: published from the refresher's thread, after this answer
             log.info("view type=%s outcome=saved", name)
 
         return handler
@@ -242,8 +260,8 @@ class HomeTab:
                 weekly = parse_hours(spec)
             except OffhoursError as e:
                 errors[ui.DAY_BLOCKS[0]] = str(e)
-        tz = ((_value(values, ui.TZ_BLOCK, ui.TZ_ACTION) or {}).get("selected_option") or {}).get("value") or ""
-        tz = str(tz)  # a value that is not text (a number, say) is a wrong zone to explain, not a 500
+        option = payloads.obj(_value(values, ui.TZ_BLOCK, ui.TZ_ACTION), "selected_option")
+        tz = _scalar(option.get("value"))  # a value that is not text (a number, say) is a wrong zone to explain
         if not tz and not prefs.zone_pending:
             # Only a modal opened while the zone was still to be learnt may leave it empty; learnt since, it asks.
             errors[ui.TZ_BLOCK] = "Pick a time zone: type a city or region to search, e.g. Rome or New York."
@@ -285,8 +303,11 @@ class HomeTab:
         prefs = self.people.get(team_id, user_id)
         today = local_date(self.services.clock(), prefs.tz)
         typed = _text(values, ui.OFF_TEXT_BLOCK).strip()
-        first = (_value(values, ui.OFF_FROM_BLOCK) or {}).get("selected_date")
-        last = (_value(values, ui.OFF_TO_BLOCK) or {}).get("selected_date")
+        picked = {block: _value(values, block).get("selected_date") for block in (ui.OFF_FROM_BLOCK, ui.OFF_TO_BLOCK)}
+        for block, value in picked.items():
+            if value is not None and not isinstance(value, str):
+                return {block: f"Pick a date from the calendar, e.g. {today.isoformat()}"}
+        first, last = (payloads.clean(picked[b] or "") for b in (ui.OFF_FROM_BLOCK, ui.OFF_TO_BLOCK))
         if typed:
             spec, block = typed, ui.OFF_TEXT_BLOCK
         elif first:
@@ -364,9 +385,18 @@ def zone_label(name: str, *, now: datetime) -> str:
     return f"{name.replace('_', ' ')} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def _value(values: dict, block_id: str, action_id: str = ui.VALUE_ACTION) -> dict | None:
-    return (values.get(block_id) or {}).get(action_id)
+def _value(values: dict, block_id: str, action_id: str = ui.VALUE_ACTION) -> dict:
+    return payloads.obj(payloads.obj(values, block_id), action_id)
+
+
+def _scalar(value: object) -> str:
+    """A field's value as text: a string (lone surrogates replaced) or a number as typed; "" for anything else."""
+    if isinstance(value, str):
+        return payloads.clean(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def _text(values: dict, block_id: str) -> str:
-    return str((_value(values, block_id) or {}).get("value") or "")
+    return _scalar(_value(values, block_id).get("value"))

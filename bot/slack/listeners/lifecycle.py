@@ -7,6 +7,7 @@ import logging
 from slack_bolt import App
 
 from bot.services import Services
+from bot.slack import payloads
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +17,10 @@ def register(app: App, services: Services) -> None:
 
     @app.event("tokens_revoked")
     def tokens_revoked(event: dict, body: dict) -> None:
-        team_id = body.get("team_id") or ""
-        tokens = event.get("tokens") or {}
-        users = list(tokens.get("oauth") or [])
+        team_id = payloads.ident(body, "team_id")
+        tokens = payloads.obj(event, "tokens")
+        oauth = tokens.get("oauth")
+        users = [u for u in oauth if payloads.is_id(u)] if isinstance(oauth, list) else []
         store.revoke_user_tokens(team_id, users)
         if tokens.get("bot"):
             store.revoke_bot_tokens(team_id)
@@ -32,7 +34,7 @@ def register(app: App, services: Services) -> None:
 
     @app.event("app_uninstalled")
     def app_uninstalled(body: dict) -> None:
-        team_id = body.get("team_id") or ""
+        team_id = payloads.ident(body, "team_id")
         store.forget_team(team_id)
         log.info("event type=app_uninstalled outcome=forgotten team=%s", team_id)
         services.metrics.event("app_uninstalled", "forgotten")

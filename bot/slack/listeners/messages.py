@@ -17,6 +17,7 @@ from bot.domain import autoreply
 from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import preferences
 from bot.services import Services
+from bot.slack import payloads
 from bot.slack.client import REVOKED
 from bot.storage.inbox import IncomingRecord
 from bot.storage.store import DmView
@@ -25,27 +26,44 @@ log = logging.getLogger(__name__)
 
 
 def parse_message(event: dict, body: dict) -> DirectMessage:
-    metadata = event.get("metadata") or {}
+    """The event as the rules see it; every field read type-safely (bot/slack/payloads.py)."""
+    metadata = payloads.obj(event, "metadata")
     return DirectMessage(
-        team_id=body.get("team_id") or event.get("team") or "",
-        channel_id=event.get("channel") or "",
-        channel_type=event.get("channel_type") or "",
-        ts=event.get("ts") or "",
-        thread_ts=event.get("thread_ts"),
-        sender_id=event.get("user"),
-        subtype=event.get("subtype"),
+        team_id=payloads.ident(body, "team_id") or payloads.ident(event, "team"),
+        channel_id=payloads.ident(event, "channel"),
+        channel_type=payloads.text(event, "channel_type"),
+        ts=payloads.ts(event, "ts"),
+        thread_ts=payloads.ts(event, "thread_ts") or None,
+        sender_id=payloads.ident(event, "user") or None,
+        subtype=_subtype(event),
         is_bot=bool(event.get("bot_id") or event.get("bot_profile")),
-        metadata_event_type=metadata.get("event_type") if isinstance(metadata, dict) else None,
-        text=event.get("text") or "",
-        from_this_app=bool(event.get("app_id")) and event.get("app_id") == body.get("api_app_id"),
+        metadata_event_type=payloads.optional_text(metadata, "event_type"),
+        text=payloads.text(event, "text"),
+        from_this_app=bool(payloads.text(event, "app_id")) and event.get("app_id") == body.get("api_app_id"),
     )
+
+
+def _subtype(event: dict) -> str | None:
+    """The subtype when it is a string; present but of another type it is no plain message (never a reply)."""
+    value = event.get("subtype")
+    if value is None:
+        return None
+    return payloads.clean(value) if isinstance(value, str) else "malformed"
+
+
+def malformed(message: DirectMessage, event: dict) -> bool:
+    """A DM whose ids or timestamp no Slack message has: nothing can be recorded or answered for it."""
+    sender = event.get("user")
+    bad_sender = sender is not None and message.sender_id is None
+    return not message.team_id or not message.channel_id or not message.ts or bad_sender
 
 
 def authorized_user(body: dict) -> str | None:
     """The connected person whose token saw this event."""
-    for authorization in body.get("authorizations") or []:
-        if authorization.get("user_id"):
-            return authorization["user_id"]
+    for authorization in payloads.objects(body, "authorizations"):
+        user_id = payloads.ident(authorization, "user_id")
+        if user_id:
+            return user_id
     return None
 
 
@@ -68,7 +86,7 @@ def register(app: App, services: Services) -> None:
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
         log.info(
             "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
-            outcome, body.get("team_id"), body.get("event_id"), retry, latency,
+            outcome, payloads.ident(body, "team_id"), payloads.ident(body, "event_id"), retry, latency,
         )  # fmt: skip
         services.metrics.event("message", outcome)
 
@@ -82,13 +100,18 @@ class MessageHandler:
         """Returns the outcome for the log line: replied, throttled, duplicate, answered, ignored:<why>."""
         if event.get("channel_type") != "im":
             return "ignored:not_dm"
-        team_id = body.get("team_id") or ""
+        team_id = payloads.ident(body, "team_id")
         subtype = event.get("subtype")
         if subtype == "message_deleted":
-            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
-            dropped = self.store.inbox.drop_deleted(team_id, event.get("channel") or "", deleted or "")
+            deleted = payloads.ts(event, "deleted_ts") or payloads.ts(payloads.obj(event, "previous_message"), "ts")
+            channel_id = payloads.ident(event, "channel")
+            if not (team_id and channel_id and deleted):
+                return "ignored:malformed"
+            dropped = self.store.inbox.drop_deleted(team_id, channel_id, deleted)
             return "deleted" if dropped else "ignored:deleted"
         message = parse_message(event, body)
+        if malformed(message, event):
+            return "ignored:malformed"
         authorized = authorized_user(body)
         # The sender wrote in this DM themselves: whatever waited for them here is answered.
         answering = autoreply.is_person_writing(message)

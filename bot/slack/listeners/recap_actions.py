@@ -8,6 +8,7 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
+from bot.slack import payloads
 from bot.slack.blocks.recap import DONE_ACTION
 from bot.slack.recap_message import RecapRenderer
 
@@ -20,10 +21,11 @@ def register(app: App, services: Services) -> None:
     @app.action(DONE_ACTION)
     def recap_done(ack: Ack, body: dict, action: dict) -> None:
         ack()
-        team_id = (body.get("team") or {}).get("id") or ""
-        user_id = (body.get("user") or {}).get("id") or ""
-        recap_id, _, channel_id = str(action.get("value") or "").partition(":")
-        if not recap_id.isdigit() or not channel_id:
+        team_id = payloads.ident(payloads.obj(body, "team"), "id")
+        user_id = payloads.ident(payloads.obj(body, "user"), "id")
+        recap_id, _, channel_id = payloads.text(action, "value").partition(":")
+        # Recap ids are the recaps table's integer key: a longer number than a BIGINT holds is no recap of ours.
+        if not (recap_id.isascii() and recap_id.isdigit() and len(recap_id) <= 18) or not payloads.is_id(channel_id):
             log.info("action type=recap_done outcome=invalid")
             return
         if not services.store.recaps.mark_done(int(recap_id), channel_id, team_id=team_id, user_id=user_id):
