@@ -90,3 +90,12 @@ def retry_after(error: SlackApiError, default: float = 1.0) -> float:
 def sending_client(client: WebClient) -> WebClient:
     """A client without sleeping retries: a 429 or a 5xx is rescheduled in the outbox, not waited out in-thread."""
     return WebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
+
+
+ACK_TIMEOUT_S = 2  # a Web API call before the ack must leave room in Slack's 3 seconds
+
+
+def ack_client(client: WebClient) -> WebClient:
+    """A client for calls before the ack: no retry handlers (nothing sleeps on a 429's Retry-After or retries a
+    dropped connection) and a short timeout; the caller defers the work instead (Slack redelivers the event)."""
+    return WebClient(base_url=client.base_url, timeout=min(client.timeout, ACK_TIMEOUT_S), retry_handlers=[])
