@@ -233,7 +233,11 @@ class TokenStore:
 
     def bot(self, team_id: str, *, enterprise_id: str | None = None) -> Bot | None:
         """The workspace's latest bot installation (token, ids, scopes); asked for on every request (authorize)."""
-        return self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        bot = self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        if bot is None and enterprise_id:  # Enterprise Grid, installed org-wide: one bot for every workspace
+            store = self.installation_store
+            bot = store.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
+        return bot
 
     def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:
         bot = self.bot(team_id, enterprise_id=enterprise_id)
