@@ -318,6 +318,22 @@ def test_a_rate_limited_lookup_before_the_ack_answers_at_once_and_the_redelivery
         running.close()
 
 
+def test_forget_does_not_wait_out_a_rate_limited_auth_revoke(store, settings, fake_slack, clock):
+    app = create_app(Config(), store, settings=settings, client=make_client(settings), clock=clock)
+    running = RunningServer(app)
+    try:
+        connect(store, fake_slack, "U1")
+        fake_slack.fail("auth.revoke", status=429, retry_after=30)
+        started = time.monotonic()
+        response = SlackHTTP(running.url).command("forget", user="U1")
+        assert time.monotonic() - started < 2.0
+        assert response.status == 200, response.text
+        assert len(fake_slack.calls_to("auth.revoke")) == 1
+        assert store.user_token("T1", "U1") is None  # forgotten all the same
+    finally:
+        running.close()
+
+
 def test_no_lookup_at_all_when_no_one_else_is_connected(people, store, fake_slack, slack, clock):
     fake_slack.fail("conversations.info", status=429, retry_after=30)
     response = slack.dm(sender="U1", recipient="U5", ts=ts_now(clock), authorized="U1", channel="DNEW")

@@ -24,6 +24,7 @@ from bot.domain.hours import render_days_off
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
+from bot.slack.client import ack_client
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ class Subcommands:
         token = self.services.store.user_token(self.team_id, self.user_id)
         if token:
             try:
-                self.services.client.auth_revoke(token=token)
+                ack_client(self.services.client).auth_revoke(token=token)  # before the ack: no sleeping on a 429
             except SlackApiError as e:
                 log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))
             except OSError as e:  # forgetting never depends on Slack answering: the token is deleted below
