@@ -41,6 +41,7 @@ ENV_HELP = "see README.md#environment"
 
 ReplyMode = Literal["thread", "ephemeral"]
 OncePer = Literal["off_window", "day"]
+ExternalPolicy = Literal["none", "same"]
 
 
 @lru_cache(maxsize=64)
@@ -69,6 +70,10 @@ class DefaultsConfig:
 class ReplyConfig:
     mode: ReplyMode = "thread"
     once_per: OncePer = "off_window"
+    # People of another organisation (Slack Connect) who DM someone off hours: "none" (privacy-safe: recorded for
+    # the recap, no auto-reply, so no hours or UTC offset leave the organisation) or "same" (the usual message).
+    # A person's own `/hours message external <text>` wins over either.
+    external: ExternalPolicy = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +253,14 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
             "holidays": _optional_holidays,
         },
     ),
-    "reply": (ReplyConfig, {"mode": _one_of("thread", "ephemeral"), "once_per": _one_of("off_window", "day")}),
+    "reply": (
+        ReplyConfig,
+        {
+            "mode": _one_of("thread", "ephemeral"),
+            "once_per": _one_of("off_window", "day"),
+            "external": _one_of("none", "same"),
+        },
+    ),
     "recap": (
         RecapConfig,
         {

@@ -104,6 +104,15 @@ class PeopleService:
             raise TemplateError("The message contains a NUL character (\\0); remove it and try again.")
         return self._save(team_id, user_id, message=message)
 
+    def set_external_message(self, team_id: str, user_id: str, text: str | None) -> Preferences:
+        """The auto-reply for people of another organisation; None: the config's policy (reply.external)."""
+        if text is None:
+            return self._save(team_id, user_id, external_message=None)
+        message = validate_template(text)
+        if "\x00" in message:
+            raise TemplateError("The message contains a NUL character (\\0); remove it and try again.")
+        return self._save(team_id, user_id, external_message=message)
+
     def reset_message(self, team_id: str, user_id: str) -> Preferences:
         return self._save(team_id, user_id, message=None)
 

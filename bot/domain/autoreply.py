@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytz
 
@@ -15,6 +15,9 @@ SLACKBOT = "USLACKBOT"
 # Plain messages, shared files and thread replies also sent to the channel are people talking; every other
 # subtype (edits, deletions, joins, bot messages, ...) is not.
 COUNTED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# A person who wrote in a DM (started it or answered in it) counts as present there for this long: the other member
+# is not told they are offline. Half an hour covers a conversation's pauses without hiding a later evening's DM.
+PRESENT_FOR = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,54 @@ def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | 
     return None
 
 
-def reply_withheld(*, paused: bool, sender_excepted: bool) -> str | None:
+def reply_withheld(
+    *, paused: bool, sender_excepted: bool, present: bool = False, external_silenced: bool = False
+) -> str | None:
     """Why an after-hours DM is recorded for the recap but answered with no auto-reply: "paused" (the recipient
-    paused auto-replies) or "excepted" (the sender is on the recipient's never-auto-reply list); None: reply."""
+    paused auto-replies), "excepted" (the sender is on the recipient's never-auto-reply list), "present" (the
+    recipient wrote in this DM within PRESENT_FOR) or "external" (the sender is of another organisation and neither
+    the person nor the config answers such people); None: reply."""
     if paused:
         return "paused"
     if sender_excepted:
         return "excepted"
+    if present:
+        return "present"
+    if external_silenced:
+        return "external"
     return None
+
+
+def is_present(wrote_at: datetime | None, *, at: datetime) -> bool:
+    """Whether the recipient, who last wrote in this DM at `wrote_at`, still counts as present there at `at`."""
+    return wrote_at is not None and at - PRESENT_FOR <= wrote_at
+
+
+def is_external(*, team_id: str, enterprise_id: str | None, ext_shared: object, user_team: object) -> bool:
+    """Whether a DM's sender is of another organisation (Slack Connect), from the event alone (no Web API call).
+
+    Slack marks an event from a channel shared with another organisation with `is_ext_shared_channel` in the
+    envelope; a message also names its author's workspace as `user_team`. On Enterprise Grid another workspace of
+    the same organisation is not external, so there only the envelope's flag counts.
+    """
+    if ext_shared is True:
+        return True
+    if enterprise_id:
+        return False
+    return isinstance(user_team, str) and bool(user_team) and user_team != team_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyWindow:
+    """What one auto-reply covers: its key (unique per sender, the race guard) and the interval it answered.
+
+    The once-per-window rule compares intervals, not keys: a later DM whose window overlaps a replied one (the
+    same evening after a change of hours, zone or days off, which moves the "back at" key) gets no second reply.
+    """
+
+    key: str
+    start: datetime
+    end: datetime
 
 
 def is_person_writing(message: DirectMessage) -> bool:
@@ -109,8 +152,27 @@ def off_window_key(
     return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def compose(prefs: Preferences, *, now: datetime, sender_id: str) -> str:
-    """The boundary message as the sender will read it."""
+def reply_window(
+    window: tuple[datetime | None, datetime] | None, *, at: datetime, tz: str, once_per: str
+) -> ReplyWindow | None:
+    """The ReplyWindow of a DM at `at` in off-window `window`: the off-window itself, or (`day`) the recipient's
+    local calendar day; None when the person is working then."""
+    key = off_window_key(window, at=at, tz=tz, once_per=once_per)
+    if window is None or key is None:
+        return None
+    if once_per == "day":
+        zone = pytz.timezone(tz)
+        day = at.astimezone(zone).date()
+        start = zone.localize(datetime.combine(day, datetime.min.time())).astimezone(pytz.utc)
+        end = zone.localize(datetime.combine(day + timedelta(days=1), datetime.min.time())).astimezone(pytz.utc)
+        return ReplyWindow(key=key, start=start, end=end)
+    # An off-window whose start lies beyond the engine's horizon counts from the DM: every DM of it ends at its end,
+    # so two of them still overlap.
+    return ReplyWindow(key=key, start=window[0] or at, end=window[1])
+
+
+def compose(prefs: Preferences, *, now: datetime, sender_id: str, external: bool = False) -> str:
+    """The boundary message as the sender will read it (`external`: the person's message for other organisations)."""
     values = boundary_values(
         prefs.schedule,
         now=now,
@@ -118,4 +180,4 @@ def compose(prefs: Preferences, *, now: datetime, sender_id: str) -> str:
         sender=f"<@{sender_id}>",
         reply_within=prefs.reply_within,
     )
-    return render_template(prefs.message, values)
+    return render_template(prefs.message if not external else prefs.external_message or prefs.message, values)

@@ -38,6 +38,7 @@ class PersonRow:
     days_off: str = ""
     paused: bool = False
     holidays: str | None = None  # a country/region code; "" means "none" (chosen); None: the config's default
+    external_message: str | None = None  # the auto-reply for people of other organisations; None: the config's policy
 
 
 class PreferenceDefaults(Protocol):
@@ -72,6 +73,7 @@ class Preferences:
     custom_holidays: bool = False  # the person chose their holidays (a code, or none), not the config's default
     # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
     zone_pending: bool = False
+    external_message: str | None = None  # what people of other organisations are told; None: the config's policy
 
     @property
     def tz(self) -> str:
@@ -165,4 +167,5 @@ def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id:
         custom_message=bool(row and row.message),
         custom_holidays=chosen_holidays is not None,
         zone_pending=not (row and row.tz) and defaults.timezone is None,
+        external_message=(row.external_message if row and row.external_message else None),
     )

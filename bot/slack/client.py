@@ -140,3 +140,12 @@ def count_errors(client: WebClient, metrics: Metrics) -> WebClient:
     if not any(isinstance(h, ApiErrorCounter) for h in client.retry_handlers):
         client.retry_handlers.insert(0, ApiErrorCounter(metrics))
     return client
+
+
+ACK_TIMEOUT_S = 2  # a Web API call before the ack must leave room in Slack's 3 seconds
+
+
+def ack_client(client: WebClient) -> WebClient:
+    """A client for calls before the ack: nothing sleeps on a 429's Retry-After or retries a dropped connection,
+    and a short timeout; the caller defers the work instead (Slack redelivers the event)."""
+    return sending_client(client, timeout=ACK_TIMEOUT_S)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.client import sending_client, slack_code
+from bot.slack.client import ack_client, slack_code
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,6 @@ MAX_AGE = timedelta(days=1)
 # After users.info failed, a person's later contacts do not ask again for this long: inside a 3-second ack, every
 # /hours or Home visit would otherwise wait out the lookup's timeout again while Slack is in trouble.
 RETRY_FAILED_AFTER = timedelta(minutes=15)
-QUICK_TIMEOUT_S = 2  # for a lookup inside an ack
 
 
 class ProfileCache:
@@ -37,7 +36,7 @@ class ProfileCache:
     def timezone_within_ack(self, team_id: str, user_id: str, *, token: str | None, source: str) -> str | None:
         """timezone_or_none() for a lookup inside Slack's 3-second ack (/hours, app_home_opened): a short timeout
         and no retries (never longer than the app's own client timeout, which the tests set short)."""
-        quick = sending_client(self.client, timeout=QUICK_TIMEOUT_S)
+        quick = ack_client(self.client)
         return self.timezone_or_none(team_id, user_id, token=token, source=source, client=quick)
 
     def timezone(self, team_id: str, user_id: str, *, token: str | None, client: WebClient | None = None) -> str | None:

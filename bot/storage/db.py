@@ -22,6 +22,7 @@ from bot.storage.schema import (
     TOKEN_COLUMNS,
     bots,
     dm_channels,
+    dm_presence,
     installations,
     messages,
     metadata,
@@ -34,6 +35,6 @@ from bot.storage.schema import (
 
 __all__ = [
     "ID", "READ_ONLY", "TOKEN_COLUMNS", "WRITE_QUEUE_TIMEOUT_S", "UTCDateTime", "_write_queues", "bots",
-    "dm_channels", "insert_ignore", "installations", "make_engine", "messages", "metadata", "oauth_states", "people",
-    "profiles", "reading", "recaps", "replies", "upsert", "writing",
+    "dm_channels", "dm_presence", "insert_ignore", "installations", "make_engine", "messages", "metadata",
+    "oauth_states", "people", "profiles", "reading", "recaps", "replies", "upsert", "writing",
 ]  # fmt: skip

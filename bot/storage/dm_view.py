@@ -3,12 +3,14 @@
 It asks four tables at once (each statement costs more in SQLAlchemy than in the database, and it runs before
 every ack): does anything wait for `waiting_for` in this channel (the inbox's statement), what is `user_id`'s token
 (tokens' statement, decrypted by the token store), whether `excepted` is on `user_id`'s list of people who never
-get an auto-reply, and their settings row (a left join from one row: always one row).
+get an auto-reply, when `user_id` last wrote in this channel (dm_presence), and their settings row (a left join
+from one row: always one row).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -28,6 +30,7 @@ class DmView:
     recipient: PersonRow | None  # their settings row; None for defaults
     sender_has_waiting: bool  # DMs wait for the sender (as a recipient) in this channel: this one answers them
     sender_excepted: bool = False  # the recipient listed the sender as someone who never gets an auto-reply
+    recipient_wrote_at: datetime | None = None  # when the recipient last wrote in this DM (dm_presence)
 
 
 def _dm_view_query() -> sa.Select:
@@ -40,12 +43,20 @@ def _dm_view_query() -> sa.Select:
                e.except_user_id == sa.bindparam("excepted"))
         .scalar_subquery()
     )  # fmt: skip
+    d = schema.dm_presence.c
+    wrote = (
+        sa.select(d.wrote_at)
+        .where(d.team_id == sa.bindparam("team_id"), d.user_id == sa.bindparam("user_id"),
+               d.channel_id == sa.bindparam("channel_id"))
+        .scalar_subquery()
+    )  # fmt: skip
     p = schema.people.c
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     return sa.select(
         waiting.label("dm_view_waiting"),
         token.label("dm_view_token"),
         excepted.label("dm_view_excepted"),
+        wrote.label("dm_view_wrote_at"),
         schema.people,
     ).select_from(
         one.outerjoin(
@@ -71,4 +82,14 @@ def read_dm_view(
     return DmView(
         recipient_token=tokens.decrypt(token), recipient=person, sender_has_waiting=waiting,
         sender_excepted=row["dm_view_excepted"] is not None,
+        recipient_wrote_at=_utc(row["dm_view_wrote_at"]),
     )  # fmt: skip
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A UTCDateTime read through a labelled scalar subquery (SQLite hands back its text form there)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

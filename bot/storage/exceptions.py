@@ -29,6 +29,15 @@ class ReplyExceptions:
             )
             return [r[0] for r in rows]
 
+    def pairs(self, team_id: str, user_ids: Iterable[str], senders: Iterable[str]) -> set[tuple[str, str]]:
+        """(person, excepted sender) among `user_ids` x `senders`, in one read (the reply sender's batch check)."""
+        e = schema.reply_exceptions.c
+        query = sa.select(e.user_id, e.except_user_id).where(
+            e.team_id == team_id, e.user_id.in_(list(set(user_ids))), e.except_user_id.in_(list(set(senders)))
+        )
+        with reading(self.engine) as conn:
+            return {(r[0], r[1]) for r in conn.execute(query)}
+
     def change(
         self,
         team_id: str,

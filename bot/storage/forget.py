@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bot.storage import schema
 from bot.storage.engine import writing
-from bot.storage.tokens import TokenStore
+from bot.storage.tokens import TokenStore, in_team
 
 # Every table holding something about a person, with the columns that name them: a row naming the person in any
 # of them goes. Tokens first: a writer holding still_connected()'s lock makes forget wait, then its rows go below
@@ -26,6 +26,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.recaps, ("user_id",)),
     (schema.profiles, ("user_id",)),
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
+    (schema.dm_presence, ("user_id",)),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -45,7 +46,9 @@ class Forget:
         with self.tokens.changing(team_id), writing(self.engine) as conn:
             for table, columns in PERSON_COLUMNS:
                 names = sa.or_(*(table.c[column] == user_id for column in columns))
-                conn.execute(table.delete().where(table.c.team_id == team_id, names))
+                # Their org-wide installation (Enterprise Grid) too: it is the token this workspace reads.
+                team = in_team(team_id) if table is schema.installations else table.c.team_id == team_id
+                conn.execute(table.delete().where(team, names))
 
     def forget_team(self, team_id: str) -> None:
         """The app was uninstalled: delete every row of that workspace, tokens included."""
@@ -54,7 +57,8 @@ class Forget:
                 conn.execute(table.delete().where(table.c.team_id == team_id))
 
     def purge_expired(self, *, now: datetime, days: int) -> int:
-        """Retention: drop what is older than `days` and finished; never a message still waiting for a recap."""
+        """Retention: drop what is older than `days` and finished; never a message still waiting for a recap, nor
+        a reply whose window is still open (the once-per-window rule needs it until the window ends)."""
         cutoff = now - timedelta(days=days)
         m, r, c, p = schema.messages.c, schema.replies.c, schema.recaps.c, schema.profiles.c
         with writing(self.engine) as conn:
@@ -64,8 +68,12 @@ class Forget:
             # A message still waiting keeps its place in the recap, but not its text.
             conn.execute(schema.messages.update().where(m.received_at < cutoff, m.text.is_not(None)).values(text=None))
             removed += conn.execute(
-                schema.replies.delete().where(r.received_at < cutoff, r.state != "pending")
+                schema.replies.delete().where(
+                    r.received_at < cutoff, r.state != "pending", sa.or_(r.window_end.is_(None), r.window_end <= now)
+                )
             ).rowcount
+            d = schema.dm_presence.c  # presence matters for PRESENT_FOR only: a day is plenty
+            removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
         return removed

@@ -1,11 +1,13 @@
 """The inbox: every after-hours DM (`after_hours_messages`), from its record before the ack to its recap.
 
 This module is the one writer of that table (forget and purge aside, which delete whole people). `record` is one
-transaction: the message row (unique per recipient, channel and ts) and, for the first message from a sender in
+transaction: the recipient is still connected (locked against a concurrent `/hours forget`, which then deletes
+what was written), the message row (unique per recipient, channel and ts) and, for the first message from a sender in
 an off-window, the pending auto-reply (queued through bot/storage/replies.py, in the same transaction). A
 redelivered or concurrently delivered event hits the unique keys and changes nothing. The recap store moves due
 messages into a recap, reads what it holds and gives them back through the connection-level helpers below, so
-that those steps stay in its own transactions. It also keeps the DM-members cache (`dm_channels`).
+that those steps stay in its own transactions. It also keeps `dm_presence`: when a connected person last wrote in
+a DM (`wrote`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from bot.domain.autoreply import ReplyWindow
 from bot.domain.recap import WaitingMessage
 from bot.storage import db
 from bot.storage.replies import Replies
+from bot.storage.tokens import still_connected
 
 MESSAGE_KEY = ["team_id", "recipient_id", "channel_id", "ts"]  # a DM is recorded once
 
@@ -36,6 +40,16 @@ class IncomingRecord:
     text: str | None
     window_key: str
     reply: bool
+    # The interval the reply answers (bot.domain.autoreply.ReplyWindow); None: from received_at to due_at.
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    external: bool = False  # the sender is of another organisation
+
+    @property
+    def window(self) -> ReplyWindow:
+        return ReplyWindow(
+            key=self.window_key, start=self.window_start or self.received_at, end=self.window_end or self.due_at
+        )
 
 
 _m = db.messages.c
@@ -115,10 +129,14 @@ class Inbox:
         self.replies = replies
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
+        self._insert_presence = db.insert_ignore(engine, db.dm_presence, ["team_id", "user_id", "channel_id"])
 
     def record(self, rec: IncomingRecord, *, now: datetime) -> str:
-        """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled" or "recorded"."""
+        """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled", "recorded", or
+        "not_connected" (the recipient was forgotten since the listener read their token: nothing is written)."""
         with db.writing(self.engine) as conn:
+            if not still_connected(conn, rec.team_id, rec.recipient_id):
+                return "not_connected"
             inserted = conn.execute(
                 self._insert_message,
                 {
@@ -142,14 +160,26 @@ class Inbox:
                 team_id=rec.team_id,
                 recipient_id=rec.recipient_id,
                 sender_id=rec.sender_id,
-                window_key=rec.window_key,
+                window=rec.window,
                 channel_id=rec.channel_id,
                 message_ts=rec.ts,
                 thread_ts=rec.thread_ts,
                 received_at=rec.received_at,
                 now=now,
+                external=rec.external,
             )
         return "replied" if queued else "throttled"
+
+    def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:
+        """The connected person wrote in this DM at `at`: for a while they count as present there."""
+        p = db.dm_presence.c
+        where = (p.team_id == team_id, p.user_id == user_id, p.channel_id == channel_id)
+        with db.writing(self.engine) as conn:
+            # Only forward: a redelivered older message must not shorten their presence.
+            moved = conn.execute(db.dm_presence.update().where(*where, p.wrote_at < at).values(wrote_at=at)).rowcount
+            if not moved:
+                conn.execute(self._insert_presence, {"team_id": team_id, "user_id": user_id, "channel_id": channel_id,
+                                                     "wrote_at": at})  # fmt: skip
 
     def mark_answered(self, team_id: str, recipient_id: str, channel_id: str) -> int:
         """The recipient wrote in this DM: what waited for them there no longer needs a recap.

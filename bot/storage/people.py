@@ -13,7 +13,7 @@ from bot.storage import schema
 from bot.storage.engine import insert_ignore, reading, writing
 from bot.storage.tokens import still_connected
 
-PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused", "holidays")
+PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused", "holidays", "external_message")
 
 _p = schema.people.c
 _PERSON_QUERY = sa.select(schema.people).where(
@@ -100,4 +100,5 @@ def person_row(row: sa.RowMapping | Mapping[str, Any]) -> PersonRow:
         days_off=row["days_off"] or "",
         paused=bool(row["paused"]),
         holidays=row["holidays"],
+        external_message=row["external_message"],
     )

@@ -1,7 +1,10 @@
 """The auto-reply outbox (`auto_replies`): queued with its DM, claimed with a lease, re-checked, settled once.
 
-A reply row is unique per recipient, sender and off-window (RFC 3834's once-per-sender rule, kept by the
-database). It is queued by the inbox's `record`, in the DM's own transaction; the delivery engine claims due rows
+A reply row is unique per recipient, sender and off-window key (RFC 3834's once-per-sender rule, kept by the
+database), and carries the interval it answered: a DM whose window overlaps a replied one from the same sender is
+not answered again, even when a change of hours, zone or days off moved the key. A reply that was never posted
+because its DM was deleted does not count: the sender's next DM takes its place. It is queued by the inbox's
+`record`, in the DM's own transaction; the delivery engine claims due rows
 (SKIP LOCKED on PostgreSQL), re-checks a claim right before posting (`renew`), and settles outcomes in batches.
 Its `delivery_state` is a DeliveryState; `last_error` holds only the last failure's code.
 """
@@ -14,11 +17,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from bot.domain.autoreply import ReplyWindow
 from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
 from bot.storage import db
 
 REPLY_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]  # one reply per sender per off-window
-REPLY_LEASE = timedelta(seconds=60)  # a claimed reply not settled by then is claimed again
+REPLY_LEASE = timedelta(seconds=60)
+# The error of a reply expired unposted because its DM was deleted (and no attempt may have posted it): it does not
+# count for the once-per-window rule.
+MESSAGE_DELETED = "message_deleted"  # a claimed reply not settled by then is claimed again
 MAX_REPLY_ATTEMPTS = 8
 
 
@@ -35,6 +42,7 @@ class PendingReply:
     attempts: int  # this claim's attempt number
     last_error: str | None = None  # the code of the previous attempt's failure, if any
     message_state: str | None = None  # of the DM it answers, read with the claim: pending, answered, deleted...
+    external: bool = False  # to someone of another organisation: the person's external message
     previous: DeliveryState = DeliveryState.QUEUED  # the row's state as this claim found it
     leased_until: datetime | None = None
 
@@ -91,6 +99,34 @@ _RENEW_REPLY = (
 )  # fmt: skip
 
 
+# The sender's replies for an overlapping window (or with the same key: rows from before intervals were stored).
+_OVERLAPPING = (
+    sa.select(_r.id, _r.state, _r.last_error, _r.window_key)
+    .where(_r.team_id == sa.bindparam("team_id"), _r.recipient_id == sa.bindparam("recipient_id"),
+           _r.sender_id == sa.bindparam("sender_id"),
+           sa.or_(_r.window_key == sa.bindparam("key"),
+                  sa.and_(_r.window_start < sa.bindparam("end", type_=db.UTCDateTime()),
+                          _r.window_end > sa.bindparam("start", type_=db.UTCDateTime()))))
+    .order_by(_r.id)
+)  # fmt: skip
+_REARM = (
+    db.replies.update()
+    .where(_r.id == sa.bindparam("b_id"), _r.state == "expired", _r.last_error == MESSAGE_DELETED)
+    .values(
+        window_key=sa.bindparam("b_key"), window_start=sa.bindparam("b_start", type_=db.UTCDateTime()),
+        window_end=sa.bindparam("b_end", type_=db.UTCDateTime()), channel_id=sa.bindparam("b_channel_id"),
+        message_ts=sa.bindparam("b_message_ts"), thread_ts=sa.bindparam("b_thread_ts"),
+        received_at=sa.bindparam("b_received_at", type_=db.UTCDateTime()), external=sa.bindparam("b_external"),
+        next_attempt_at=sa.bindparam("b_next_attempt_at", type_=db.UTCDateTime()), state="pending",
+        delivery_state=DeliveryState.QUEUED.value, last_error=None, reply_ts=None, attempts=0,
+    )
+)  # fmt: skip
+
+
+def _replaceable(row: sa.Row) -> bool:
+    return row.state == "expired" and row.last_error == MESSAGE_DELETED
+
+
 class Replies:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -98,34 +134,42 @@ class Replies:
         self._insert_reply = db.insert_ignore(engine, db.replies, REPLY_KEY)
 
     def queue(
-        self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window_key: str,
+        self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window: ReplyWindow,
         channel_id: str, message_ts: str, thread_ts: str, received_at: datetime, now: datetime,
+        external: bool = False,
     ) -> bool:  # fmt: skip
-        """Queue the reply to a DM being recorded (in the caller's transaction); False: one is already queued."""
-        return bool(
-            conn.execute(
-                self._insert_reply,
-                {
-                    "team_id": team_id,
-                    "recipient_id": recipient_id,
-                    "sender_id": sender_id,
-                    "window_key": window_key,
-                    "channel_id": channel_id,
-                    "message_ts": message_ts,
-                    "thread_ts": thread_ts,
-                    "received_at": received_at,
-                    "next_attempt_at": now,
-                },
-            ).rowcount
-        )
+        """Queue the reply to a DM being recorded (in the caller's transaction); False: the sender already has one
+        for an overlapping window."""
+        fresh = {"channel_id": channel_id, "message_ts": message_ts, "thread_ts": thread_ts,
+                 "received_at": received_at, "next_attempt_at": now, "external": external}  # fmt: skip
+        earlier = conn.execute(
+            _OVERLAPPING, {"team_id": team_id, "recipient_id": recipient_id, "sender_id": sender_id,
+                           "start": window.start, "end": window.end, "key": window.key}
+        ).all()  # fmt: skip
+        if any(not _replaceable(row) for row in earlier):
+            return False
+        if earlier:
+            # Never posted, its DM deleted: this DM takes its place (and its key, which the unique key holds).
+            target = next((r.id for r in earlier if r.window_key == window.key), earlier[0].id)
+            rearm = {"b_id": target, "b_key": window.key, "b_start": window.start, "b_end": window.end,
+                     **{f"b_{k}": v for k, v in fresh.items()}}  # fmt: skip
+            changed = conn.execute(_REARM, rearm).rowcount
+            return bool(changed)
+        values = {"team_id": team_id, "recipient_id": recipient_id, "sender_id": sender_id, "window_key": window.key,
+                  "window_start": window.start, "window_end": window.end, **fresh}  # fmt: skip
+        return bool(conn.execute(self._insert_reply, values).rowcount)
 
     @staticmethod
     def drop_unclaimed(conn: sa.Connection, *, team_id: str, channel_id: str, message_ts: str) -> None:
-        """The DM was deleted: its reply goes away if no one has claimed it yet (in the caller's transaction)."""
+        """The DM was deleted: its reply goes away if it certainly was not posted and is not being posted now
+        (never tried, or refused without acting, a 429 say), in the caller's transaction. One in flight or maybe
+        posted stays: the claim's check expires it, or it was posted."""
         conn.execute(
             db.replies.delete().where(
                 _r.team_id == team_id, _r.channel_id == channel_id, _r.message_ts == message_ts,
-                _r.state == "pending", _r.attempts == 0,
+                _r.state == "pending",
+                sa.or_(_r.delivery_state == DeliveryState.QUEUED.value,
+                       _r.delivery_state == DeliveryState.NOT_POSTED.value),
             )
         )  # fmt: skip
 
@@ -156,6 +200,7 @@ class Replies:
                 message_state=row["message_state"],
                 previous=DeliveryState(row["delivery_state"]),
                 leased_until=until,
+                external=bool(row["external"]),
             )
             for row in rows
         ]

@@ -41,6 +41,8 @@ people = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Public holidays as days off: a country/region code ("DE-BY"); "" none (chosen); None: the config default
     sa.Column("holidays", sa.String(16)),
+    # The auto-reply for people of another organisation (Slack Connect); None: the config's external policy
+    sa.Column("external_message", sa.Text),
 )
 
 # The people who never get an auto-reply from `user_id` (their DMs still go in the recap), at most
@@ -115,8 +117,26 @@ replies = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("reply_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),  # the last failure's code, for people and logs
+    # The off-window (or day) the reply answered, as it was when queued: a later DM from the same sender whose
+    # window overlaps it gets no second reply, and retention keeps the row until the window has ended.
+    sa.Column("window_start", UTCDateTime),
+    sa.Column("window_end", UTCDateTime),
+    # To someone of another organisation (Slack Connect): composed from the person's external message
+    sa.Column("external", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
     sa.Index("ix_replies_due", "state", "next_attempt_at"),
+    sa.Index("ix_replies_sender_window", "team_id", "recipient_id", "sender_id"),
+)
+
+# When a person last wrote in a DM (seen through their own token): for a while they count as present there, and
+# the other member gets no auto-reply from them (bot.domain.autoreply.PRESENT_FOR).
+dm_presence = sa.Table(
+    "dm_presence",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("wrote_at", UTCDateTime, nullable=False),
 )
 
 recaps = sa.Table(

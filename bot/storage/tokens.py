@@ -233,7 +233,11 @@ class TokenStore:
 
     def bot(self, team_id: str, *, enterprise_id: str | None = None) -> Bot | None:
         """The workspace's latest bot installation (token, ids, scopes); asked for on every request (authorize)."""
-        return self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        bot = self.installation_store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        if bot is None and enterprise_id:  # Enterprise Grid, installed org-wide: one bot for every workspace
+            store = self.installation_store
+            bot = store.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
+        return bot
 
     def bot_token(self, team_id: str, *, enterprise_id: str | None = None) -> str | None:
         bot = self.bot(team_id, enterprise_id=enterprise_id)
@@ -277,7 +281,7 @@ class TokenStore:
     def connected_user_ids(self, team_id: str) -> set[str]:
         i = schema.installations.c
         with reading(self.engine) as conn:
-            rows = conn.execute(sa.select(i.user_id).where(i.team_id == team_id, i.user_token.is_not(None)).distinct())
+            rows = conn.execute(sa.select(i.user_id).where(in_team(team_id), i.user_token.is_not(None)).distinct())
             return {r[0] for r in rows}
 
     # --- writes outside Bolt's flow ----------------------------------------------------------------------------
@@ -295,6 +299,17 @@ class TokenStore:
             )
 
 
+def in_team(team_id: str | sa.BindParameter) -> sa.ColumnElement[bool]:
+    """Installation rows that serve workspace `team_id`: its own, or an org-wide one (Enterprise Grid).
+
+    A workspace install on Grid has both ids; an org-wide install has no team id (slack_sdk stores None) and serves
+    every workspace of the organisation. Events and commands name the workspace, seldom the organisation, and Slack
+    user ids are unique across organisations, so a person's rows are found by team or org-wide install and user.
+    """
+    i = schema.installations.c
+    return sa.or_(i.team_id == team_id, i.is_enterprise_install.is_(True))
+
+
 def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
     """Inside a write transaction: whether the person still has a user token here, locked against a concurrent
     forget_person until the transaction ends (PostgreSQL FOR SHARE; SQLite's writers take turns anyway), so
@@ -302,7 +317,7 @@ def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
     i = schema.installations.c
     query = (
         sa.select(i.id)
-        .where(i.team_id == team_id, i.user_id == user_id, i.user_token.is_not(None))
+        .where(in_team(team_id), i.user_id == user_id, i.user_token.is_not(None))
         .limit(1)
         .with_for_update(read=True)
     )
@@ -310,24 +325,25 @@ def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
 
 
 @functools.cache
-def user_token_query(no_enterprise: bool) -> sa.Select:
-    """A person's latest user token (still encrypted): the statement user_token runs and dm_view embeds."""
-    # Built once: constructing the statement cost more than running it. `= NULL` never matches, hence two forms.
+def user_token_query(any_enterprise: bool) -> sa.Select:
+    """A person's latest user token (still encrypted): the statement user_token runs and dm_view embeds.
+
+    `any_enterprise`: the caller knows no organisation (a plain workspace, or Grid with only the team id known);
+    otherwise the row must be of `enterprise_id`.
+    """
+    # Built once: constructing the statement cost more than running it.
     i = schema.installations.c
-    enterprise = i.enterprise_id.is_(None) if no_enterprise else i.enterprise_id == sa.bindparam("enterprise_id")
-    return (
-        sa.select(i.user_token)
-        .where(i.client_id == sa.bindparam("client_id"), enterprise, i.team_id == sa.bindparam("team_id"),
-               i.user_id == sa.bindparam("user_id"))
-        .order_by(i.installed_at.desc())
-        .limit(1)
-    )  # fmt: skip
+    where = [i.client_id == sa.bindparam("client_id"), in_team(sa.bindparam("team_id")),
+             i.user_id == sa.bindparam("user_id")]  # fmt: skip
+    if not any_enterprise:
+        where.append(i.enterprise_id == sa.bindparam("enterprise_id"))
+    return sa.select(i.user_token).where(*where).order_by(i.installed_at.desc()).limit(1)
 
 
 _i = schema.installations.c
 _USER_TOKENS = (
     sa.select(_i.user_id, _i.user_token)
-    .where(_i.client_id == sa.bindparam("client_id"), _i.enterprise_id.is_(None),
-           _i.team_id == sa.bindparam("team_id"), _i.user_id.in_(sa.bindparam("user_ids", expanding=True)))
+    .where(_i.client_id == sa.bindparam("client_id"), in_team(sa.bindparam("team_id")),
+           _i.user_id.in_(sa.bindparam("user_ids", expanding=True)))
     .order_by(_i.installed_at)  # the latest installation of each person wins, as in user_token
 )  # fmt: skip

@@ -23,7 +23,7 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks.status import auto_reply_blocks
 from bot.slack.client import sending_client
-from bot.storage.replies import MAX_REPLY_ATTEMPTS, REPLY_LEASE, PendingReply
+from bot.storage.replies import MAX_REPLY_ATTEMPTS, MESSAGE_DELETED, REPLY_LEASE, PendingReply
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 from bot.workers.group_commit import GroupCommit
 from bot.workers.lookup_slots import LookupSlots
@@ -82,21 +82,29 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
         """Settle at once what must not be sent; compose the rest. The reads are per batch and workspace."""
         tokens: dict[str, dict[str, str]] = {}
         prefs: dict[str, dict[str, Preferences]] = {}
+        excepted: set[tuple[str, str, str]] = set()
         for team_id in {reply.team_id for reply in batch}:
             recipients = {reply.recipient_id for reply in batch if reply.team_id == team_id}
             tokens[team_id] = self.store.user_tokens(team_id, recipients)
             prefs[team_id] = self.services.people.get_many(team_id, recipients)
+            # Re-checked like "paused": a sender put on the person's list since the DM came gets nothing.
+            senders = {reply.sender_id for reply in batch if reply.team_id == team_id}
+            excepted |= {(team_id, *pair) for pair in self.store.exceptions.pairs(team_id, recipients, senders)}
         ephemeral = self.services.config.reply.mode == "ephemeral"
         prepared: list[tuple[PendingReply, ReadyReply | Outcome]] = []
         for reply in batch:
             token = tokens[reply.team_id].get(reply.recipient_id)
             person = prefs[reply.team_id][reply.recipient_id]
             why_not = _why_not(reply, person, token=token, now=now)
+            if why_not is None and (reply.team_id, reply.recipient_id, reply.sender_id) in excepted:
+                why_not = Outcome(S.EXPIRED, error="excepted")
             if why_not is not None or token is None:
                 self.lookups.release(reply.team_id, reply.id)  # a slot it held must not hold the others back
                 prepared.append((reply, why_not or Outcome(S.FAILED, error="not_connected")))
                 continue
-            text = autoreply.compose(person, now=max(now, reply.received_at), sender_id=reply.sender_id)
+            text = autoreply.compose(
+                person, now=max(now, reply.received_at), sender_id=reply.sender_id, external=reply.external
+            )
             prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral)))
         return prepared
 
@@ -178,9 +186,12 @@ def _why_not(reply: PendingReply, person: Preferences, *, token: str | None, now
         return Outcome(S.EXPIRED, error="recipient_back")
     if person.paused:
         return Outcome(S.EXPIRED, error="paused")
-    if reply.message_state in ("answered", "deleted"):
-        # The person already answered (or the sender took the message back) while the reply waited.
-        return Outcome(S.EXPIRED, error=f"message_{reply.message_state}")
+    if reply.message_state == "answered":
+        return Outcome(S.EXPIRED, error="message_answered")  # the person answered while the reply waited
+    if reply.message_state == "deleted":
+        # The sender took the message back. Unless an earlier attempt may have posted it, the reply never went out
+        # and does not count for the once-per-window rule: their next DM takes its place (bot/storage/replies.py).
+        return Outcome(S.EXPIRED, error="message_deleted_maybe_posted" if reply.outcome_unknown else MESSAGE_DELETED)
     return None
 
 

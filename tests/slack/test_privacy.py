@@ -24,7 +24,7 @@ from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 from bot.workers.scheduler import PURGE_JOB_ID, start_scheduler
-from tests.support.helpers import RunningServer, connect, person_snapshot, rows
+from tests.support.helpers import RunningServer, connect, connected, person_snapshot, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel
 
 DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wed 09:00 EST: U1's and U3's recaps
@@ -93,6 +93,7 @@ def test_message_text_is_stored_only_with_include_text(include_text, make_app, s
 
 def seed(store: Store, *, recipient: str, sender: str, at: datetime, text: str | None = "kept text") -> int:
     ts = f"{at.timestamp():.6f}"
+    connected(store, recipient, now=at)
     outcome = store.inbox.record(
         IncomingRecord(team_id="T1", recipient_id=recipient, sender_id=sender, channel_id=dm_channel(recipient, sender),
                        ts=ts, thread_ts=ts, received_at=at, due_at=at + timedelta(hours=8), text=text,

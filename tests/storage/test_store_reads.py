@@ -18,7 +18,7 @@ from bot.storage import db
 from bot.storage.inbox import IncomingRecord
 from bot.storage.tokens import BOT_CACHE_SECONDS
 from tests.support.fakeslack import FakeSlack
-from tests.support.helpers import connect
+from tests.support.helpers import connect, connected
 
 NOW = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
 
@@ -33,6 +33,7 @@ def install(store, *, team_id: str = "T1", bot_token: str = "xoxb-T1", installed
 
 
 def record(store, *, recipient: str, sender: str, channel: str, ts: str, reply: bool = True) -> str:
+    connected(store, recipient, now=NOW)
     return store.inbox.record(
         IncomingRecord(
             team_id="T1", recipient_id=recipient, sender_id=sender, channel_id=channel, ts=ts, thread_ts=ts,
@@ -310,6 +311,7 @@ def test_a_database_error_does_not_carry_the_message_text(store):
         if statement.lstrip().upper().startswith("INSERT") and db.messages.name in statement:
             raise conn.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly (test)")
 
+    connected(store, "U1", now=NOW)
     sa.event.listen(store.engine, "before_cursor_execute", cut)
     try:
         with pytest.raises(sa.exc.OperationalError) as raised:

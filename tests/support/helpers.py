@@ -97,6 +97,12 @@ def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1",
     return token
 
 
+def connected(store: Store, user_id: str, *, team_id: str = "T1", now: datetime | None = None) -> None:
+    """Make sure `user_id` has a user token (the inbox records DMs only for people still connected)."""
+    if store.user_token(team_id, user_id) is None:
+        connect(store, FakeSlack(), user_id, team_id=team_id, now=now)
+
+
 def rows(store: Store, table: sa.Table, **where) -> list[dict]:
     """Every row of `table` (optionally filtered by column values), in insertion order."""
     with store.engine.connect() as conn:

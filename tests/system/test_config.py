@@ -193,7 +193,7 @@ def test_section_must_be_a_mapping(write):
 
 
 def test_unknown_key_lists_known_keys_with_did_you_mean(write):
-    assert "reply.mood: unknown key — known keys: mode, once_per (did you mean 'mode'?)" in problems(
+    assert "reply.mood: unknown key — known keys: mode, once_per, external (did you mean 'mode'?)" in problems(
         write, "reply: {mood: thread}"
     )
 

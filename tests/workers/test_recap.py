@@ -23,7 +23,7 @@ from bot.storage import db
 from bot.storage.inbox import IncomingRecord
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
-from tests.support.helpers import RunningServer, connect, rows
+from tests.support.helpers import RunningServer, connect, connected, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel
 
 BOT_TOKEN = "xoxb-T1"
@@ -551,6 +551,7 @@ PEOPLE = [f"UP{i:02d}" for i in range(12)]
 
 def record(store: Store, person: str, sender: str, *, at: datetime, due: datetime) -> None:
     channel = dm_channel(person, sender)
+    connected(store, person, now=at)
     outcome = store.inbox.record(
         IncomingRecord(
             team_id="T1", recipient_id=person, sender_id=sender, channel_id=channel, ts=f"{at.timestamp():.6f}",
@@ -667,6 +668,7 @@ def test_due_people_can_leave_held_workspaces_out(store):
     another workspace's recaps from being claimed."""
     evening = utc(2026, 3, 4, 1, 0)
     record(store, "UP00", "US1", at=evening, due=DUE - timedelta(minutes=1))  # T1: due first
+    connected(store, "UQ00", team_id="T2", now=evening)
     store.inbox.record(IncomingRecord(
         team_id="T2", recipient_id="UQ00", sender_id="US1", channel_id="DQ", ts=f"{evening.timestamp():.6f}",
         thread_ts=f"{evening.timestamp():.6f}", received_at=evening, due_at=DUE, text=None, window_key="k",

@@ -142,6 +142,8 @@ HELP_ROWS: Mapping[str, str] = {
     "set <hours>": "your working hours, e.g. `mon-thu 9-17:30; fri 9am-1pm`",
     "tz <zone>": "your time zone, e.g. `Europe/Rome` (default: your Slack profile's)",
     "message <text>": "your boundary message; `message reset` restores the default",
+    "message external <text>": "what people of other organisations see (by default they get no auto-reply); "
+    "`message external reset` restores that",
     "reply <time>": "how soon you reply once back: `30m`, `2h`, `1d`",
     "off <date>[..<date>]": "days off, e.g. `2026-12-24..2027-01-02`; `off list`, `off clear`",
     "holidays <code>": "public holidays as days off, e.g. `US`, `DE-BY`, `GB-SCT`; `holidays off`",

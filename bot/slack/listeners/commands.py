@@ -19,12 +19,12 @@ from slack_bolt import Ack, App, BoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import autoreply
-from bot.domain.errors import OffhoursError
+from bot.domain.errors import HoursError, OffhoursError
 from bot.domain.hours import render_days_off
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
-from bot.slack.client import REVOKED
+from bot.slack.client import REVOKED, ack_client
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +194,30 @@ class Subcommands:
 
     def set_message(self, arg: str) -> tuple[list[dict], str]:
         arg = self._require(arg, "message")
+        first, _, rest = arg.partition(" ")
+        if first.lower() == "external":
+            return self._set_external_message(rest.strip())
         if arg.lower() == "reset":
             prefs = self.people.reset_message(self.team_id, self.user_id)
             return self._done("Your boundary message is back to the default.", prefs)
         prefs = self.people.set_message(self.team_id, self.user_id, arg)
         blocks, text = self._done("Your boundary message is saved. Senders will see:", prefs)
         return blocks + ui.auto_reply_blocks(self._preview_text(prefs)), text
+
+    def _set_external_message(self, arg: str) -> tuple[list[dict], str]:
+        """People of another organisation (Slack Connect): what they are told, or (reset) the config's policy."""
+        if not arg:
+            raise HoursError("Give the text people of other organisations should see, like "
+                             "`/hours message external Thanks, I'm out of office and will answer when I'm back.`, "
+                             "or `/hours message external reset`.")  # fmt: skip
+        if arg.lower() == "reset":
+            prefs = self.people.set_external_message(self.team_id, self.user_id, None)
+            return self._done("People of other organisations are answered as the workspace's config says.", prefs)
+        prefs = self.people.set_external_message(self.team_id, self.user_id, arg)
+        text = "Your message for people of other organisations is saved. They will see:"
+        blocks, fallback = self._done(text, prefs)
+        preview = autoreply.compose(prefs, now=self._next_off_instant(prefs), sender_id=self.user_id, external=True)
+        return blocks + ui.auto_reply_blocks(preview), fallback
 
     def set_reply(self, arg: str) -> tuple[list[dict], str]:
         from bot.domain.hours import render_duration
@@ -283,7 +301,7 @@ class Subcommands:
         revoked = True
         if token:
             try:
-                self.services.client.auth_revoke(token=token)
+                ack_client(self.services.client).auth_revoke(token=token)  # before the ack: no sleeping on a 429
             except SlackApiError as e:
                 revoked = e.response.get("error") in REVOKED  # already refused by Slack: nothing left to revoke
                 log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))

@@ -18,7 +18,7 @@ from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import preferences
 from bot.services import Services
 from bot.slack import payloads
-from bot.slack.client import REVOKED
+from bot.slack.client import REVOKED, ack_client
 from bot.storage.inbox import IncomingRecord
 from bot.storage.store import DmView
 
@@ -67,6 +67,12 @@ def authorized_user(body: dict) -> str | None:
     return None
 
 
+def _enterprise(body: dict) -> str | None:
+    """The organisation (Enterprise Grid) the event came from, if any."""
+    enterprise = body.get("enterprise_id")
+    return enterprise if isinstance(enterprise, str) and enterprise else None
+
+
 def message_time(ts: str, fallback: datetime) -> datetime:
     try:
         return datetime.fromtimestamp(float(ts), UTC)
@@ -95,6 +101,8 @@ class MessageHandler:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.store = services.store
+        # Before the ack nothing may sleep on a rate limit: the one Web API call here goes through this client.
+        self.client = ack_client(services.client)
 
     def handle(self, event: dict, body: dict) -> str:
         """Returns the outcome for the log line: replied, throttled, duplicate, answered, ignored:<why>."""
@@ -119,6 +127,10 @@ class MessageHandler:
         reason = autoreply.ignore_reason(message, recipient_id=authorized)
         if reason == "self":
             return self._connected_person_wrote(message, authorized or "", answering)
+        external = autoreply.is_external(
+            team_id=team_id, enterprise_id=_enterprise(body), ext_shared=body.get("is_ext_shared_channel"),
+            user_team=event.get("user_team"),
+        )  # fmt: skip
         may_reply = reason is None and authorized is not None
         if not may_reply and not answering:
             return f"ignored:{reason}"
@@ -130,7 +142,7 @@ class MessageHandler:
         answered = self._mark_answered(message) if view.sender_has_waiting else 0
         if not may_reply:
             return "answered" if answered else f"ignored:{reason}"
-        return self._after_hours(message, authorized or "", view)
+        return self._after_hours(message, authorized or "", view, external=external)
 
     def _connected_person_wrote(self, message: DirectMessage, me: str, answering: bool) -> str:
         """The person whose token saw the DM wrote it: settle what waited for them, then see whether the other
@@ -140,6 +152,10 @@ class MessageHandler:
             # Before the lookup below, which may fail (and make Slack redeliver): the answer counts either way.
             view = self.store.dm_view(message.team_id, message.channel_id, recipient_id=None, sender_id=me)
             answered = self._mark_answered(message) if view.sender_has_waiting else 0
+            # They are in this conversation now: its other member gets no "offline" from them for a while.
+            self.store.inbox.wrote(
+                message.team_id, me, message.channel_id, at=message_time(message.ts, self.services.clock())
+            )
         recipient = self._recipient(message, me)
         reason = autoreply.ignore_reason(message, recipient_id=recipient)
         if reason is not None or recipient is None:
@@ -163,11 +179,13 @@ class MessageHandler:
     def _other_member(self, team_id: str, channel_id: str, me: str) -> str | None:
         members = self.store.dm_channels.members(team_id, channel_id)
         if members is None:
+            if not self.store.connected_user_ids(team_id) - {me}:
+                return None  # no one else here is connected: whoever the other member is, they have no recipient
             token = self.store.user_token(team_id, me)
             if token is None:
                 return None
             try:
-                other = self.services.client.conversations_info(token=token, channel=channel_id)["channel"].get("user")
+                other = self.client.conversations_info(token=token, channel=channel_id)["channel"].get("user")
             except SlackApiError as e:
                 code = e.response.get("error")
                 log.warning("conversations.info failed error=%s", code)
@@ -175,17 +193,20 @@ class MessageHandler:
                     self.store.revoke_user_tokens(team_id, [me])
                     return None
                 if e.response.status_code == 429 or e.response.status_code >= 500:
-                    # Slack will answer later: a 5xx (via the error handler) makes it redeliver the event, which
-                    # may be the only copy of a DM to a connected person.
+                    # Slack will answer later: a 5xx at once (via the error handler, no Retry-After slept on) makes
+                    # it redeliver the event, which may be the only copy of a DM to a connected person.
                     raise
                 return None
+            except OSError as e:  # a timeout or a dropped connection: the same, Slack redelivers
+                log.warning("conversations.info failed error=%s", type(e).__name__)
+                raise
             if not other:
                 return None
             self.store.dm_channels.remember(team_id, channel_id, me, other)
             return other
         return members[1] if members[0] == me else members[0]
 
-    def _after_hours(self, message: DirectMessage, recipient: str, view: DmView) -> str:
+    def _after_hours(self, message: DirectMessage, recipient: str, view: DmView, *, external: bool = False) -> str:
         services = self.services
         if view.recipient_token is None:
             return "ignored:not_connected"
@@ -194,9 +215,16 @@ class MessageHandler:
         window = prefs.schedule.off_window(at)
         if window is None:
             return "ignored:working"
-        # Recorded for the recap either way; no auto-reply while paused or to someone on the exception list.
-        withheld = autoreply.reply_withheld(paused=prefs.paused, sender_excepted=view.sender_excepted)
-        key = autoreply.off_window_key(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
+        # Recorded for the recap either way; no auto-reply while paused, to someone on the exception list, while the
+        # person is present in this DM, or to another organisation unless the person or the config answers them.
+        withheld = autoreply.reply_withheld(
+            paused=prefs.paused, sender_excepted=view.sender_excepted,
+            present=autoreply.is_present(view.recipient_wrote_at, at=at),
+            external_silenced=external and prefs.external_message is None and services.config.reply.external == "none",
+        )  # fmt: skip
+        reply_window = autoreply.reply_window(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
+        if reply_window is None:
+            return "ignored:working"
         record = IncomingRecord(
             team_id=message.team_id,
             recipient_id=recipient,
@@ -208,12 +236,17 @@ class MessageHandler:
             due_at=window[1],
             # PostgreSQL text cannot hold NUL; Slack text never needs it.
             text=message.text.replace("\x00", "") if services.config.recap.include_text else None,
-            window_key=key or "",
+            window_key=reply_window.key,
+            window_start=reply_window.start,
+            window_end=reply_window.end,
             reply=withheld is None,
+            external=external,
         )
         outcome = self.store.inbox.record(record, now=services.clock())
         if outcome == "replied":
             services.replies_queued.set()
+        if outcome == "not_connected":
+            return "ignored:not_connected"  # forgotten since the read above: nothing was written
         if withheld and outcome != "duplicate":
             return f"ignored:{withheld}"
         return outcome
