@@ -139,6 +139,23 @@ dm_presence = sa.Table(
     sa.Column("wrote_at", UTCDateTime, nullable=False),
 )
 
+# DMs the connected person wrote whose other member conversations.info could not tell before the ack (a 429, a 5xx,
+# the network): kept until a worker learns that member and records the DM (bot/storage/deferred_dms.py).
+deferred_dms = sa.Table(
+    "deferred_dms",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("ts", sa.String(32), primary_key=True),
+    sa.Column("thread_ts", sa.String(32), nullable=True),
+    sa.Column("writer_id", ID, nullable=False),
+    sa.Column("text", sa.Text, nullable=True),  # only when recaps include text, like messages.text
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Index("ix_deferred_dms_due", "next_attempt_at"),
+)
+
 recaps = sa.Table(
     "recaps",
     metadata,

@@ -18,6 +18,7 @@ from slack_sdk.oauth.installation_store import Bot
 
 from bot.domain.preferences import PersonRow
 from bot.storage import migrate
+from bot.storage.deferred_dms import DeferredDms
 from bot.storage.dm_channels import DmChannels
 from bot.storage.dm_view import DmView, read_dm_view
 from bot.storage.engine import make_engine, reading
@@ -62,6 +63,7 @@ class Store:
         self.people = People(self.engine)
         self.profiles = Profiles(self.engine)
         self.dm_channels = DmChannels(self.engine)
+        self.deferred_dms = DeferredDms(self.engine)
         self.replies = Replies(self.engine)
         self.inbox = Inbox(self.engine, self.replies)
         self.recaps = RecapStore(self.engine, self.inbox)

@@ -1,4 +1,5 @@
-"""APScheduler wiring only: interval jobs deliver due recaps, send pending replies and purge old rows.
+"""APScheduler wiring only: interval jobs deliver due recaps, send pending replies, resolve deferred DMs and purge
+old rows.
 
 The job bodies are plain functions of `now`. The reply job drains the process's one reply sender (handed in by the
 runtime), so its claims are handed back when the runtime stops that sender and its lookups share one spacing.
@@ -17,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.services import Services
 from bot.storage import ops
+from bot.workers.deferred import DeferredDmResolver
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 RECAP_JOB_ID = "offhours-recaps"
 REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
+DEFERRED_JOB_ID = "offhours-deferred-dms"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -61,6 +64,15 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         "interval",
         seconds=reply_poll_s,
         id=REPLY_JOB_ID,
+        replace_existing=True,
+    )
+    # DMs whose other member Slack would not name before the ack: looked up and recorded here.
+    deferred = DeferredDmResolver(services)
+    scheduler.add_job(
+        _safely(lambda: deferred.tick(now=services.clock()), "deferred_dms"),
+        "interval",
+        seconds=reply_poll_s,
+        id=DEFERRED_JOB_ID,
         replace_existing=True,
     )
     scheduler.add_job(

@@ -21,7 +21,8 @@ from bot.config import Config
 from bot.domain.delivery import DeliveryState, Outcome
 from bot.slack.app import create_app
 from bot.slack.client import make_client
-from bot.storage import db
+from bot.storage import db, schema
+from bot.workers.deferred import DeferredDmResolver
 from bot.workers.replies import ReplySender
 from tests.support.helpers import RunningServer, connect, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel
@@ -291,7 +292,7 @@ def test_an_ext_shared_dm_counts_as_external_and_grid_workspaces_do_not(people, 
 # --- item 8: nothing before the ack sleeps on Retry-After -------------------------------------------------------
 
 
-def test_a_rate_limited_lookup_before_the_ack_answers_at_once_and_the_redelivery_records_the_dm(
+def test_a_rate_limited_lookup_before_the_ack_answers_at_once_and_the_dm_is_recorded_later_once(
     store, settings, fake_slack, clock, senders
 ):
     # The production client: retry handlers that sleep on Retry-After. The listener must not use them.
@@ -302,18 +303,59 @@ def test_a_rate_limited_lookup_before_the_ack_answers_at_once_and_the_redelivery
         connect(store, fake_slack, "U1")
         connect(store, fake_slack, "U2")
         fake_slack.dm_members[CHANNEL] = ("U1", "U2")
-        fake_slack.fail("conversations.info", status=429, retry_after=30)
+        fake_slack.fail("conversations.info", status=429, retry_after=30, times=2)
         ts = ts_now(clock)
         started = time.monotonic()
         first = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvRL")
         elapsed = time.monotonic() - started
         assert elapsed < 2.0, elapsed
-        assert first.status >= 500  # Slack redelivers
+        assert first.status == 200  # kept before the ack: nothing for Slack to redeliver
         assert len(fake_slack.calls_to("conversations.info")) == 1  # not retried in the request thread
+        assert rows(store, schema.messages) == []
+        [deferred] = rows(store, schema.deferred_dms)
+        assert (deferred["channel_id"], deferred["writer_id"], deferred["attempts"]) == (CHANNEL, "U2", 0)
+        # Slack redelivers all the same (say the 200 was lost), refused again: still the one row, nothing recorded.
         again = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvRL", retry_num=1)
         assert again.status == 200
-        [message] = rows(store, db.messages)
-        assert (message["recipient_id"], message["sender_id"]) == ("U1", "U2")
+        assert len(rows(store, schema.deferred_dms)) == 1
+        assert rows(store, schema.messages) == []
+
+        resolver = DeferredDmResolver(app.services)
+        assert resolver.tick(now=clock.advance(seconds=29)) == 0  # Retry-After not over: Slack is not asked
+        assert len(fake_slack.calls_to("conversations.info")) == 2
+        assert resolver.tick(now=clock.advance(seconds=2)) == 1
+        [message] = rows(store, schema.messages)
+        assert (message["recipient_id"], message["sender_id"], message["ts"]) == ("U1", "U2", f"{ts:.6f}")
+        assert len(rows(store, schema.replies)) == 1  # its one auto-reply, queued
+        assert rows(store, schema.deferred_dms) == []
+        assert store.dm_channels.members("T1", CHANNEL) is not None  # remembered: no lookup next time
+
+        late = slack.dm(sender="U2", recipient="U1", ts=ts, authorized="U2", event_id="EvRL", retry_num=2)
+        assert late.status == 200
+        assert len(rows(store, schema.messages)) == 1
+        assert len(rows(store, schema.replies)) == 1
+        assert resolver.tick(now=clock.advance(seconds=60)) == 0
+        assert len(fake_slack.calls_to("conversations.info")) == 3
+    finally:
+        running.close()
+
+
+def test_a_server_error_on_the_lookup_defers_the_dm_and_forget_deletes_it(store, settings, fake_slack, clock):
+    app = create_app(Config(), store, settings=settings, client=make_client(settings), clock=clock)
+    running = RunningServer(app)
+    try:
+        slack = SlackHTTP(running.url)
+        connect(store, fake_slack, "U1")
+        connect(store, fake_slack, "U2")
+        fake_slack.dm_members[CHANNEL] = ("U1", "U2")
+        fake_slack.fail("conversations.info", status=503)
+        response = slack.dm(sender="U2", recipient="U1", ts=ts_now(clock), authorized="U2", event_id="Ev5")
+        assert response.status == 200
+        assert len(rows(store, schema.deferred_dms)) == 1
+        assert slack.command("forget", user="U2").status == 200
+        assert rows(store, schema.deferred_dms) == []
+        assert DeferredDmResolver(app.services).tick(now=clock.advance(minutes=5)) == 0
+        assert rows(store, schema.messages) == []
     finally:
         running.close()
 

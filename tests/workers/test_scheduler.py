@@ -14,10 +14,12 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
+from bot.storage import schema
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
-from bot.workers.scheduler import PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
-from tests.support.helpers import connect
+from bot.workers.scheduler import DEFERRED_JOB_ID, PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
+from tests.support.helpers import connect, rows
+from tests.support.slackhttp import dm_channel
 
 DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wed 09:00 in New York
 
@@ -48,7 +50,9 @@ def built():
 def test_start_false_builds_the_jobs_without_running_them(offhours):
     scheduler = start_scheduler(offhours.services, replies=ReplySender(offhours.services), start=False)
     assert not scheduler.running
-    assert pending(scheduler) == {RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True}  # replace_existing
+    assert pending(scheduler) == {
+        RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True, DEFERRED_JOB_ID: True
+    }  # replace_existing  # fmt: skip
 
 
 def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
@@ -64,7 +68,7 @@ def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
 
 def test_one_interval_job_delivers_recaps_with_the_safe_options(offhours, clock, built):
     scheduler, jobs = built(offhours.services)
-    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID}
+    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID}
     job = jobs[RECAP_JOB_ID]
     assert isinstance(job.trigger, IntervalTrigger)  # not a cron trigger per person (DST skips and repeats)
     assert job.trigger.interval == timedelta(seconds=30)  # recap.poll_seconds
@@ -103,6 +107,28 @@ def test_calling_the_recap_job_delivers_what_is_due(offhours, store, fake_slack,
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
+def test_calling_the_deferred_dm_job_records_a_dm_whose_lookup_was_refused(
+    offhours, store, fake_slack, slack, clock, built
+):
+    connect(store, fake_slack, "U1", tz="America/New_York")
+    connect(store, fake_slack, "U2")
+    channel = dm_channel("U1", "U2")
+    fake_slack.dm_members[channel] = ("U1", "U2")
+    fake_slack.fail("conversations.info", status=429, retry_after=30)
+    response = slack.dm(sender="U2", recipient="U1", ts=clock().timestamp(), authorized="U2", channel=channel)
+    assert response.status == 200
+    assert rows(store, schema.messages) == []
+    _scheduler, jobs = built(offhours.services)
+
+    jobs[DEFERRED_JOB_ID].func()  # Retry-After not over
+    assert rows(store, schema.messages) == [] and len(rows(store, schema.deferred_dms)) == 1
+    clock.advance(seconds=30)
+    jobs[DEFERRED_JOB_ID].func()
+    [message] = rows(store, schema.messages)
+    assert (message["recipient_id"], message["sender_id"]) == ("U1", "U2")
+    assert rows(store, schema.deferred_dms) == []
+
+
 def test_a_failing_tick_is_logged_and_does_not_escape(offhours, monkeypatch, caplog, built):
     def broken(self, now=None):
         raise RuntimeError("database unavailable")
@@ -114,7 +140,7 @@ def test_a_failing_tick_is_logged_and_does_not_escape(offhours, monkeypatch, cap
     assert "scheduler: recaps job failed" in caplog.text
 
 
-@pytest.mark.parametrize("job_id", [REPLY_JOB_ID, PURGE_JOB_ID])
+@pytest.mark.parametrize("job_id", [REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID])
 def test_the_other_jobs_are_intervals_with_the_same_options(offhours, built, job_id):
     _scheduler, jobs = built(offhours.services)
     job = jobs[job_id]

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import timedelta
 
 from slack_bolt import App, BoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import autoreply
 from bot.domain.autoreply import DirectMessage
-from bot.domain.preferences import preferences
 from bot.services import Services
 from bot.slack import payloads
-from bot.slack.client import REVOKED, ack_client
-from bot.storage.inbox import IncomingRecord
-from bot.storage.store import DmView
+from bot.slack.client import REVOKED, ack_client, retry_after
+from bot.slack.inbound import message_time, record_after_hours, record_for_other_member, stored_text
 
 log = logging.getLogger(__name__)
+
+DEFER_S = 10.0  # when a refused lookup says nothing of when to come back
+
+
+class LookupRefused(Exception):
+    """conversations.info was refused for now (429, 5xx, the network): the DM is deferred, `wait_s` at least."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
 
 
 def parse_message(event: dict, body: dict) -> DirectMessage:
@@ -71,13 +79,6 @@ def _enterprise(body: dict) -> str | None:
     """The organisation (Enterprise Grid) the event came from, if any."""
     enterprise = body.get("enterprise_id")
     return enterprise if isinstance(enterprise, str) and enterprise else None
-
-
-def message_time(ts: str, fallback: datetime) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(ts), UTC)
-    except (TypeError, ValueError):
-        return fallback
 
 
 def register(app: App, services: Services) -> None:
@@ -142,7 +143,7 @@ class MessageHandler:
         answered = self._mark_answered(message) if view.sender_has_waiting else 0
         if not may_reply:
             return "answered" if answered else f"ignored:{reason}"
-        return self._after_hours(message, authorized or "", view, external=external)
+        return record_after_hours(self.services, message, authorized or "", view, external=external)
 
     def _connected_person_wrote(self, message: DirectMessage, me: str, answering: bool) -> str:
         """The person whose token saw the DM wrote it: settle what waited for them, then see whether the other
@@ -156,14 +157,21 @@ class MessageHandler:
             self.store.inbox.wrote(
                 message.team_id, me, message.channel_id, at=message_time(message.ts, self.services.clock())
             )
-        recipient = self._recipient(message, me)
+        try:
+            recipient = self._recipient(message, me)
+        except LookupRefused as refused:
+            # Kept before the ack, answered 200: the deferred-DM worker looks the member up and records it later.
+            now = self.services.clock()
+            self.store.deferred_dms.defer(
+                message.team_id, message.channel_id, message.ts, thread_ts=message.thread_ts, writer_id=me,
+                text=stored_text(self.services, message), received_at=message_time(message.ts, now),
+                next_attempt_at=now + timedelta(seconds=refused.wait_s),
+            )  # fmt: skip
+            return "deferred"
         reason = autoreply.ignore_reason(message, recipient_id=recipient)
         if reason is not None or recipient is None:
             return "answered" if answered else f"ignored:{reason}"
-        view = self.store.dm_view(
-            message.team_id, message.channel_id, recipient_id=recipient, sender_id=None, excepted_sender=me
-        )
-        return self._after_hours(message, recipient, view)
+        return record_for_other_member(self.services, message, recipient)
 
     def _mark_answered(self, message: DirectMessage) -> int:
         return self.store.inbox.mark_answered(message.team_id, message.sender_id or "", message.channel_id)
@@ -193,60 +201,14 @@ class MessageHandler:
                     self.store.revoke_user_tokens(team_id, [me])
                     return None
                 if e.response.status_code == 429 or e.response.status_code >= 500:
-                    # Slack will answer later: a 5xx at once (via the error handler, no Retry-After slept on) makes
-                    # it redeliver the event, which may be the only copy of a DM to a connected person.
-                    raise
+                    # Slack will answer later; this event may be the only copy of a DM to a connected person.
+                    raise LookupRefused(retry_after(e, default=DEFER_S)) from e
                 return None
-            except OSError as e:  # a timeout or a dropped connection: the same, Slack redelivers
+            except OSError as e:  # a timeout or a dropped connection: the same
                 log.warning("conversations.info failed error=%s", type(e).__name__)
-                raise
+                raise LookupRefused(DEFER_S) from e
             if not other:
                 return None
             self.store.dm_channels.remember(team_id, channel_id, me, other)
             return other
         return members[1] if members[0] == me else members[0]
-
-    def _after_hours(self, message: DirectMessage, recipient: str, view: DmView, *, external: bool = False) -> str:
-        services = self.services
-        if view.recipient_token is None:
-            return "ignored:not_connected"
-        prefs = preferences(view.recipient, services.config.defaults, team_id=message.team_id, user_id=recipient)
-        at = message_time(message.ts, services.clock())
-        window = prefs.schedule.off_window(at)
-        if window is None:
-            return "ignored:working"
-        # Recorded for the recap either way; no auto-reply while paused, to someone on the exception list, while the
-        # person is present in this DM, or to another organisation unless the person or the config answers them.
-        withheld = autoreply.reply_withheld(
-            paused=prefs.paused, sender_excepted=view.sender_excepted,
-            present=autoreply.is_present(view.recipient_wrote_at, at=at),
-            external_silenced=external and prefs.external_message is None and services.config.reply.external == "none",
-        )  # fmt: skip
-        reply_window = autoreply.reply_window(window, at=at, tz=prefs.tz, once_per=services.config.reply.once_per)
-        if reply_window is None:
-            return "ignored:working"
-        record = IncomingRecord(
-            team_id=message.team_id,
-            recipient_id=recipient,
-            sender_id=message.sender_id or "",
-            channel_id=message.channel_id,
-            ts=message.ts,
-            thread_ts=message.thread_root,
-            received_at=at,
-            due_at=window[1],
-            # PostgreSQL text cannot hold NUL; Slack text never needs it.
-            text=message.text.replace("\x00", "") if services.config.recap.include_text else None,
-            window_key=reply_window.key,
-            window_start=reply_window.start,
-            window_end=reply_window.end,
-            reply=withheld is None,
-            external=external,
-        )
-        outcome = self.store.inbox.record(record, now=services.clock())
-        if outcome == "replied":
-            services.replies_queued.set()
-        if outcome == "not_connected":
-            return "ignored:not_connected"  # forgotten since the read above: nothing was written
-        if withheld and outcome != "duplicate":
-            return f"ignored:{withheld}"
-        return outcome
