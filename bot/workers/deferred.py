@@ -41,22 +41,32 @@ class DeferredDmResolver:
         """Resolve the deferred DMs due at `now`; returns how many were settled."""
         settled = 0
         for dm in self.store.deferred_dms.due(now=now):
-            other = self._other_member(dm, now)
-            if isinstance(other, _Later):
-                continue
-            outcome = "ignored:no_member"
-            if other is not None:
-                message = DirectMessage(
-                    team_id=dm.team_id, channel_id=dm.channel_id, channel_type="im", ts=dm.ts,
-                    thread_ts=dm.thread_ts, sender_id=dm.writer_id, subtype=None, is_bot=False,
-                    metadata_event_type=None, text=dm.text or "",
-                )  # fmt: skip
-                reason = autoreply.ignore_reason(message, recipient_id=other)
-                outcome = f"ignored:{reason}" if reason else record_for_other_member(self.services, message, other)
-            self.store.deferred_dms.resolved(dm)
-            log.info("deferred dm resolved outcome=%s team=%s attempts=%d", outcome, dm.team_id, dm.attempts + 1)
-            settled += 1
+            try:
+                settled += self._resolve(dm, now=now)
+            except Exception as e:  # one row that keeps failing must not hold back every other deferred DM
+                log.exception("deferred dm failed team=%s attempts=%d error=%s", dm.team_id, dm.attempts + 1,
+                              type(e).__name__)  # fmt: skip
+                backoff = min(timedelta(seconds=10 * 2**dm.attempts), MAX_BACKOFF)
+                self.store.deferred_dms.reschedule(dm, at=now + backoff)  # kept: tried again later, never dropped
         return settled
+
+    def _resolve(self, dm: DeferredDm, *, now: datetime) -> int:
+        """Look the DM's other member up and record the DM for them: 1 when the row is settled, 0 when it waits."""
+        other = self._other_member(dm, now)
+        if isinstance(other, _Later):
+            return 0
+        outcome = "ignored:no_member"
+        if other is not None:
+            message = DirectMessage(
+                team_id=dm.team_id, channel_id=dm.channel_id, channel_type="im", ts=dm.ts,
+                thread_ts=dm.thread_ts, sender_id=dm.writer_id, subtype=None, is_bot=False,
+                metadata_event_type=None, text=dm.text or "",
+            )  # fmt: skip
+            reason = autoreply.ignore_reason(message, recipient_id=other)
+            outcome = f"ignored:{reason}" if reason else record_for_other_member(self.services, message, other)
+        self.store.deferred_dms.resolved(dm)
+        log.info("deferred dm resolved outcome=%s team=%s attempts=%d", outcome, dm.team_id, dm.attempts + 1)
+        return 1
 
     def _other_member(self, dm: DeferredDm, now: datetime) -> str | _Later | None:
         members = self.store.dm_channels.members(dm.team_id, dm.channel_id)

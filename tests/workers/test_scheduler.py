@@ -15,6 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
 from bot.storage import schema
+from bot.workers import deferred
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 from bot.workers.scheduler import DEFERRED_JOB_ID, PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
@@ -127,6 +128,41 @@ def test_calling_the_deferred_dm_job_records_a_dm_whose_lookup_was_refused(
     [message] = rows(store, schema.messages)
     assert (message["recipient_id"], message["sender_id"]) == ("U1", "U2")
     assert rows(store, schema.deferred_dms) == []
+
+
+def test_a_deferred_dm_that_keeps_failing_does_not_hold_back_the_others(
+    offhours, store, fake_slack, slack, clock, built, monkeypatch
+):
+    """U2 writes to U1 and to U3, and both lookups are refused: two deferred DMs. Recording U1's fails every time
+    (a bug, say): U3's is recorded all the same, and U1's stays, rescheduled, to be tried again."""
+    for user in ("U1", "U2", "U3"):
+        connect(store, fake_slack, user, tz="America/New_York")
+    to_u1, to_u3 = dm_channel("U1", "U2"), dm_channel("U3", "U2")
+    fake_slack.dm_members[to_u1] = ("U1", "U2")
+    fake_slack.dm_members[to_u3] = ("U3", "U2")
+    fake_slack.fail("conversations.info", times=2, status=429, retry_after=30)
+    for recipient, channel, offset in (("U1", to_u1, 0), ("U3", to_u3, 1)):
+        response = slack.dm(sender="U2", recipient=recipient, ts=clock().timestamp() + offset, authorized="U2",
+                            channel=channel)  # fmt: skip
+        assert response.status == 200
+    assert len(rows(store, schema.deferred_dms)) == 2
+    real = deferred.record_for_other_member
+
+    def failing_for_u1(services, message, other):
+        if other == "U1":
+            raise RuntimeError("cannot record")
+        return real(services, message, other)
+
+    monkeypatch.setattr(deferred, "record_for_other_member", failing_for_u1)
+    _scheduler, jobs = built(offhours.services)
+    clock.advance(seconds=31)
+    jobs[DEFERRED_JOB_ID].func()
+    jobs[DEFERRED_JOB_ID].func()  # U1's row waits out its backoff: a second tick still records nothing twice
+    [message] = rows(store, schema.messages)
+    assert (message["recipient_id"], message["channel_id"]) == ("U3", to_u3)
+    [left] = rows(store, schema.deferred_dms)
+    assert (left["channel_id"], left["attempts"]) == (to_u1, 1)  # the failed record, counted
+    assert left["next_attempt_at"] > clock()
 
 
 def test_a_failing_tick_is_logged_and_does_not_escape(offhours, monkeypatch, caplog, built):
