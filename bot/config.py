@@ -85,6 +85,13 @@ class RecapConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelsConfig:
+    # Who may change a channel's office hours: workspace admins and owners and the channel's creator ("admins"),
+    # or any member of the channel ("members").
+    managers: str = "admins"
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
 
@@ -97,6 +104,7 @@ class Config:
     reply: ReplyConfig = field(default_factory=ReplyConfig)
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -271,6 +279,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
         },
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
+    "channels": (ChannelsConfig, {"managers": _one_of("admins", "members")}),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
+from bot.channel_hours import ChannelHoursService
 from bot.config import Config, Settings
 from bot.metrics import Metrics
 from bot.people import PeopleService
@@ -45,6 +46,7 @@ class Services:
     # Set when a reply is queued, so the reply sender wakes at once instead of at its next poll.
     replies_queued: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
+    channel_hours: ChannelHoursService | None = None  # channel office hours (issue 25), built in build_services
 
     def install_url(self, headers: dict | None = None) -> str:
         """The public /slack/install URL: OFFHOURS_BASE_URL, else what the request says our host is."""
@@ -94,4 +96,5 @@ def build_services(
         profiles=ProfileCache(store, client, clock=clock),
         home_refresh=HomeRefresher(),
         metrics=metrics,
+        channel_hours=ChannelHoursService(store, clock=clock),
     )

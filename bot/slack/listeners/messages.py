@@ -19,6 +19,7 @@ from bot.services import Services
 from bot.slack import payloads
 from bot.slack.client import REVOKED, ack_client, retry_after
 from bot.slack.inbound import message_time, record_after_hours, record_for_other_member, stored_text
+from bot.slack.listeners.channel_hours import ChannelMessages
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,14 @@ class MessageHandler:
         self.store = services.store
         # Before the ack nothing may sleep on a rate limit: the one Web API call here goes through this client.
         self.client = ack_client(services.client)
+        self.channel_hours = ChannelMessages(services)  # channel office hours (issue 25)
 
     def handle(self, event: dict, body: dict) -> str:
         """Returns the outcome for the log line: replied, throttled, duplicate, answered, ignored:<why>."""
+        # A channel with office hours (an in-memory set: no database statement for any other channel).
+        channel_outcome = self.channel_hours.handle(event, body)
+        if channel_outcome is not None:
+            return channel_outcome
         if event.get("channel_type") != "im":
             return "ignored:not_dm"
         team_id = payloads.ident(body, "team_id")

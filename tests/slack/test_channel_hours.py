@@ -1,0 +1,129 @@
+"""Channel office hours (issue 25) over signed HTTP against the fake Slack: the command and its permission checks,
+the threaded reply off hours, the summary at the start of the hours, the bot removed from the channel.
+
+The clock starts on Wed 4 Mar 2026 03:00 UTC: in London (the team's zone, Mon–Fri 09:00–17:30) the team is off,
+back at 09:00 UTC. C1 is a public channel Offhours is in, created by UCREATOR; UADMIN is a workspace admin.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.storage import schema
+from tests.support.helpers import block_text, connect, rows
+
+BACK = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+SET = "channel set mon-fri 9-17:30 Europe/London"
+
+
+@pytest.fixture
+def workspace(offhours, store, fake_slack, clock):
+    """The app installed (a bot token), C1 with Offhours in it, and the people the tests name."""
+    connect(store, fake_slack, "UINSTALLER", now=clock())
+    fake_slack.add_channel("C1", creator="UCREATOR")
+    fake_slack.add_user("UCREATOR", tz="Europe/London")
+    fake_slack.add_user("UADMIN", tz="Europe/London", is_admin=True)
+    fake_slack.add_user("UOWNER", tz="Europe/London", is_owner=True)
+    fake_slack.add_user("UMEMBER", tz="Europe/London")
+    fake_slack.add_user("U2", tz="Europe/Rome")
+    return offhours
+
+
+def answer(response) -> str:
+    assert response.status == 200
+    return block_text(response.json.get("blocks") or []) or response.json.get("text", "")
+
+
+def channel_row(store, channel: str = "C1") -> dict | None:
+    found = rows(store, schema.channel_hours, channel_id=channel)
+    return found[0] if found else None
+
+
+# --- /hours channel: set, show, message, off, who may --------------------------------------------------------
+
+
+def test_the_channels_creator_sets_shows_and_turns_off_its_hours(workspace, slack, store):
+    said = answer(slack.command(SET, user="UCREATOR"))
+    assert said.startswith("Saved.") and "Europe/London" in said
+    row = channel_row(store)
+    assert row is not None and row["tz"] == "Europe/London" and row["team_id"] == "T1"
+    shown = answer(slack.command("channel show", user="UMEMBER"))  # anyone may look
+    assert "Europe/London" in shown and "off now" in shown
+    said = answer(slack.command("channel message We answer on weekdays, 9 to 5:30 London time.", user="UCREATOR"))
+    assert "We answer on weekdays" in said
+    assert channel_row(store)["message"] == "We answer on weekdays, 9 to 5:30 London time."
+    said = answer(slack.command("channel off", user="UCREATOR"))
+    assert "off for this channel" in said
+    assert channel_row(store) is None
+
+
+@pytest.mark.parametrize("who", ["UADMIN", "UOWNER"])
+def test_workspace_admins_and_owners_may_change_any_channel(workspace, slack, store, who):
+    answer(slack.command(SET, user=who))
+    assert channel_row(store) is not None
+
+
+def test_anyone_else_is_told_who_may_and_nothing_changes(workspace, slack, store, fake_slack):
+    said = answer(slack.command(SET, user="UMEMBER"))
+    assert "Only workspace admins and owners" in said and "<@UCREATOR>" in said
+    assert channel_row(store) is None
+    answer(slack.command(SET, user="UCREATOR"))
+    before = channel_row(store)
+    for text in ("channel message hi", "channel off", "channel set daily 8-20 Europe/Paris"):
+        assert "Only workspace admins" in answer(slack.command(text, user="UMEMBER"))
+    assert channel_row(store) == before
+    # The permission check asked Slack, through the no-sleep client, before the ack.
+    assert fake_slack.calls_to("users.info")
+
+
+def test_managers_members_lets_any_member_change_the_hours(make_app, store, fake_slack, clock):
+    from dataclasses import replace
+
+    from bot.config import ChannelsConfig, Config
+    from tests.support.helpers import RunningServer
+    from tests.support.slackhttp import SlackHTTP
+
+    app = make_app(replace(Config(), channels=ChannelsConfig(managers="members")))
+    connect(store, fake_slack, "UINSTALLER", now=clock())
+    fake_slack.add_channel("C1", creator="UCREATOR")
+    fake_slack.add_user("UMEMBER")
+    running = RunningServer(app)
+    try:
+        answer(SlackHTTP(running.url).command(SET, user="UMEMBER"))
+    finally:
+        running.close()
+    assert channel_row(store) is not None
+    assert not fake_slack.calls_to("users.info")
+
+
+def test_outside_a_channel_it_says_how_to_use_it(workspace, slack, store):
+    said = answer(slack.command(SET, user="UADMIN", channel="DUADMIN", channel_name="directmessage"))
+    assert "the channel you type it in" in said
+    said = answer(slack.command(SET, user="UADMIN", channel="G123", channel_name="mpdm-a--b-1"))
+    assert "the channel you type it in" in said
+    assert channel_row(store, "DUADMIN") is None
+
+
+def test_where_the_bot_is_not_a_member_it_says_to_invite_it(workspace, slack, store, fake_slack):
+    fake_slack.add_channel("C2", is_member=False)
+    fake_slack.add_channel("G2", is_member=False)  # private: Slack answers channel_not_found
+    for channel in ("C2", "G2"):
+        said = answer(slack.command(SET, user="UADMIN", channel=channel, channel_name="team"))
+        assert "/invite @Offhours" in said
+        assert channel_row(store, channel) is None
+
+
+def test_wrong_hours_or_zone_are_explained(workspace, slack, store):
+    said = answer(slack.command("channel set mon-fri 9-17:30 Mars/Olympus", user="UADMIN"))
+    assert "Mars/Olympus" in said or "zone" in said.lower()
+    said = answer(slack.command("channel set blah Europe/London", user="UADMIN"))
+    assert "/hours channel set mon-fri 9-17:30 Europe/London" in said
+    assert channel_row(store) is None
+
+
+def test_without_connecting_their_dms_an_admin_can_still_set_a_channel(workspace, slack, store):
+    assert store.user_token("T1", "UADMIN") is None
+    answer(slack.command(SET, user="UADMIN"))
+    assert channel_row(store) is not None
