@@ -7,10 +7,12 @@ back at 09:00 UTC. C1 is a public channel Offhours is in, created by UCREATOR; U
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from bot.domain.channel_hours import REPLY_EVENT_TYPE
 from bot.storage import schema
 from tests.support.helpers import block_text, connect, rows
 
@@ -127,3 +129,128 @@ def test_without_connecting_their_dms_an_admin_can_still_set_a_channel(workspace
     assert store.user_token("T1", "UADMIN") is None
     answer(slack.command(SET, user="UADMIN"))
     assert channel_row(store) is not None
+
+
+# --- off hours: one threaded reply per sender and window -----------------------------------------------------
+
+
+@pytest.fixture
+def with_hours(workspace, slack, store):
+    answer(slack.command(SET, user="UCREATOR"))
+    answer(slack.command("channel message Thanks! Support answers on weekdays.", user="UCREATOR"))
+    return workspace
+
+
+@pytest.fixture
+def channel_senders():
+    made = []
+    yield made
+    for sender in made:
+        sender.stop(timeout=5)
+
+
+@pytest.fixture
+def drain_channel(offhours, clock, channel_senders):
+    from bot.workers.channel_hours import ChannelReplySender
+
+    def run(app=None) -> int:
+        sender = ChannelReplySender((app or offhours).services)
+        channel_senders.append(sender)
+        return sender.drain(now=clock())
+
+    return run
+
+
+def channel_posts(fake, channel: str = "C1"):
+    return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+
+
+def test_an_off_hours_top_level_post_is_recorded_before_the_ack_and_answered_once_in_its_thread(
+    with_hours, slack, store, fake_slack, clock, drain_channel
+):
+    ts = clock().timestamp()
+    assert slack.channel_message(channel="C1", user="U2", ts=ts, text="is anyone there?").status == 200
+    # In the database before Slack heard "ok"; nothing posted yet.
+    [post] = rows(store, schema.channel_posts)
+    assert (post["channel_id"], post["sender_id"], post["state"], post["due_at"]) == ("C1", "U2", "pending", BACK)
+    [reply] = rows(store, schema.channel_replies)
+    assert reply["state"] == "pending" and reply["back_at"] == BACK
+    assert channel_posts(fake_slack) == []
+
+    assert drain_channel() == 1
+    [call] = channel_posts(fake_slack)
+    assert call.token == "xoxb-T1"
+    assert call.params["thread_ts"] == f"{ts:.6f}"
+    assert "Thanks! Support answers on weekdays." in call.params["text"]
+    # When the team is back, as a Slack date: each reader sees it in their own zone.
+    assert f"<!date^{int(BACK.timestamp())}^" in call.params["text"]
+    assert call.params["metadata"]["event_type"] == REPLY_EVENT_TYPE
+    assert rows(store, schema.channel_replies)[0]["state"] == "sent"
+    assert drain_channel() == 0  # once
+
+
+def test_a_second_post_by_the_same_sender_gets_no_second_reply_but_a_new_sender_does(
+    with_hours, slack, store, fake_slack, clock, drain_channel
+):
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    assert drain_channel() == 1
+    slack.channel_message(channel="C1", user="U2", ts=ts + 60)
+    slack.channel_message(channel="C1", user="U2", ts=ts + 60)  # Slack's redelivery: recorded once
+    assert drain_channel() == 0
+    assert len(rows(store, schema.channel_posts)) == 2  # both go in the summary
+    slack.channel_message(channel="C1", user="UMEMBER", ts=ts + 120)
+    assert drain_channel() == 1
+    assert len(channel_posts(fake_slack)) == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"thread_ts": "1772590000.000100"},  # a reply in a thread
+        {"subtype": "thread_broadcast", "thread_ts": "1772590000.000100"},
+        {"bot_id": "B9"},  # a bot
+        {"subtype": "message_changed"},  # an edit
+        {"subtype": "channel_join"},  # a join
+        {"subtype": "bot_message"},
+    ],
+)
+def test_thread_replies_bots_edits_and_joins_get_nothing(with_hours, slack, store, fake_slack, clock, drain_channel,
+                                                         fields):  # fmt: skip
+    assert slack.channel_message(channel="C1", user="U2", ts=clock().timestamp(), **fields).status == 200
+    assert drain_channel() == 0
+    assert rows(store, schema.channel_replies) == []
+    assert channel_posts(fake_slack) == []
+
+
+def test_during_the_channels_hours_nothing_is_recorded(with_hours, slack, store, clock, drain_channel):
+    clock.set(BACK + timedelta(hours=1))
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    assert rows(store, schema.channel_posts) == [] and drain_channel() == 0
+
+
+def test_a_reply_queued_when_the_team_is_back_is_not_sent(with_hours, slack, store, fake_slack, clock, drain_channel):
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    clock.set(BACK + timedelta(minutes=1))  # the process was down all night: caught up, but no longer true
+    assert drain_channel() == 0
+    assert rows(store, schema.channel_replies)[0]["last_error"] == "team_back"
+
+
+def test_a_channel_without_office_hours_costs_no_database_statement(with_hours, slack, store, clock, offhours):
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    ts = clock().timestamp()
+    slack.channel_message(channel="C9", user="U2", ts=ts)  # warms the bot token's cache (the authorize step)
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for n in range(5):
+            assert slack.channel_message(channel="C9", user="U2", ts=ts + n + 1).status == 200
+            assert slack.channel_message(channel="C9", user="U2", ts=ts + n + 1,
+                                         channel_type="group").status == 200  # fmt: skip
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert statements == []
+    assert rows(store, schema.channel_posts) == []
