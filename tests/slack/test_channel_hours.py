@@ -254,3 +254,100 @@ def test_a_channel_without_office_hours_costs_no_database_statement(with_hours, 
         sa.event.remove(store.engine, "before_cursor_execute", count)
     assert statements == []
     assert rows(store, schema.channel_posts) == []
+
+
+# --- the summary at the start of the hours -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tick(offhours, clock, channel_senders):
+    from bot.workers.channel_hours import ChannelSummarySender
+
+    def run(app=None) -> int:
+        sender = ChannelSummarySender((app or offhours).services)
+        channel_senders.append(sender)
+        return sender.tick(clock())
+
+    return run
+
+
+def summary_calls(fake, channel: str = "C1"):
+    return [c for c in channel_posts(fake, channel) if not c.params.get("thread_ts")]
+
+
+def test_the_summary_at_the_start_of_the_hours_leaves_out_what_was_answered(
+    with_hours, slack, store, fake_slack, clock, tick, drain_channel
+):
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    slack.channel_message(channel="C1", user="UMEMBER", ts=ts + 60)
+    slack.channel_message(channel="C1", user="U3", ts=ts + 120)
+    drain_channel()
+    # UCREATOR answers UMEMBER in the thread; U2 only adds to their own thread (still unanswered).
+    slack.channel_message(channel="C1", user="UCREATOR", ts=ts + 300, thread_ts=f"{ts + 60:.6f}")
+    slack.channel_message(channel="C1", user="U2", ts=ts + 310, thread_ts=f"{ts:.6f}")
+    assert tick() == 0  # still off hours
+    assert summary_calls(fake_slack) == []
+
+    clock.set(BACK)
+    assert tick() == 1
+    [summary] = summary_calls(fake_slack)
+    assert summary.token == "xoxb-T1"
+    text = block_text(summary.params["blocks"])
+    assert "2 messages" in text
+    assert "<@U2>" in text and "<@U3>" in text and "<@UMEMBER>" not in text
+    assert f"https://example.slack.com/archives/C1/p{f'{ts:.6f}'.replace('.', '')}" in text  # the permalink
+    assert f"<!date^{int(ts)}^" in text  # the time, as a Slack date
+    assert tick() == 0  # exactly once
+    clock.advance(days=1)
+    assert tick() == 0
+    assert len(summary_calls(fake_slack)) == 1
+
+
+def test_when_everything_was_answered_there_is_no_summary(with_hours, slack, store, fake_slack, clock, tick):
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    slack.channel_message(channel="C1", user="UMEMBER", ts=ts + 10, thread_ts=f"{ts:.6f}")
+    clock.set(BACK)
+    assert tick() == 0
+    assert summary_calls(fake_slack) == []
+    assert rows(store, schema.channel_summaries) == []  # nothing left to summarise: not even opened
+
+
+def test_a_message_answered_before_its_reply_went_out_gets_no_reply(with_hours, slack, store, fake_slack, clock,
+                                                                   drain_channel):  # fmt: skip
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    slack.channel_message(channel="C1", user="UMEMBER", ts=ts + 10, thread_ts=f"{ts:.6f}")
+    assert drain_channel() == 0
+    assert rows(store, schema.channel_replies)[0]["last_error"] == "message_answered"
+
+
+def test_the_summary_can_be_dmed_to_a_named_person(with_hours, slack, store, fake_slack, clock, tick):
+    answer(slack.command("channel summary <@UCREATOR|creator>", user="UCREATOR"))
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    clock.set(BACK)
+    assert tick() == 1
+    assert summary_calls(fake_slack) == []
+    [dm] = [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "UCREATOR"]
+    assert "<@U2>" in block_text(dm.params["blocks"])
+
+
+def test_after_downtime_the_summary_is_caught_up_once(with_hours, slack, store, fake_slack, clock, tick):
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    clock.set(BACK + timedelta(hours=5))  # no scheduler ran at 09:00
+    assert tick() == 1 and tick() == 0
+    assert len(summary_calls(fake_slack)) == 1
+
+
+def test_a_summary_of_unknown_outcome_is_looked_up_before_posting_again(with_hours, slack, store, fake_slack, clock,
+                                                                       tick):  # fmt: skip
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    clock.set(BACK)
+    fake_slack.fail("chat.postMessage", status=500, after_acting=True)  # posted, but Slack answered 500
+    assert tick() == 0
+    clock.advance(minutes=5)
+    assert tick() == 1  # found in the channel's history, not posted again
+    assert len(summary_calls(fake_slack)) == 1
+    assert fake_slack.calls_to("conversations.history")
+    assert rows(store, schema.channel_summaries)[0]["state"] == "sent"
