@@ -351,3 +351,115 @@ def test_a_summary_of_unknown_outcome_is_looked_up_before_posting_again(with_hou
     assert len(summary_calls(fake_slack)) == 1
     assert fake_slack.calls_to("conversations.history")
     assert rows(store, schema.channel_summaries)[0]["state"] == "sent"
+
+
+# --- the bot removed from the channel ------------------------------------------------------------------------
+
+
+def test_a_reply_refused_with_not_in_channel_is_settled_and_not_retried(with_hours, slack, store, fake_slack, clock,
+                                                                       drain_channel):  # fmt: skip
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    fake_slack.channels["C1"]["is_member"] = False  # removed before the reply went out
+    assert drain_channel() == 0
+    [reply] = rows(store, schema.channel_replies)
+    assert (reply["state"], reply["last_error"]) == ("failed", "not_in_channel")
+    clock.advance(minutes=30)
+    assert drain_channel() == 0
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # tried once, never again
+    assert channel_row(store) is not None  # the settings stay until `off`
+
+
+def test_a_summary_refused_with_not_in_channel_is_settled_and_not_retried(with_hours, slack, store, fake_slack, clock,
+                                                                         tick):  # fmt: skip
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    fake_slack.channels["C1"]["is_member"] = False
+    clock.set(BACK)
+    assert tick() == 0
+    clock.advance(hours=1)
+    assert tick() == 0
+    [summary] = rows(store, schema.channel_summaries)
+    assert (summary["state"], summary["last_error"]) == ("failed", "not_in_channel")
+    assert len(summary_calls(fake_slack)) == 1
+
+
+def test_the_channel_left_event_settles_what_waited_there_and_keeps_the_settings(
+    with_hours, slack, store, fake_slack, clock, drain_channel, tick
+):
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    fake_slack.channels["C1"]["is_member"] = False
+    response = slack.event({"type": "channel_left", "channel": "C1", "actor_id": "UCREATOR"}, authorized="UBOT")
+    assert response.status == 200
+    assert [r["state"] for r in rows(store, schema.channel_replies)] == ["failed"]
+    clock.set(BACK)
+    assert drain_channel() == 0 and tick() == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    assert channel_row(store) is not None
+    # Asked again, the command says to invite the bot back.
+    assert "/invite @Offhours" in answer(slack.command("channel show", user="UCREATOR"))
+    assert "off for this channel" in answer(slack.command("channel off", user="UCREATOR"))
+
+
+# --- two processes -------------------------------------------------------------------------------------------
+
+
+def test_two_processes_post_each_reply_and_the_summary_exactly_once(
+    with_hours, slack, store, fake_slack, clock, settings, channel_senders
+):
+    import threading
+
+    from slack_sdk import WebClient
+
+    from bot.config import Config
+    from bot.services import build_services
+    from bot.storage.store import Store
+    from bot.workers.channel_hours import ChannelReplySender, ChannelSummarySender
+
+    ts = clock().timestamp()
+    senders = [f"US{n:02d}" for n in range(20)]
+    for n, sender in enumerate(senders):
+        slack.channel_message(channel="C1", user=sender, ts=ts + n)
+    stores = [Store(store.url, client_id="111.222") for _ in range(2)]
+    try:
+        services = [
+            build_services(
+                Config(), s, settings=settings, client=WebClient(base_url=fake_slack.base_url, timeout=5), clock=clock
+            )
+            for s in stores
+        ]
+        replies = [ChannelReplySender(s) for s in services]
+        channel_senders.extend(replies)
+        barrier = threading.Barrier(2)
+        posted: list[int] = []
+
+        def run(sender: ChannelReplySender) -> None:
+            barrier.wait()
+            posted.append(sender.drain(now=clock()))
+
+        threads = [threading.Thread(target=run, args=(r,)) for r in replies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sum(posted) == 20
+        threads_posted = [c.params["thread_ts"] for c in channel_posts(fake_slack)]
+        assert sorted(threads_posted) == sorted(f"{ts + n:.6f}" for n in range(20))  # each once
+
+        clock.set(BACK)
+        summaries = [ChannelSummarySender(s) for s in services]
+        channel_senders.extend(summaries)
+        results: list[int] = []
+
+        def tick(sender: ChannelSummarySender) -> None:
+            barrier.wait()
+            results.append(sender.tick(clock()))
+
+        threads = [threading.Thread(target=tick, args=(s,)) for s in summaries]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(results) == [0, 1]
+        assert len(summary_calls(fake_slack)) == 1
+    finally:
+        for s in stores:
+            s.close()

@@ -82,9 +82,10 @@ class ChannelCommand:
         token = self.store.bot_token(self.team_id)
         if token is None:
             return self._answer("Offhours is not installed in this workspace yet.")
-        info = self._channel_info(token)
-        if isinstance(info, str):
-            return self._answer(info)
+        info, problem = self._channel_info(token)
+        # `off` works where the bot was removed too: the settings stay until someone turns them off.
+        if problem is not None and not (sub == "off" and problem == self._invite):
+            return self._answer(problem)
         if sub == "show":
             hours = self.service.get(self.team_id, self.channel_id)
             if hours is None:
@@ -123,26 +124,32 @@ class ChannelCommand:
             hours = self.service.set_summary_to(team, channel, target)
         return self._answer("Saved. " + domain.describe(hours, now=now))
 
-    def _channel_info(self, token: str) -> dict | str:
-        """The channel as the bot sees it, or what to tell the asker (the bot is not in it, Slack did not answer)."""
-        invite = (
+    @property
+    def _invite(self) -> str:
+        return (
             f"Offhours is not a member of this channel yet. Invite it first (`/invite @Offhours`), "
             f"then run `{self.command} channel` again."
         )
+
+    def _channel_info(self, token: str) -> tuple[dict, str | None]:
+        """The channel as the bot sees it, and what to tell the asker if it cannot go on (the bot is not in it,
+        Slack did not answer)."""
+        invite = self._invite
+        busy = "Slack did not answer in time; nothing was changed. Please try again in a moment."
         try:
             channel = self.client.conversations_info(token=token, channel=self.channel_id).get("channel") or {}
         except SlackApiError as e:
             code = slack_code(e)
             log.warning("channel command conversations.info failed error=%s", code)
             if code in ("channel_not_found", "not_in_channel"):  # a private channel the bot is not in
-                return invite
-            return "Slack did not answer in time; nothing was changed. Please try again in a moment."
+                return {}, invite
+            return {}, busy
         except OSError as e:
             log.warning("channel command conversations.info failed error=%s", type(e).__name__)
-            return "Slack did not answer in time; nothing was changed. Please try again in a moment."
-        if not isinstance(channel, dict) or not channel.get("is_member"):
-            return invite
-        return channel
+            return {}, busy
+        if not isinstance(channel, dict):
+            return {}, invite
+        return channel, None if channel.get("is_member") else invite
 
     def _may_change(self, token: str, *, creator: str) -> str | None:
         """None when the asker may change this channel's hours; else why not."""
