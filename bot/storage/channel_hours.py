@@ -200,6 +200,16 @@ class ChannelHoursStore:
                 .values(state="answered")
             ).rowcount
 
+    def mark_deleted(self, team_id: str, channel_id: str, ts: str) -> int:
+        """The sender deleted a recorded message: it leaves the summary, and its reply (if not yet out) expires."""
+        with writing(self.engine) as conn:
+            return conn.execute(
+                schema.channel_posts.update()
+                .where(_p.team_id == team_id, _p.channel_id == channel_id, _p.ts == ts,
+                       _p.state.in_(["pending", "answered"]))
+                .values(state="deleted")
+            ).rowcount  # fmt: skip
+
     def bot_left(self, team_id: str, channel_id: str) -> None:
         """The bot was removed from the channel: nothing queued there can be posted. The settings stay."""
         with writing(self.engine) as conn:

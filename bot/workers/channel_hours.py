@@ -152,6 +152,8 @@ def _why_not(reply: ClaimedChannelReply, channel: ChannelHours | None, *, token:
         return Outcome(S.EXPIRED, error="hours_changed")
     if reply.post_state == "answered":
         return Outcome(S.EXPIRED, error="message_answered")  # someone answered in the thread meanwhile
+    if reply.post_state == "deleted" and not reply.outcome_unknown:
+        return Outcome(S.EXPIRED, error="message_deleted")
     return None
 
 

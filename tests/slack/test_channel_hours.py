@@ -463,3 +463,77 @@ def test_two_processes_post_each_reply_and_the_summary_exactly_once(
     finally:
         for s in stores:
             s.close()
+
+
+# --- more of the same guarantees -----------------------------------------------------------------------------
+
+
+def test_a_deleted_post_leaves_the_summary_and_its_queued_reply_expires(with_hours, slack, store, fake_slack, clock,
+                                                                       drain_channel, tick):  # fmt: skip
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    slack.channel_message(channel="C1", user=None, ts=ts + 5, subtype="message_deleted", deleted_ts=f"{ts:.6f}")
+    assert drain_channel() == 0
+    assert rows(store, schema.channel_replies)[0]["last_error"] == "message_deleted"
+    clock.set(BACK)
+    assert tick() == 0 and summary_calls(fake_slack) == []
+
+
+def test_a_summary_answered_between_its_opening_and_its_post_is_not_sent(with_hours, slack, store, fake_slack, clock,
+                                                                        tick):  # fmt: skip
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    clock.set(BACK)
+    fake_slack.fail("chat.postMessage", status=429, retry_after=30)
+    assert tick() == 0  # opened, refused for now
+    slack.channel_message(channel="C1", user="UCREATOR", ts=BACK.timestamp(), thread_ts=f"{ts:.6f}")
+    clock.advance(minutes=1)
+    assert tick() == 0
+    assert [r["state"] for r in rows(store, schema.channel_summaries)] == ["empty"]
+    assert len(summary_calls(fake_slack)) == 1  # the refused attempt only
+
+
+def test_the_reply_sender_thread_wakes_when_a_reply_is_queued(with_hours, slack, fake_slack, clock, offhours,
+                                                             channel_senders):  # fmt: skip
+    from bot.workers.channel_hours import ChannelReplySender
+
+    sender = ChannelReplySender(offhours.services, poll_seconds=600)  # its poll would never come in this test
+    channel_senders.append(sender)
+    sender.start()
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    [call] = fake_slack.wait_for("chat.postMessage", 1, timeout=10)
+    assert call.params["channel"] == "C1"
+
+
+def test_holidays_days_off_and_the_summarys_target_are_set_by_the_command(with_hours, slack, store):
+    answer(slack.command("channel holidays GB", user="UCREATOR"))
+    answer(slack.command("channel daysoff 2026-12-24..2027-01-02", user="UCREATOR"))
+    said = answer(slack.command("channel summary <@UADMIN|admin>", user="UCREATOR"))
+    assert "DMed to <@UADMIN>" in said
+    row = channel_row(store)
+    assert (row["holidays"], row["days_off"], row["summary_to"]) == ("GB", "2026-12-24..2027-01-02", "UADMIN")
+    answer(slack.command("channel summary here", user="UCREATOR"))
+    assert channel_row(store)["summary_to"] is None
+    assert "Name one person" in answer(slack.command("channel summary maria", user="UCREATOR"))
+
+
+def test_forgetting_the_summarys_recipient_sends_it_back_to_the_channel_and_keeps_the_hours(with_hours, slack, store):
+    answer(slack.command("channel summary <@UADMIN|admin>", user="UCREATOR"))
+    slack.channel_message(channel="C1", user="UADMIN", ts=1772593200.0)
+    store.forget_person("T1", "UADMIN")
+    row = channel_row(store)
+    assert row is not None and row["summary_to"] is None
+    assert rows(store, schema.channel_posts) == [] and rows(store, schema.channel_replies) == []
+
+
+def test_off_drops_what_waited_and_a_queued_reply_is_not_sent(with_hours, slack, store, fake_slack, clock,
+                                                             drain_channel, tick):  # fmt: skip
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
+    answer(slack.command("channel off", user="UCREATOR"))
+    assert drain_channel() == 0
+    clock.set(BACK)
+    assert tick() == 0
+    assert fake_slack.calls_to("chat.postMessage") == []
+    # And the channel's messages cost nothing again.
+    slack.channel_message(channel="C1", user="U2", ts=clock().timestamp() + 3600 * 10)
+    assert len(rows(store, schema.channel_posts)) == 0

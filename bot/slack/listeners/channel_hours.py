@@ -206,6 +206,12 @@ class ChannelMessages:
             return None
         raw_subtype = event.get("subtype")
         subtype = raw_subtype if raw_subtype is None or isinstance(raw_subtype, str) else "malformed"
+        if subtype == "message_deleted":
+            deleted = payloads.ts(event, "deleted_ts") or payloads.ts(payloads.obj(event, "previous_message"), "ts")
+            if not deleted:
+                return "channel:ignored"
+            return "channel:deleted" if self.store.channel_hours.mark_deleted(team_id, channel_id, deleted) else (
+                "channel:ignored")  # fmt: skip
         user = payloads.ident(event, "user") or None
         is_bot = bool(event.get("bot_id") or event.get("bot_profile"))
         ts = payloads.ts(event, "ts")
