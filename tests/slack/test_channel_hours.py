@@ -537,3 +537,22 @@ def test_off_drops_what_waited_and_a_queued_reply_is_not_sent(with_hours, slack,
     # And the channel's messages cost nothing again.
     slack.channel_message(channel="C1", user="U2", ts=clock().timestamp() + 3600 * 10)
     assert len(rows(store, schema.channel_posts)) == 0
+
+
+@pytest.mark.parametrize("posted_before_the_crash", [False, True])
+def test_a_reply_claimed_by_a_process_that_died_is_looked_up_then_sent_once(
+    with_hours, slack, store, fake_slack, clock, drain_channel, posted_before_the_crash
+):
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    [claimed] = store.channel_hours.claim_replies(now=clock())  # the dead process's claim, never settled
+    if posted_before_the_crash:
+        fake_slack.channel_messages["C1"].append({"ts": "1772593300.000100", "thread_ts": f"{ts:.6f}", "metadata": {
+            "event_type": REPLY_EVENT_TYPE, "event_payload": {"reply_id": str(claimed.id)}}})  # fmt: skip
+    assert drain_channel() == 0  # its lease still holds
+    clock.advance(seconds=61)
+    assert drain_channel() == 1
+    assert fake_slack.calls_to("conversations.replies")  # looked for first
+    assert len(channel_posts(fake_slack)) == (0 if posted_before_the_crash else 1)
+    [reply] = rows(store, schema.channel_replies)
+    assert reply["state"] == "sent"
