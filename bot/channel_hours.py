@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.domain.channel_hours import ChannelHours, parse_set, validate_message
+from bot.domain.errors import HoursError
 from bot.domain.hours import parse_days_off, resolve_holidays
 from bot.storage.store import Store
 
@@ -66,12 +67,10 @@ class ChannelHoursService:
             changed = ChannelHours(team_id=team_id, channel_id=channel_id, hours=hours, tz=tz)
         else:
             changed = dataclasses.replace(current, hours=hours, tz=tz)
-        changed.schedule  # noqa: B018 (raises HoursError for hours with no reachable working time)
+        _ = changed.schedule  # raises HoursError for hours with no reachable working time
         return self._save(changed)
 
     def _require(self, team_id: str, channel_id: str) -> ChannelHours:
-        from bot.domain.errors import HoursError
-
         current = self.get(team_id, channel_id)
         if current is None:
             raise HoursError(
@@ -100,7 +99,7 @@ class ChannelHoursService:
         entry = f"{added.start.isoformat()}..{added.end.isoformat()}"
         days_off = ";".join(part for part in (current.days_off, entry) if part)
         changed = dataclasses.replace(current, days_off=days_off)
-        changed.schedule  # noqa: B018
+        _ = changed.schedule
         return self._save(changed)
 
     def turn_off(self, team_id: str, channel_id: str) -> bool:

@@ -57,7 +57,13 @@ def _schedule(hours: str, tz: str, days_off: str, holidays: str | None) -> Sched
     cached = _schedules.get(key)
     if cached is None:
         parsed = tuple(parse_days_off(part) for part in days_off.split(";") if part.strip())
-        cached = Schedule(tz=tz, weekly=parse_hours(hours), days_off=parsed, holidays=holidays)
+        try:
+            cached = Schedule(tz=tz, weekly=parse_hours(hours), days_off=parsed, holidays=holidays)
+        except HoursError:
+            if holidays is None:
+                raise
+            # A code the holidays package no longer knows (an upgrade dropped it): no holidays rather than no hours.
+            cached = Schedule(tz=tz, weekly=parse_hours(hours), days_off=parsed)
         if len(_schedules) > 4096:
             _schedules.clear()
         _schedules[key] = cached

@@ -10,6 +10,7 @@ queued, before the ack. The reply and the summary are posted by bot/workers/chan
 from __future__ import annotations
 
 import logging
+import re
 
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
@@ -25,6 +26,7 @@ from bot.slack.inbound import message_time
 
 log = logging.getLogger(__name__)
 
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")  # as Slack escapes a mention in a command
 CHANNEL_SUBCOMMANDS = ("set", "message", "show", "off", "summary", "holidays", "daysoff", "help")
 
 
@@ -179,9 +181,7 @@ class ChannelCommand:
 def _summary_target(value: str) -> str | None:
     if value.lower() in ("here", "channel"):
         return None
-    import re
-
-    match = re.fullmatch(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>", value.strip())
+    match = _MENTION.fullmatch(value.strip())
     if match is None:
         raise ChannelUsageError("Name one person with @ (the summary is DMed to them), or `here` for the channel.")
     return match.group(1)
