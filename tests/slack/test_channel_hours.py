@@ -556,3 +556,22 @@ def test_a_reply_claimed_by_a_process_that_died_is_looked_up_then_sent_once(
     assert len(channel_posts(fake_slack)) == (0 if posted_before_the_crash else 1)
     [reply] = rows(store, schema.channel_replies)
     assert reply["state"] == "sent"
+
+
+def test_the_subcommand_alone_or_misspelt_says_how_to_use_it(workspace, slack):
+    assert "channel set mon-fri 9-17:30 Europe/London" in answer(slack.command("channel", user="UMEMBER"))
+    said = answer(slack.command("channel sett mon-fri 9-17 UTC", user="UMEMBER"))
+    assert "`sett` is not a `/hours channel` subcommand" in said
+
+
+@pytest.mark.parametrize("failure", [{"status": 429, "retry_after": 30}, {"status": 503}, {"disconnect": True}])
+def test_slack_refusing_the_lookup_before_the_ack_is_answered_at_once(workspace, slack, store, fake_slack, failure):
+    import time
+
+    fake_slack.fail("conversations.info", **failure)
+    started = time.monotonic()
+    said = answer(slack.command(SET, user="UADMIN"))
+    assert time.monotonic() - started < 2.5  # within Slack's 3 seconds: nothing slept on Retry-After
+    assert "try again" in said
+    assert channel_row(store) is None
+    assert len(fake_slack.calls_to("conversations.info")) == 1  # not retried before the ack
