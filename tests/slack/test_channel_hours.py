@@ -575,3 +575,19 @@ def test_slack_refusing_the_lookup_before_the_ack_is_answered_at_once(workspace,
     assert "try again" in said
     assert channel_row(store) is None
     assert len(fake_slack.calls_to("conversations.info")) == 1  # not retried before the ack
+
+
+def test_the_in_memory_set_learns_another_processs_change_within_its_refresh_interval(store, clock):
+    from bot.channel_hours import ChannelHoursService
+
+    elapsed = [0.0]
+    here = ChannelHoursService(store, clock=clock, refresh_s=30, monotonic=lambda: elapsed[0])
+    there = ChannelHoursService(store, clock=clock)  # another process
+    assert here.lookup("T1", "C1") is None
+    there.set_hours("T1", "C1", "mon-fri 9-17:30 Europe/London")
+    elapsed[0] = 29.0
+    assert here.lookup("T1", "C1") is None  # from memory: no statement
+    elapsed[0] = 30.0
+    assert here.lookup("T1", "C1") is not None  # reread
+    here.turn_off("T1", "C1")
+    assert here.lookup("T1", "C1") is None  # a change here is seen here at once
