@@ -591,3 +591,18 @@ def test_the_in_memory_set_learns_another_processs_change_within_its_refresh_int
     assert here.lookup("T1", "C1") is not None  # reread
     here.turn_off("T1", "C1")
     assert here.lookup("T1", "C1") is None  # a change here is seen here at once
+
+
+def test_retention_drops_finished_channel_rows_and_keeps_what_still_waits(with_hours, slack, store, clock, tick,
+                                                                         drain_channel):  # fmt: skip
+    ts = clock().timestamp()
+    slack.channel_message(channel="C1", user="U2", ts=ts)
+    drain_channel()
+    clock.set(BACK)
+    tick()
+    slack.channel_message(channel="C1", user="U3", ts=(BACK + timedelta(hours=9)).timestamp())  # Wed 18:00: off
+    clock.set(BACK + timedelta(days=20))
+    store.purge_expired(now=clock(), days=14)
+    assert [r["sender_id"] for r in rows(store, schema.channel_posts)] == ["U3"]  # still waiting for its summary
+    assert [r["sender_id"] for r in rows(store, schema.channel_replies)] == ["U3"]
+    assert rows(store, schema.channel_summaries) == []
