@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bot.slack.app import OffhoursApp
     from bot.storage.store import Store
     from bot.workers.replies import ReplySender
+    from bot.workers.urgent import UrgentSender
 
 log = logging.getLogger("bot.runtime")
 
@@ -119,6 +120,11 @@ class Runtime:
             from bot.workers.replies import ReplySender
 
             self.replies = ReplySender(self.services)
+        self.urgent: UrgentSender | None = None
+        if "replies" in self.parts:  # urgent notes (issue 19) go out from the thread that posts queued deliveries
+            from bot.workers.urgent import UrgentSender
+
+            self.urgent = UrgentSender(self.services)
         self.server: BaseWSGIServer | None = None
         self.socket_mode: SocketModeHandler | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -161,6 +167,8 @@ class Runtime:
         if "replies" in self.parts and self.replies is not None:
             self.replies.start()
             self._replies_started = True
+        if self.urgent is not None:
+            self.urgent.start()
         if "home_refresh" in self.parts:
             self.services.home_refresh.start()
             self._home_started = True
@@ -251,6 +259,8 @@ class Runtime:
         if self.replies is not None:
             # Before the scheduler: a drain under way in its reply job stops claiming, and hands back what it holds.
             self.replies.stop()
+        if self.urgent is not None:
+            self.urgent.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)  # the jobs under way end (a recap tick included) and so do its threads
         if self._home_started:

@@ -30,6 +30,7 @@ from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
 from bot.storage.replies import Replies
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
+from bot.storage.urgent import UrgentStore
 
 __all__ = ["DmView", "Store"]
 
@@ -69,6 +70,7 @@ class Store:
         self.recaps = RecapStore(self.engine, self.inbox)
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
+        self.urgent = UrgentStore(self.engine)
 
     # --- the database ------------------------------------------------------------------------------------------
 

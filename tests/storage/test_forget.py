@@ -21,7 +21,17 @@ def team_tables() -> list[sa.Table]:
 
 
 # The column names that hold a person's id, wherever they appear (slack_bots' bot_user_id is the app's own).
-NAMES_A_PERSON = ("user_id", "recipient_id", "sender_id", "user_a", "user_b", "except_user_id", "writer_id")
+NAMES_A_PERSON = (
+    "user_id",
+    "recipient_id",
+    "sender_id",
+    "user_a",
+    "user_b",
+    "except_user_id",
+    "writer_id",
+    "route_to",
+    "target_id",
+)
 
 
 def person_columns() -> dict[str, tuple[str, ...]]:

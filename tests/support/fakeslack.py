@@ -45,6 +45,7 @@ class User:
     tz: str | None = "America/New_York"
     is_bot: bool = False
     name: str = ""
+    deleted: bool = False  # deactivated, or left the workspace (users.info still answers, with deleted: true)
 
 
 @dataclass
@@ -204,7 +205,8 @@ class FakeSlack:
         user = self.users.get(params.get("user", ""))
         if user is None:
             return {"ok": False, "error": "user_not_found"}
-        body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title()}
+        body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title(),
+                "deleted": user.deleted}  # fmt: skip
         if user.tz:
             body.update(tz=user.tz, tz_label=user.tz, tz_offset=0)
         return {"ok": True, "user": body}

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget",
+    "help", "forget", "urgent",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when",)
@@ -46,6 +46,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
+    "urgent": "urgent @dana",
 }
 
 
@@ -144,7 +145,7 @@ class Subcommands:
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
-            "except": self.exceptions, "when": self.when,
+            "except": self.exceptions, "when": self.when, "urgent": self.urgent,
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -279,6 +280,12 @@ class Subcommands:
             return ui.when_blocks(text), text
         text = ui.when_text(self.people.get(self.team_id, target), now=self.now)
         return ui.when_blocks(text), text
+
+    def urgent(self, arg: str) -> tuple[list[dict], str]:
+        from bot.slack.listeners.urgent import urgent_command  # its own module (issue 19)
+
+        return urgent_command(self.services, team_id=self.team_id, user_id=self.user_id, arg=arg,
+                              mentioned=lambda text: mentioned_users(text, what="urgent"))  # fmt: skip
 
     def pause(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_paused(self.team_id, self.user_id, True)
