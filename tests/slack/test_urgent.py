@@ -315,3 +315,27 @@ def test_route_me_sends_the_person_the_note_with_a_link_to_the_thread(people, ht
     text = block_text(notice["blocks"])
     assert "<@U2> wrote to you" in text
     assert f"https://example.slack.com/archives/{CHANNEL}/p" in text
+
+
+# --- (5) the recap ---------------------------------------------------------------------------------------------
+
+
+def test_the_recap_lists_urgent_conversations_first_marked_with_who_got_them(people, http, senders, clock, store,
+                                                                             fake_slack):  # fmt: skip
+    from datetime import UTC, datetime
+
+    from bot.workers.recaps import RecapSender
+
+    urgent(http, "<@U3>")
+    dm_and_reply(http, senders, clock, sender="U4")  # the earlier conversation, not urgent
+    clock.advance(minutes=10)
+    reply = button(dm_and_reply(http, senders, clock, sender="U2"))
+    submit(http, user="U2", reply_id=reply["value"], note="the build is on fire")
+    assert senders["urgent"].drain(now=clock()) == 1
+    clock.set(datetime(2026, 3, 4, 14, 0, tzinfo=UTC))  # Wed 09:00 in New York
+    assert RecapSender(people.services).tick(clock()) == 1
+    [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
+    lines = [b["text"]["text"] for b in recap["blocks"] if b["type"] == "section" and "accessory" in b]
+    assert len(lines) == 2
+    assert lines[0].startswith(":rotating_light: *Urgent* (passed on to <@U3>) · <@U2>")
+    assert lines[1].startswith("<@U4>")

@@ -47,6 +47,8 @@ def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None
     count = f"{item.count} message{'s' * (item.count != 1)}"
     link = f" · <{permalink}|Open thread>" if permalink else ""
     line = f"<@{item.sender_id}> · {count} · {when}{link}"
+    if item.urgent_to is not None:
+        line = f":rotating_light: *Urgent* (passed on to <@{item.urgent_to}>) · {line}"
     if item.texts:
         quoted = "\n".join("> " + escape(clip(t, 200)).replace("\n", " ") for t in item.texts)
         line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text
