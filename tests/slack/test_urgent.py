@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from itertools import count
 
 import pytest
 
@@ -20,7 +19,6 @@ from tests.support.helpers import block_text, connect, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel
 
 CHANNEL = dm_channel("U1", "U2")
-_triggers = count(1)
 
 
 @pytest.fixture
@@ -74,40 +72,15 @@ def button(params: dict) -> dict | None:
 
 
 def click(http: SlackHTTP, fake, *, user: str, value: str, channel: str = CHANNEL):
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "example"},
-        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "trigger_id": f"trigger.{next(_triggers)}",
-        "response_url": fake.base_url + "response_url",
-        "container": {"type": "message", "message_ts": "1772593200.000100", "channel_id": channel},
-        "channel": {"id": channel, "name": "directmessage"},
-        "message": {"type": "message", "ts": "1772593200.000100", "text": "Auto-reply"},
-        "actions": [{"type": "button", "action_id": ui.URGENT_ACTION, "block_id": ui.BUTTON_BLOCK, "value": value,
-                     "action_ts": "1772593200.1"}],
-    }  # fmt: skip
-    response = http.interaction(payload)
+    response = http.message_button(user=user, action_id=ui.URGENT_ACTION, value=value, channel=channel,
+                                   response_url=fake.base_url + "response_url", block_id=ui.BUTTON_BLOCK)  # fmt: skip
     assert response.status == 200, response.text
     return response
 
 
 def submit(http: SlackHTTP, *, user: str, reply_id: str, note: str | None) -> dict:
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "example"},
-        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy-verification-token",
-        "trigger_id": f"trigger.{next(_triggers)}",
-        "view": {
-            "id": "VURGENT", "type": "modal", "callback_id": ui.URGENT_VIEW, "private_metadata": reply_id,
-            "state": {"values": {ui.NOTE_BLOCK: {ui.NOTE_INPUT: {"type": "plain_text_input", "value": note}}}},
-            "blocks": [],
-        },
-    }  # fmt: skip
-    response = http.interaction(payload)
+    values = {ui.NOTE_BLOCK: {ui.NOTE_INPUT: {"type": "plain_text_input", "value": note}}}
+    response = http.view_submission(user=user, callback_id=ui.URGENT_VIEW, values=values, private_metadata=reply_id)
     assert response.status == 200, response.text
     return response.json if response.body else {}
 
