@@ -79,4 +79,8 @@ class Forget:
             removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
+            u = schema.urgent_notices.c  # the notes, like recorded messages: kept while not yet settled
+            removed += conn.execute(
+                schema.urgent_notices.delete().where(u.created_at < cutoff, u.state != "pending")
+            ).rowcount
         return removed

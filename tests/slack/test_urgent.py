@@ -312,3 +312,61 @@ def test_the_recap_lists_urgent_conversations_first_marked_with_who_got_them(peo
     assert len(lines) == 2
     assert lines[0].startswith(":rotating_light: *Urgent* (passed on to <@U3>) · <@U2>")
     assert lines[1].startswith("<@U4>")
+
+
+# --- (7) the Home tab ------------------------------------------------------------------------------------------
+
+
+def home_action(http: SlackHTTP, *, user: str, action: dict):
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1", "domain": "example"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "legacy-verification-token",
+        "trigger_id": "trigger.home",
+        "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home", "callback_id": "", "private_metadata": "", "blocks": []},
+        "actions": [{"block_id": ui.HOME_BLOCK + "_actions", "action_ts": "1772593200.1", **action}],
+    }
+    response = http.interaction(payload)
+    assert response.status == 200, response.text
+    return response
+
+
+def published(fake) -> str:
+    return json.dumps(fake.calls_to("views.publish")[-1].params["view"])
+
+
+def test_the_home_tab_picks_a_backup_sends_to_me_and_turns_off(people, http, store, fake_slack):
+    fake_slack.add_user("UBOTX", is_bot=True)
+    response = http.event({"type": "app_home_opened", "user": "U1", "tab": "home"}, authorized="UBOT")
+    assert response.status == 200
+    view = published(fake_slack)
+    assert "It's urgent" in view and "Do Not Disturb" in view and ui.PICK_ACTION in view
+    home_action(http, user="U1", action={"type": "users_select", "action_id": ui.PICK_ACTION, "selected_user": "U3"})
+    assert route(store) == [{"user_id": "U1", "route_to": "U3"}]
+    assert "Now: to <@U3>" in published(fake_slack)
+    home_action(http, user="U1", action={"type": "users_select", "action_id": ui.PICK_ACTION,
+                                         "selected_user": "UBOTX"})  # fmt: skip
+    assert route(store) == [{"user_id": "U1", "route_to": "U3"}]
+    assert "is a bot" in published(fake_slack)
+    home_action(http, user="U1", action={"type": "users_select", "action_id": ui.PICK_ACTION, "selected_user": "U1"})
+    assert "own backup" in published(fake_slack)
+    home_action(http, user="U1", action={"type": "button", "action_id": ui.ME_ACTION, "value": ui.ME_ACTION})
+    assert route(store) == [{"user_id": "U1", "route_to": "me"}]
+    home_action(http, user="U1", action={"type": "button", "action_id": ui.OFF_ACTION, "value": ui.OFF_ACTION})
+    assert route(store) == []
+
+
+def test_a_malformed_home_pick_changes_nothing(people, http, store, fake_slack):
+    for selected in (None, 42, ["U3"], "not an id!"):
+        home_action(http, user="U1", action={"type": "users_select", "action_id": ui.PICK_ACTION,
+                                             "selected_user": selected})  # fmt: skip
+    assert route(store) == []
+
+
+def test_the_link_button_in_a_notice_is_acknowledged(people, http, fake_slack):
+    response = http.message_button(user="U3", action_id="urgent_dm_sender", value="", channel="DU3",
+                                   response_url=fake_slack.base_url + "response_url")  # fmt: skip
+    assert response.status == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain.templates import slack_date
-from bot.domain.urgent import MAX_NOTE
+from bot.domain.urgent import MAX_NOTE, ME
 from bot.slack.blocks.common import clip, context, escape, section
 
 URGENT_ACTION = "urgent_open"
@@ -13,6 +13,15 @@ URGENT_VIEW = "urgent_note"
 NOTE_BLOCK = "urgent_note_block"
 NOTE_INPUT = "urgent_note_input"
 BUTTON_BLOCK = "urgent_button"
+HOME_BLOCK = "home_urgent"
+PICK_ACTION = "urgent_pick"
+ME_ACTION = "urgent_me"
+OFF_ACTION = "urgent_off"
+DND_TEXT = (
+    "Slack's Do Not Disturb pauses notifications for messages from apps too, and only people can choose "
+    "\u201cnotify anyway\u201d: while your notifications are paused, an urgent note sent to *you* arrives silently "
+    "and waits like any other DM. A backup who is working, or on call, is the safer choice."
+)
 
 
 def urgent_button(reply_id: int) -> dict:
@@ -111,3 +120,32 @@ def notice_blocks(
 def notice_fallback(*, sender_id: str, person_id: str, to_self: bool, note: str) -> str:
     to = "you" if to_self else f"<@{person_id}>"
     return clip(f"Urgent: <@{sender_id}> wrote to {to}: {escape(note)}", 3000)
+
+
+def home_blocks(route: str | None, *, command: str, problem: str | None = None) -> list[dict]:
+    """The Home tab's "It's urgent" part: where notes go now, a person picker, "Send to me", "Turn off"."""
+    if route is None:
+        now = 'off: your auto-reply has no "It\'s urgent" button'
+    elif route == ME:
+        now = "to you, as a DM from Offhours"
+    else:
+        now = f"to <@{route}>"
+    text = f"*It's urgent* — let senders pass a note on while you are off. Now: {now}."
+    if problem:
+        text += f"\n:warning: {problem}"
+    picker: dict = {"type": "users_select", "action_id": PICK_ACTION,
+                    "placeholder": {"type": "plain_text", "text": "Pick a backup"}}  # fmt: skip
+    if route is not None and route != ME:
+        picker["initial_user"] = route
+    elements = [picker, _home_button("Send to me", ME_ACTION)]
+    if route is not None:
+        elements.append(_home_button("Turn off", OFF_ACTION))
+    return [
+        section(text, block_id=HOME_BLOCK),
+        {"type": "actions", "block_id": HOME_BLOCK + "_actions", "elements": elements},
+        context(DND_TEXT + f" Also `{command} urgent @someone`, `{command} urgent me`, `{command} urgent off`."),
+    ]
+
+
+def _home_button(text: str, action_id: str) -> dict:
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}, "value": action_id}

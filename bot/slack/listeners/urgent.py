@@ -57,10 +57,7 @@ def urgent_command(services: Services, *, team_id: str, user_id: str, arg: str,
         if len(ids) != 1:
             raise RouteError(f"`{command} urgent` takes one person, as a mention, or `me` or `off`.")
         target = ids[0]
-        if target == user_id:
-            raise RouteError(f"You can't be your own backup. To get urgent notes yourself, use `{command} urgent me`.")
-        _check_backup(services, team_id=team_id, target=target)
-        store.set_route(team_id, user_id, target, now=services.clock())
+        set_backup(services, team_id=team_id, user_id=user_id, target=target)
         text = f'Urgent notes now go to <@{target}>: your auto-reply carries an "It\'s urgent" button.'
     return [section(":rotating_light: " + text)], text
 
@@ -71,6 +68,15 @@ def route_line(route: str | None, *, command: str) -> str:
     if route == ME:
         return "Urgent notes come to you, as a DM from Offhours."
     return f"Urgent notes go to <@{route}>."
+
+
+def set_backup(services: Services, *, team_id: str, user_id: str, target: str) -> None:
+    """Make `target` the backup of `user_id`, or raise RouteError (nothing changed)."""
+    if target == user_id:
+        command = services.config.command
+        raise RouteError(f"You can't be your own backup. To get urgent notes yourself, use `{command} urgent me`.")
+    _check_backup(services, team_id=team_id, target=target)
+    services.store.urgent.set_route(team_id, user_id, target, now=services.clock())
 
 
 def _check_backup(services: Services, *, team_id: str, target: str) -> None:
@@ -175,6 +181,55 @@ def register(app: App, services: Services) -> None:
             _tell(respond, "Slack could not open the form just now. Try the button again.")
             return
         log.info("action type=urgent_open outcome=opened")
+
+    def home_change(body: dict, change: Callable[[str, str], None], name: str) -> None:
+        """A change from the Home tab, then the Home published again (with what was refused, if it was)."""
+        from bot.slack.listeners.home import HomeTab  # the Home tab's own builder
+
+        team_id = payloads.ident(payloads.obj(body, "team"), "id")
+        user_id = payloads.ident(payloads.obj(body, "user"), "id")
+        if services.store.user_token(team_id, user_id) is None:
+            log.info("action type=%s outcome=not_connected", name)
+            return
+        problem = None
+        try:
+            change(team_id, user_id)
+            outcome = "changed"
+        except RouteError as e:
+            problem, outcome = str(e), "invalid"
+        view = HomeTab(services).view(team_id, user_id)
+        if problem is not None:
+            route = services.store.urgent.route(team_id, user_id)
+            [section_block, *_] = ui.home_blocks(route, command=services.config.command, problem=problem)
+            view["blocks"] = [section_block if b.get("block_id") == ui.HOME_BLOCK else b for b in view["blocks"]]
+        try:
+            services.client.views_publish(token=services.store.bot_token(team_id), user_id=user_id, view=view)
+        except (SlackApiError, OSError) as e:
+            code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
+            log.warning("home: views.publish failed team=%s error=%s", team_id, code)
+        log.info("action type=%s outcome=%s", name, outcome)
+
+    @app.action(ui.PICK_ACTION)
+    def backup_picked(ack: Ack, body: dict, action: dict) -> None:
+        ack()
+        picked = payloads.ident(action, "selected_user")
+
+        def change(team_id: str, user_id: str) -> None:
+            if not picked:
+                raise RouteError("Pick one person as your backup.")
+            set_backup(services, team_id=team_id, user_id=user_id, target=picked)
+
+        home_change(body, change, "urgent_pick")
+
+    @app.action(ui.ME_ACTION)
+    def route_to_me(ack: Ack, body: dict) -> None:
+        ack()
+        home_change(body, lambda t, u: services.store.urgent.set_route(t, u, ME, now=services.clock()), "urgent_me")
+
+    @app.action(ui.OFF_ACTION)
+    def route_off(ack: Ack, body: dict) -> None:
+        ack()
+        home_change(body, lambda t, u: services.store.urgent.set_route(t, u, None, now=services.clock()), "urgent_off")
 
     @app.action("urgent_dm_sender")
     def dm_sender_clicked(ack: Ack) -> None:
