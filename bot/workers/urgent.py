@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.delivery import DeliveryState, Outcome
 from bot.domain.urgent import NOTE_EVENT_TYPE
 from bot.services import Services
-from bot.slack.blocks.urgent import notice_blocks, notice_fallback
+from bot.slack.blocks.urgent import BUTTON_BLOCK, notice_blocks, notice_fallback, passed_on
 from bot.slack.client import sending_client
 from bot.storage.urgent import MAX_URGENT_ATTEMPTS, URGENT_LEASE, PendingNotice
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
@@ -134,7 +134,34 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
             token=prepared.bot_token, channel=channel, text=prepared.text, blocks=prepared.blocks,
             metadata={"event_type": NOTE_EVENT_TYPE, "event_payload": {"notice_id": str(claim.id)}},
         )  # fmt: skip
+        self._mark_passed_on(claim)
         return Posted(channel=channel, ts=response.get("ts"))
+
+    def _mark_passed_on(self, claim: PendingNotice) -> None:
+        """The sender's auto-reply, updated with the person's token: the button gives way to "Passed on to @Dana".
+        Best effort: the notice is sent whatever becomes of this (an ephemeral reply cannot be updated)."""
+        if self.services.config.reply.mode == "ephemeral":
+            return
+        reply = self.store.urgent.replied_message(claim.team_id, claim.reply_id)
+        token = self.store.user_token(claim.team_id, claim.recipient_id)
+        if reply is None or reply.reply_ts is None or token is None:
+            return
+        try:
+            thread = self.client.conversations_replies(
+                token=token, channel=reply.channel_id, ts=reply.thread_ts, oldest=reply.reply_ts,
+                latest=reply.reply_ts, inclusive=True, limit=2,
+            )  # fmt: skip
+            [message] = [m for m in thread.get("messages") or [] if m.get("ts") == reply.reply_ts] or [None]
+            if message is None:
+                return
+            blocks = [b for b in message.get("blocks") or [] if b.get("block_id") != BUTTON_BLOCK]
+            blocks.append(passed_on(claim.target_id))
+            self.client.chat_update(
+                token=token, channel=reply.channel_id, ts=reply.reply_ts, text=message.get("text") or "", blocks=blocks
+            )
+        except (SlackApiError, OSError) as e:
+            code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
+            log.info("urgent id=%s passed_on update failed error=%s", claim.id, code)
 
     def settle(self, claim: PendingNotice, prepared: ReadyNotice | None, outcome: Outcome, *, now: datetime) -> None:
         self.store.urgent.settle(claim.id, attempts=claim.attempts, outcome=outcome)

@@ -16,9 +16,17 @@ from bot.storage import schema
 from bot.workers.replies import ReplySender
 from bot.workers.urgent import UrgentSender
 from tests.support.helpers import block_text, connect, rows
+from tests.support.recording import RecordingSlack
 from tests.support.slackhttp import SlackHTTP, dm_channel
 
 CHANNEL = dm_channel("U1", "U2")
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[RecordingSlack]:
+    fake = RecordingSlack().start()  # answers conversations.replies from what it carried out
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
@@ -179,6 +187,12 @@ def test_click_modal_submit_sends_one_notice_to_the_backup(people, http, senders
     assert "slack://user?team=T1&id=U2" in json.dumps(blocks)
     assert senders["urgent"].drain(now=clock()) == 0
     assert rows(store, schema.urgent_notices)[0]["state"] == "sent"
+    # The sender's auto-reply, updated with the person's token: no button any more, "Passed on to @Dana".
+    [update] = fake_slack.calls_to("chat.update")
+    assert update.token == "xoxp-T1-U1" and update.params["channel"] == CHANNEL
+    assert button(update.params) is None
+    assert "Auto-reply" in block_text(update.params["blocks"])
+    assert "Passed on to <@U3>" in block_text(update.params["blocks"])
 
     # A second click, in the same off window: already passed on, no modal.
     click(http, fake_slack, user="U2", value=reply["value"])
@@ -370,3 +384,13 @@ def test_the_link_button_in_a_notice_is_acknowledged(people, http, fake_slack):
     response = http.message_button(user="U3", action_id="urgent_dm_sender", value="", channel="DU3",
                                    response_url=fake_slack.base_url + "response_url")  # fmt: skip
     assert response.status == 200
+
+
+def test_a_failed_update_of_the_auto_reply_does_not_touch_the_notice(people, http, senders, clock, store, fake_slack):
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock))
+    submit(http, user="U2", reply_id=reply["value"], note="hello")
+    fake_slack.fail("chat.update", error="cant_update_message")
+    assert senders["urgent"].drain(now=clock()) == 1
+    assert len(notices_to(fake_slack, "U3")) == 1
+    assert rows(store, schema.urgent_notices)[0]["state"] == "sent"
