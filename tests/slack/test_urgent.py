@@ -394,3 +394,25 @@ def test_a_failed_update_of_the_auto_reply_does_not_touch_the_notice(people, htt
     assert senders["urgent"].drain(now=clock()) == 1
     assert len(notices_to(fake_slack, "U3")) == 1
     assert rows(store, schema.urgent_notices)[0]["state"] == "sent"
+
+
+def test_an_ephemeral_auto_reply_carries_the_button_too(make_app, store, fake_slack, clock):
+    from dataclasses import replace
+
+    from bot.config import Config
+    from tests.support.helpers import RunningServer
+
+    app = make_app(reply=replace(Config().reply, mode="ephemeral"))
+    connect(store, fake_slack, "U1", now=clock())
+    app.services.people.ensure("T1", "U1", profile_tz="America/New_York")
+    store.urgent.set_route("T1", "U1", "U3", now=clock())
+    server = RunningServer(app)
+    sender = ReplySender(app.services)
+    try:
+        assert SlackHTTP(server.url).dm(sender="U2", recipient="U1", ts=clock().timestamp()).status == 200
+        assert sender.drain(now=clock()) == 1
+    finally:
+        sender.stop(timeout=5)
+        server.close()
+    [posted] = fake_slack.calls_to("chat.postEphemeral")
+    assert button(posted.params) is not None
