@@ -265,10 +265,36 @@ def test_disconnecting_after_the_submission_sends_nothing(people, http, senders,
 def test_a_backup_who_left_is_named_and_nothing_is_sent(people, http, senders, clock, store, fake_slack):
     urgent(http, "<@U3>")
     reply = button(dm_and_reply(http, senders, clock))
-    fake_slack.users["U3"].deleted = True
     click(http, fake_slack, user="U2", value=reply["value"])
-    assert fake_slack.calls_to("views.open") == []
-    assert "no longer in the workspace" in told(fake_slack)[-1]
+    assert len(fake_slack.calls_to("views.open")) == 1  # only the database is read before views.open
+    fake_slack.users["U3"].deleted = True
+    answer = submit(http, user="U2", reply_id=reply["value"], note="hello")
+    assert "no longer in the workspace" in json.dumps(answer["view"])
+    assert rows(store, schema.urgent_notices) == []
+    del fake_slack.users["U3"]  # removed altogether: users.info says user_not_found
+    answer = submit(http, user="U2", reply_id=reply["value"], note="hello")
+    assert "no longer in the workspace" in json.dumps(answer["view"])
+    assert rows(store, schema.urgent_notices) == []
+
+
+def test_slack_not_answering_about_the_backup_still_records_the_note(people, http, senders, clock, store,
+                                                                     fake_slack):  # fmt: skip
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock))
+    fake_slack.fail("users.info", status=500)
+    assert submit(http, user="U2", reply_id=reply["value"], note="hello")["response_action"] == "update"
+    assert len(rows(store, schema.urgent_notices)) == 1
+
+
+def test_pending_urgent_notes_are_counted_for_the_metrics(people, http, senders, clock, store):
+    from bot.storage import ops
+
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock))
+    submit(http, user="U2", reply_id=reply["value"], note="hello")
+    assert ops.pending(store.engine, now=clock())["urgent"].count == 1
+    senders["urgent"].drain(now=clock())
+    assert ops.pending(store.engine, now=clock())["urgent"].count == 0
 
 
 def test_route_turned_off_before_the_click(people, http, senders, clock, store, fake_slack):

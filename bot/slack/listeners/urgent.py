@@ -161,10 +161,9 @@ def register(app: App, services: Services) -> None:
         ack()
         team_id = payloads.ident(payloads.obj(body, "team"), "id")
         user_id = payloads.ident(payloads.obj(body, "user"), "id")
+        # Only database reads before views.open: the trigger expires 3 s after the click, and with
+        # process_before_response the ack waits for this listener. Whether the backup is still here is asked on submit.
         usable = _usable(services, team_id=team_id, user_id=user_id, reply_id=payloads.text(action, "value"))
-        if isinstance(usable, Usable):
-            gone = _backup_gone(services, team_id, usable.route)
-            usable = gone if gone is not None else usable
         if isinstance(usable, str):
             _tell(respond, usable)
             log.info("action type=urgent_open outcome=refused")
@@ -249,6 +248,11 @@ def register(app: App, services: Services) -> None:
         if isinstance(usable, str):
             ack(response_action="update", view=ui.done_modal(usable))
             log.info("view type=urgent_note outcome=refused")
+            return
+        gone = _backup_gone(services, team_id, usable.route)
+        if gone is not None:
+            ack(response_action="update", view=ui.done_modal(gone))
+            log.info("view type=urgent_note outcome=backup_gone")
             return
         target = usable.route.recipient
         # Recorded before the ack: once Slack has shown "sent", the note is in the database, due now.
