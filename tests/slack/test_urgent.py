@@ -218,7 +218,7 @@ def test_someone_else_clicking_is_told_why_and_nothing_opens(people, http, sende
     assert rows(store, schema.urgent_notices) == []
 
 
-@pytest.mark.parametrize("value", ["", "abc", "99999", "1" * 40, "-1"])
+@pytest.mark.parametrize("value", ["", "abc", "99999", "1" * 40, "-1", "2147483648", "99999999999", "１２"])
 def test_a_forged_button_value_is_answered_and_opens_nothing(people, http, fake_slack, value):
     click(http, fake_slack, user="U2", value=value)
     assert fake_slack.calls_to("views.open") == []

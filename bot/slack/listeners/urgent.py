@@ -111,7 +111,8 @@ class Usable:
 
 def _usable(services: Services, *, team_id: str, user_id: str, reply_id: str) -> Usable | str:
     """The reply and route for this sender's click, or the answer that explains why not (nothing is sent)."""
-    if not (reply_id.isascii() and reply_id.isdigit() and len(reply_id) <= 18):
+    # The auto-replies' key is an INTEGER: a larger number is no reply of ours (and PostgreSQL would refuse it).
+    if not (reply_id.isascii() and reply_id.isdigit() and len(reply_id) <= 10 and int(reply_id) < 2**31):
         return "This button doesn't work any more."
     reply = services.store.urgent.replied_message(team_id, int(reply_id))
     if reply is None:
