@@ -442,3 +442,34 @@ def test_an_ephemeral_auto_reply_carries_the_button_too(make_app, store, fake_sl
         server.close()
     [posted] = fake_slack.calls_to("chat.postEphemeral")
     assert button(posted.params) is not None
+
+
+def test_the_backup_writing_to_the_person_is_not_sent_their_own_note(people, http, senders, clock, fake_slack):
+    urgent(http, "<@U2>")
+    reply = button(dm_and_reply(http, senders, clock, sender="U2"))
+    click(http, fake_slack, user="U2", value=reply["value"])
+    assert fake_slack.calls_to("views.open") == []
+    assert "You are <@U1>'s backup" in told(fake_slack)[-1]
+
+
+def test_people_of_another_organisation_get_no_button(make_app, store, fake_slack, clock):
+    from dataclasses import replace
+
+    from bot.config import Config
+    from tests.support.helpers import RunningServer
+
+    app = make_app(reply=replace(Config().reply, external="same"))
+    connect(store, fake_slack, "U1", now=clock())
+    app.services.people.ensure("T1", "U1", profile_tz="America/New_York")
+    store.urgent.set_route("T1", "U1", "U3", now=clock())
+    server = RunningServer(app)
+    sender = ReplySender(app.services)
+    try:
+        response = SlackHTTP(server.url).dm(sender="U2", recipient="U1", ts=clock().timestamp(), user_team="TOTHER")
+        assert response.status == 200
+        assert sender.drain(now=clock()) == 1
+    finally:
+        sender.stop(timeout=5)
+        server.close()
+    [posted] = fake_slack.calls_to("chat.postMessage")
+    assert button(posted.params) is None

@@ -125,6 +125,8 @@ def _usable(services: Services, *, team_id: str, user_id: str, reply_id: str) ->
     target = services.store.urgent.route(team_id, reply.recipient_id)
     if target is None:
         return f"{person} no longer takes urgent notes. Your message is safe and will be seen when they are back."
+    if target == user_id:
+        return f"You are {person}'s backup, so there is no one else to pass this on to."
     now = services.clock()
     if reply.window_end is not None and now >= reply.window_end:
         return f"{person} is back now: your message will be seen."
