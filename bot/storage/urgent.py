@@ -18,7 +18,6 @@ from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
 from bot.storage import schema
 from bot.storage.engine import UTCDateTime, insert_ignore, reading, upsert, writing
 
-ME = "me"
 URGENT_LEASE = timedelta(seconds=60)
 MAX_URGENT_ATTEMPTS = 10
 NOTICE_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]

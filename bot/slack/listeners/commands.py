@@ -160,7 +160,8 @@ class Subcommands:
             return handler(arg)  # the asker may not be connected: no row of theirs is made or needed
         # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService), and
         # not for a zone about to be chosen, data about to be deleted, or help.
-        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help"))
+        # `urgent` asks users.info about the backup within the ack: one Slack call is enough there.
+        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help", "urgent"))
         return handler(arg)
 
     def _ensure_person(self, *, learn_zone: bool) -> Preferences:
