@@ -32,7 +32,7 @@ class RecapItem:
     thread_ts: str  # the thread to open: the earliest message's thread root
     texts: tuple[str, ...]
     done: bool
-    urgent_to: str | None = None  # the sender passed an urgent note on, to this user id (issue 19)
+    urgent_to: str | None = None  # the sender passed an urgent note on, to this user id or "me" (issue 19)
 
 
 @dataclass(frozen=True, slots=True)

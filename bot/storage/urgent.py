@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
+from bot.domain.urgent import ME
 from bot.storage import schema
 from bot.storage.engine import UTCDateTime, insert_ignore, reading, upsert, writing
 
@@ -231,7 +232,8 @@ class UrgentStore:
     def for_recap(
         self, team_id: str, recipient_id: str, sender_ids: Iterable[str], *, since: datetime
     ) -> dict[str, str]:
-        """Sender -> who their urgent note went to, for notices sent since `since` (the recap's window start)."""
+        """Sender -> who their urgent note went to ("me": the person), for notices since `since` (the recap's
+        earliest message)."""
         ids = list(set(sender_ids))
         if not ids:
             return {}
@@ -242,4 +244,4 @@ class UrgentStore:
                     _u.created_at >= since, _u.state != "failed",
                 )
             ).all()  # fmt: skip
-        return {row.sender_id: row.target_id for row in rows}
+        return {row.sender_id: ME if row.target_id == recipient_id else row.target_id for row in rows}

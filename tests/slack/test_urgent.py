@@ -473,3 +473,18 @@ def test_people_of_another_organisation_get_no_button(make_app, store, fake_slac
         server.close()
     [posted] = fake_slack.calls_to("chat.postMessage")
     assert button(posted.params) is None
+
+
+def test_the_recap_says_a_note_sent_to_the_person_was_sent_to_them(people, http, senders, clock, fake_slack):
+    from datetime import UTC, datetime
+
+    from bot.workers.recaps import RecapSender
+
+    urgent(http, "me")
+    reply = button(dm_and_reply(http, senders, clock, sender="U2"))
+    submit(http, user="U2", reply_id=reply["value"], note="call me")
+    senders["urgent"].drain(now=clock())
+    clock.set(datetime(2026, 3, 4, 14, 0, tzinfo=UTC))
+    assert RecapSender(people.services).tick(clock()) == 1
+    [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
+    assert ":rotating_light: *Urgent* (sent to you) · <@U2>" in block_text(recap["blocks"])

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bot.domain.templates import slack_date
 from bot.domain.urgent import MAX_NOTE, ME
-from bot.slack.blocks.common import clip, context, escape, section
+from bot.slack.blocks.common import clip, clip_mrkdwn, context, escape, section
 
 URGENT_ACTION = "urgent_open"
 URGENT_VIEW = "urgent_note"
@@ -119,7 +119,7 @@ def notice_blocks(
 
 def notice_fallback(*, sender_id: str, person_id: str, to_self: bool, note: str) -> str:
     to = "you" if to_self else f"<@{person_id}>"
-    return clip(f"Urgent: <@{sender_id}> wrote to {to}: {escape(note)}", 3000)
+    return clip_mrkdwn(f"Urgent: <@{sender_id}> wrote to {to}: {escape(note)}", 3000)
 
 
 def home_blocks(route: str | None, *, command: str, problem: str | None = None) -> list[dict]:
