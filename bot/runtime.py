@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from bot.storage.store import Store
     from bot.workers.channel_hours import ChannelReplySender
     from bot.workers.replies import ReplySender
+    from bot.workers.urgent import UrgentSender
 
 log = logging.getLogger("bot.runtime")
 
@@ -125,6 +126,11 @@ class Runtime:
             from bot.workers.channel_hours import ChannelReplySender
 
             self.channel_replies = ChannelReplySender(self.services)  # channel office hours (issue 25)
+        self.urgent: UrgentSender | None = None
+        if "replies" in self.parts:  # urgent notes (issue 19) go out from the thread that posts queued deliveries
+            from bot.workers.urgent import UrgentSender
+
+            self.urgent = UrgentSender(self.services)
         self.server: BaseWSGIServer | None = None
         self.socket_mode: SocketModeHandler | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -169,6 +175,8 @@ class Runtime:
             self._replies_started = True
             if self.channel_replies is not None:
                 self.channel_replies.start()
+        if self.urgent is not None:
+            self.urgent.start()
         if "home_refresh" in self.parts:
             self.services.home_refresh.start()
             self._home_started = True
@@ -261,6 +269,8 @@ class Runtime:
             self.replies.stop()
         if self.channel_replies is not None:
             self.channel_replies.stop()
+        if self.urgent is not None:
+            self.urgent.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)  # the jobs under way end (a recap tick included) and so do its threads
         if self._home_started:

@@ -45,6 +45,8 @@ class Services:
     home_refresh: HomeRefresher
     # Set when a reply is queued, so the reply sender wakes at once instead of at its next poll.
     replies_queued: threading.Event = field(default_factory=threading.Event)
+    # Set when an urgent note is recorded, so the urgent sender wakes at once (bot/workers/urgent.py).
+    urgent_queued: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
     channel_hours: ChannelHoursService | None = None  # channel office hours (issue 25), built in build_services
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +32,7 @@ class RecapItem:
     thread_ts: str  # the thread to open: the earliest message's thread root
     texts: tuple[str, ...]
     done: bool
+    urgent_to: str | None = None  # the sender passed an urgent note on, to this user id or "me" (issue 19)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +60,15 @@ def build_recap(
     now: datetime,
     max_items: int,
     due_at: datetime | None = None,
+    urgent: Mapping[str, str] | None = None,
 ) -> Recap:
     """Group waiting messages by conversation, oldest first; items all ticked "done" still show, as done.
 
     `due_at` (default `window_end`) is when the recap should have gone out: later than 15 minutes is "late".
     A recap that catches up on several windows ends at the last one but is late from the first.
+    `urgent`: sender -> who their urgent note went to; those conversations come first.
     """
+    urgent = urgent or {}
     by_channel: dict[str, list[WaitingMessage]] = {}
     for message in sorted(messages, key=lambda m: (m.received_at, m.ts)):
         by_channel.setdefault(message.channel_id, []).append(message)
@@ -77,9 +82,11 @@ def build_recap(
             thread_ts=group[0].thread_ts,
             texts=tuple(m.text for m in group if m.text),
             done=all(m.done for m in group),
+            urgent_to=urgent.get(group[0].sender_id),
         )
         for channel, group in by_channel.items()
     ]
+    items.sort(key=lambda item: item.urgent_to is None)  # stable: urgent first, each part oldest first
     shown, rest = items[:max_items], items[max_items:]
     return Recap(
         window_start=window_start,

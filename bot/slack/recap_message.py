@@ -40,7 +40,11 @@ class RecapRenderer:
             now=now,
             max_items=self.services.config.recap.max_items,
             due_at=due_at,
-        )
+            urgent=self.store.urgent.for_recap(
+                team_id, user_id, {m.sender_id for m in held},
+                since=min((m.received_at for m in held), default=due_at),
+            ),
+        )  # fmt: skip
         return content, prefs.tz
 
     def permalinks(self, recap_id: int, *, team_id: str, user_id: str, content: Recap) -> dict[str, str]:

@@ -31,10 +31,11 @@ from bot.storage.schema import (
     profiles,
     recaps,
     replies,
+    urgent_notices,
 )
 
 __all__ = [
     "ID", "READ_ONLY", "TOKEN_COLUMNS", "WRITE_QUEUE_TIMEOUT_S", "UTCDateTime", "_write_queues", "bots",
     "dm_channels", "dm_presence", "insert_ignore", "installations", "make_engine", "messages", "metadata",
-    "oauth_states", "people", "profiles", "reading", "recaps", "replies", "upsert", "writing",
+    "oauth_states", "people", "profiles", "reading", "recaps", "replies", "upsert", "urgent_notices", "writing",
 ]  # fmt: skip

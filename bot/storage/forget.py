@@ -30,6 +30,8 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.deferred_dms, ("writer_id",)),
     (schema.channel_posts, ("sender_id",)),  # channel office hours: what they posted off hours, their reply
     (schema.channel_replies, ("sender_id",)),
+    (schema.urgent_routes, ("user_id", "route_to")),  # their route, and their place as someone's backup
+    (schema.urgent_notices, ("recipient_id", "sender_id", "target_id")),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -97,5 +99,9 @@ class Forget:
             ).rowcount
             removed += conn.execute(
                 schema.channel_summaries.delete().where(cs.due_at < cutoff, cs.state != "pending")
+            ).rowcount
+            u = schema.urgent_notices.c  # the notes, like recorded messages: kept while not yet settled
+            removed += conn.execute(
+                schema.urgent_notices.delete().where(u.created_at < cutoff, u.state != "pending")
             ).rowcount
         return removed

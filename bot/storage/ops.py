@@ -24,7 +24,7 @@ scheduler_ticks = sa.Table(
     sa.Column("ticked_at", db.UTCDateTime, nullable=False),
 )
 
-KINDS = ("auto_reply", "recap")
+KINDS = ("auto_reply", "recap", "urgent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,9 @@ def _pending(engine: sa.Engine, *, now: datetime, by_team: bool) -> dict[str | N
         ("auto_reply", db.replies, r.team_id, r.state == "pending", r.received_at),
         ("recap", db.recaps, c.team_id, c.state == "pending", c.due_at),
         ("recap", unclaimed, unclaimed.c.team_id, sa.true(), unclaimed.c.due),
-    ]
+        ("urgent", db.urgent_notices, db.urgent_notices.c.team_id, db.urgent_notices.c.state == "pending",
+         db.urgent_notices.c.created_at),
+    ]  # fmt: skip
     out: dict[str | None, dict[str, Pending]] = {}
     with db.reading(engine) as conn:
         for kind, table, team, where, due in queries:

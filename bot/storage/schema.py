@@ -246,3 +246,42 @@ channel_summaries = sa.Table(
     sa.UniqueConstraint("team_id", "channel_id", "due_at", name="uq_channel_summary_once"),
     sa.Index("ix_channel_summaries_due", "state", "next_attempt_at"),
 )
+
+# Where a person's "It's urgent" notes go (issue 19): a backup's user id, or "me" (the person, from the app).
+# No row: urgent notes are off (the default).
+urgent_routes = sa.Table(
+    "urgent_routes",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("route_to", ID, nullable=False),  # a user id, or "me"
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_urgent_routes_to", "team_id", "route_to"),  # forget_person of a backup
+)
+
+# The urgent-notice outbox: a sender's note, recorded before the modal's ack, delivered once by the engine. The
+# unique key is "one urgent notice per sender per off-window" (the auto-reply's window), kept by the database.
+urgent_notices = sa.Table(
+    "urgent_notices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False),  # the person who is off
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("target_id", ID, nullable=False),  # who gets the notice: the backup, or the person themselves
+    sa.Column("window_key", sa.String(40), nullable=False),
+    sa.Column("reply_id", sa.Integer, nullable=False),  # the auto-reply whose button was used
+    sa.Column("channel_id", ID, nullable=False),  # the original DM
+    sa.Column("message_ts", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed|expired
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("notice_channel", ID),
+    sa.Column("notice_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_urgent_once_per_window"),
+    sa.Index("ix_urgent_due", "state", "next_attempt_at"),
+)

@@ -31,6 +31,7 @@ from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
 from bot.storage.replies import Replies
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
+from bot.storage.urgent import UrgentStore
 
 __all__ = ["DmView", "Store"]
 
@@ -71,6 +72,7 @@ class Store:
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
         self.channel_hours = ChannelHoursStore(self.engine)
+        self.urgent = UrgentStore(self.engine)
 
     # --- the database ------------------------------------------------------------------------------------------
 

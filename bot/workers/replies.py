@@ -22,6 +22,7 @@ from bot.domain.delivery import LOOKUP_FAILED, DeliveryState, Outcome
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks.status import auto_reply_blocks
+from bot.slack.blocks.urgent import urgent_button
 from bot.slack.client import sending_client
 from bot.storage.replies import MAX_REPLY_ATTEMPTS, MESSAGE_DELETED, REPLY_LEASE, PendingReply
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
@@ -40,6 +41,7 @@ class ReadyReply:
     token: str
     text: str
     ephemeral: bool
+    urgent: bool = False  # the person has an urgent route: the reply carries the "It's urgent" button
 
 
 class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
@@ -83,6 +85,7 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
         tokens: dict[str, dict[str, str]] = {}
         prefs: dict[str, dict[str, Preferences]] = {}
         excepted: set[tuple[str, str, str]] = set()
+        routed: set[tuple[str, str]] = set()
         for team_id in {reply.team_id for reply in batch}:
             recipients = {reply.recipient_id for reply in batch if reply.team_id == team_id}
             tokens[team_id] = self.store.user_tokens(team_id, recipients)
@@ -90,6 +93,7 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
             # Re-checked like "paused": a sender put on the person's list since the DM came gets nothing.
             senders = {reply.sender_id for reply in batch if reply.team_id == team_id}
             excepted |= {(team_id, *pair) for pair in self.store.exceptions.pairs(team_id, recipients, senders)}
+            routed |= {(team_id, user_id) for user_id in self.store.urgent.routes(team_id, recipients)}
         ephemeral = self.services.config.reply.mode == "ephemeral"
         prepared: list[tuple[PendingReply, ReadyReply | Outcome]] = []
         for reply in batch:
@@ -105,7 +109,9 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
             text = autoreply.compose(
                 person, now=max(now, reply.received_at), sender_id=reply.sender_id, external=reply.external
             )
-            prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral)))
+            # Not for people of another organisation: their clicks would reach Offhours from outside the workspace.
+            urgent = (reply.team_id, reply.recipient_id) in routed and not reply.external
+            prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral, urgent=urgent)))
         return prepared
 
     def compose(self, claim: PendingReply, prepared: ReadyReply, *, now: datetime) -> ReadyReply | Outcome:
@@ -140,6 +146,8 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
 
     def post(self, claim: PendingReply, prepared: ReadyReply) -> Posted:
         blocks = auto_reply_blocks(prepared.text)
+        if prepared.urgent:
+            blocks = [*blocks, urgent_button(claim.id)]
         fallback = ":crescent_moon: Auto-reply: " + prepared.text
         if prepared.ephemeral:
             # Shown where the sender wrote: in the thread if their DM was a thread reply, else in the conversation

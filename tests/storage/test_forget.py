@@ -21,10 +21,20 @@ def team_tables() -> list[sa.Table]:
 
 
 # The column names that hold a person's id, wherever they appear (slack_bots' bot_user_id is the app's own).
-NAMES_A_PERSON = ("user_id", "recipient_id", "sender_id", "user_a", "user_b", "except_user_id", "writer_id")
 # A channel's office hours and its summaries belong to the team, not to a person (channel_hours.summary_to, the
 # person a summary is DMed to, is cleared when they are forgotten: tests/slack/test_channel_hours.py).
 TEAM_OWNED = ("channel_hours", "channel_summaries")
+NAMES_A_PERSON = (
+    "user_id",
+    "recipient_id",
+    "sender_id",
+    "user_a",
+    "user_b",
+    "except_user_id",
+    "writer_id",
+    "route_to",
+    "target_id",
+)
 
 
 def person_columns() -> dict[str, tuple[str, ...]]:

@@ -47,6 +47,7 @@ class User:
     name: str = ""
     is_admin: bool = False
     is_owner: bool = False
+    deleted: bool = False  # deactivated, or left the workspace (users.info still answers, with deleted: true)
 
 
 @dataclass
@@ -217,7 +218,7 @@ class FakeSlack:
         if user is None:
             return {"ok": False, "error": "user_not_found"}
         body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title(),
-                "is_admin": user.is_admin, "is_owner": user.is_owner}  # fmt: skip
+                "is_admin": user.is_admin, "is_owner": user.is_owner, "deleted": user.deleted}  # fmt: skip
         if user.tz:
             body.update(tz=user.tz, tz_label=user.tz, tz_offset=0)
         return {"ok": True, "user": body}

@@ -64,7 +64,8 @@ class RecordingSlack(FakeSlack):
                      and str(c.params.get("thread_ts") or c.params["_ts"]) == ts]  # fmt: skip
         messages = [{"type": "message", "ts": ts, "thread_ts": ts}]
         for call in found:
-            message = {"type": "message", "ts": call.params["_ts"], "thread_ts": ts}
+            message = {"type": "message", "ts": call.params["_ts"], "thread_ts": ts,
+                       "text": call.params.get("text") or "", "blocks": call.params.get("blocks") or []}  # fmt: skip
             if params.get("include_all_metadata") in (True, "true", "1", 1) and call.params.get("metadata"):
                 message["metadata"] = call.params["metadata"]
             messages.append(message)

@@ -138,6 +138,39 @@ class SlackHTTP:
     def interaction(self, payload: dict) -> Response:
         return self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded")
 
+    def message_button(self, *, user: str, action_id: str, value: str, channel: str, response_url: str,
+                       block_id: str = "b1", message_ts: str = "1772593200.000100") -> Response:  # fmt: skip
+        """A click on a button of a message (block_actions), with a response URL for ephemeral answers."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": self.team_id, "domain": "example"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A1",
+            "token": "legacy-verification-token",
+            "trigger_id": f"trigger.{next(_event_ids)}",
+            "response_url": response_url,
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "channel": {"id": channel, "name": "directmessage"},
+            "message": {"type": "message", "ts": message_ts, "text": ""},
+            "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
+                         "action_ts": "1772593200.1"}],
+        }  # fmt: skip
+        return self.interaction(payload)
+
+    def view_submission(self, *, user: str, callback_id: str, values: dict, private_metadata: str = "") -> Response:
+        """A modal submitted (view_submission) with its input values: {block_id: {action_id: {...}}}."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "example"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A1",
+            "token": "legacy-verification-token",
+            "trigger_id": f"trigger.{next(_event_ids)}",
+            "view": {"id": "VMODAL", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
+                     "state": {"values": values}, "blocks": []},
+        }  # fmt: skip
+        return self.interaction(payload)
+
 
 def dm_channel(a: str, b: str) -> str:
     """A stable DM channel id for two people (either order)."""

@@ -51,10 +51,13 @@ def test_status_shows_each_workspace_from_the_database(environ, store, fake_slac
     assert code == 0, text
     assert "scheduler: never ticked" in text
     assert "Example (T1)\n  people connected:            2\n" in text
-    assert "  pending deliveries:          auto_reply 3, recap 0\n" in text
+    assert "  pending deliveries:          auto_reply 3, recap 0, urgent 0\n" in text
     assert "  oldest pending:              due 2026-03-04 03:00:00 UTC (3 min ago)\n" in text
     assert "  recaps sent in the last 24h: 0\n" in text
-    t2 = "Example (T2)\n  people connected:            1\n  pending deliveries:          auto_reply 0, recap 0\n"
+    t2 = (
+        "Example (T2)\n  people connected:            1\n"
+        "  pending deliveries:          auto_reply 0, recap 0, urgent 0\n"
+    )
     assert t2 in text
 
     # Wed 09:00: U1's and U2's recaps are due; Slack refuses both for now, so they wait to be retried.
@@ -67,13 +70,13 @@ def test_status_shows_each_workspace_from_the_database(environ, store, fake_slac
     assert code == 0, text
     assert snapshot(store) == before  # read-only
     assert "scheduler: last tick 2026-03-04 14:00:00 UTC (5 min ago)" in text
-    assert "  pending deliveries:          auto_reply 3, recap 2\n" in text
+    assert "  pending deliveries:          auto_reply 3, recap 2, urgent 0\n" in text
     assert "  oldest pending:              due 2026-03-04 03:00:00 UTC (11 h 5 min ago)\n" in text
 
     clock.advance(minutes=20)
     assert RecapSender(offhours.services).tick(clock()) == 2
     code, text = status(environ, at=clock())
-    assert "  pending deliveries:          auto_reply 3, recap 0\n" in text
+    assert "  pending deliveries:          auto_reply 3, recap 0, urgent 0\n" in text
     assert "  recaps sent in the last 24h: 2\n" in text
     code, text = status(environ, at=clock() + timedelta(hours=25))
     assert "  recaps sent in the last 24h: 0\n" in text

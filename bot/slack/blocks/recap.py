@@ -8,6 +8,7 @@ from slack_sdk.models.blocks import ButtonElement
 
 from bot.domain.hours import format_local
 from bot.domain.recap import Recap, RecapItem
+from bot.domain.urgent import ME
 from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
 
 DONE_ACTION = "recap_done"
@@ -47,6 +48,9 @@ def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None
     count = f"{item.count} message{'s' * (item.count != 1)}"
     link = f" · <{permalink}|Open thread>" if permalink else ""
     line = f"<@{item.sender_id}> · {count} · {when}{link}"
+    if item.urgent_to is not None:
+        to = "sent to you" if item.urgent_to == ME else f"passed on to <@{item.urgent_to}>"
+        line = f":rotating_light: *Urgent* ({to}) · {line}"
     if item.texts:
         quoted = "\n".join("> " + escape(clip(t, 200)).replace("\n", " ") for t in item.texts)
         line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text

@@ -150,6 +150,8 @@ HELP_ROWS: Mapping[str, str] = {
     "except @someone …": "people who never get your auto-reply (still in your recap); `except remove @someone`, "
     "`except` lists them",
     "when @someone": "is that person working now, and if not, when are they back",
+    "urgent @someone · me · off": "an \"It's urgent\" button on your auto-reply: the sender's note goes to your "
+    "backup, or to you (Do Not Disturb still silences it); `urgent` shows the route",
     "pause · resume": "turn auto-replies off and on",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",

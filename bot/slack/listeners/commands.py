@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "channel",
+    "help", "forget", "channel", "urgent",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
@@ -47,6 +47,7 @@ EXAMPLES = {
     "except": "except @maria @sam",
     "when": "when @maria",
     "channel": "channel set mon-fri 9-17:30 Europe/London",
+    "urgent": "urgent @dana",
 }
 
 
@@ -149,7 +150,7 @@ class Subcommands:
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
-            "except": self.exceptions, "when": self.when, "channel": self.channel,
+            "except": self.exceptions, "when": self.when, "channel": self.channel, "urgent": self.urgent,
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -164,7 +165,8 @@ class Subcommands:
             return handler(arg)  # the asker may not be connected: no row of theirs is made or needed
         # The row is read here anyway; Slack is asked only while the person's zone is unknown (PeopleService), and
         # not for a zone about to be chosen, data about to be deleted, or help.
-        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help"))
+        # `urgent` asks users.info about the backup within the ack: one Slack call is enough there.
+        self._ensure_person(learn_zone=sub not in ("tz", "forget", "help", "urgent"))
         return handler(arg)
 
     def _ensure_person(self, *, learn_zone: bool) -> Preferences:
@@ -290,6 +292,12 @@ class Subcommands:
 
         return ChannelCommand(self.services, team_id=self.team_id, user_id=self.user_id, channel_id=self.channel_id,
                               channel_name=self.channel_name).run(arg)  # fmt: skip
+
+    def urgent(self, arg: str) -> tuple[list[dict], str]:
+        from bot.slack.listeners.urgent import urgent_command  # its own module (issue 19)
+
+        return urgent_command(self.services, team_id=self.team_id, user_id=self.user_id, arg=arg,
+                              mentioned=lambda text: mentioned_users(text, what="urgent"))  # fmt: skip
 
     def pause(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_paused(self.team_id, self.user_id, True)

@@ -34,6 +34,7 @@ from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.blocks import home as ui
+from bot.slack.blocks.urgent import home_blocks as urgent_home_blocks
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ class HomeTab:
             today=local_date(now, prefs.tz),
             exceptions=self.people.reply_exceptions(team_id, user_id),
             max_exceptions=MAX_REPLY_EXCEPTIONS,
+            urgent=urgent_home_blocks(self.services.store.urgent.route(team_id, user_id), command=self.command),
         )
 
     def publish(self, team_id: str, user_id: str, *, token: str | None, headers: dict | None = None) -> None:

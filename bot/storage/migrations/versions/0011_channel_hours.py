@@ -1,7 +1,7 @@
 """channel office hours: channel_hours, channel_posts, channel_replies, channel_summaries
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-02
 
 A channel's own hours (issue 25): its settings, the top-level messages that came while its team was off, the one
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
