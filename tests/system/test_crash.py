@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from bot.storage import db
@@ -29,10 +30,20 @@ from tests.support.processes import (
     wait_until,
     write_config,
 )
+from tests.support.recording import RecordingSlack
 from tests.support.slackhttp import SlackHTTP
 
 RECIPIENTS = ("R1", "R2", "R3", "R4")
 SENDERS_PER_RECIPIENT = 5  # 4 x 5 = 20 after-hours DMs, 20 distinct senders
+
+
+@pytest.fixture
+def fake_slack():
+    # Slack keeps what it posted: a post whose answer was lost on a loaded machine is found by the lookup (as it
+    # is in Slack), not posted twice because a fake that keeps nothing answered "no such post".
+    fake = RecordingSlack().start()
+    yield fake
+    fake.stop()
 
 
 # --- the crash ------------------------------------------------------------------------------------------------
