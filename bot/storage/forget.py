@@ -28,6 +28,8 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
     (schema.dm_presence, ("user_id",)),
     (schema.deferred_dms, ("writer_id",)),
+    (schema.status_prefs, ("user_id",)),
+    (schema.status_updates, ("user_id",)),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -77,4 +79,8 @@ class Forget:
             removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
+            su = schema.status_updates.c  # finished status updates of windows long over
+            removed += conn.execute(
+                schema.status_updates.delete().where(su.window_end < cutoff, su.state != "pending")
+            ).rowcount
         return removed

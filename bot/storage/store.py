@@ -29,6 +29,7 @@ from bot.storage.people import People
 from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
 from bot.storage.replies import Replies
+from bot.storage.status import StatusStore
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
 
 __all__ = ["DmView", "Store"]
@@ -69,6 +70,7 @@ class Store:
         self.recaps = RecapStore(self.engine, self.inbox)
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
+        self.status = StatusStore(self.engine, client_id=client_id)
 
     # --- the database ------------------------------------------------------------------------------------------
 

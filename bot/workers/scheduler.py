@@ -21,6 +21,7 @@ from bot.storage import ops
 from bot.workers.deferred import DeferredDmResolver
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
+from bot.workers.status import StatusSync
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ RECAP_JOB_ID = "offhours-recaps"
 REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
 DEFERRED_JOB_ID = "offhours-deferred-dms"
+STATUS_JOB_ID = "offhours-status"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -74,6 +76,17 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         seconds=reply_poll_s,
         id=DEFERRED_JOB_ID,
         replace_existing=True,
+    )
+    # Slack statuses that follow people's hours: planned and set every status.poll_seconds, from start-up on (a
+    # status due while the process was down is set at once if its window is still open).
+    status_sync = StatusSync(services)
+    scheduler.add_job(
+        _safely(lambda: status_sync.tick(services.clock()), "status"),
+        "interval",
+        seconds=config.status.poll_seconds,
+        id=STATUS_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),
     )
     scheduler.add_job(
         _safely(lambda: services.store.purge_expired(now=services.clock(), days=config.retention_days), "retention"),

@@ -1,0 +1,283 @@
+"""Status updates as a kind of delivery: each scheduler tick plans what a person's Slack status should be and
+records what is due; the delivery engine (bot/workers/engine.py) claims it, sets it with the person's token and
+settles it once.
+
+Planning (`StatusSync.plan`): while status sync is on and the person is off, Offhours' status for the window is
+recorded once (its unique key); a change of text or emoji during the window records a follow-up; sync turned off,
+a pause or a change of hours that ends the window records a clear (or, with `status replace`, a restore). Nothing
+is recorded while an update of the person's is still pending, nor for a person whose token lacks the scopes.
+
+Delivering (`StatusKind`): the profile is read first (users.profile.get); Offhours writes only over an empty status
+or its own (the text and emoji it last set); over the person's own it writes nothing for that window unless they
+chose `status replace`, and then keeps their status to put back at the window's end. A set is idempotent, so an
+attempt of unknown outcome simply reads and sets again. A window already over is never set (caught up only while
+open); a refusal for good (revoked token, missing scope) settles the update, shown in /hours show and Home.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain import status as domain
+from bot.domain.delivery import DeliveryState, Outcome
+from bot.domain.status import SlackStatus, StatusPlan, StatusSettings
+from bot.services import Services
+from bot.slack.client import sending_client
+from bot.storage.status import STATUS_LEASE, ClaimedStatus, StatusRow
+from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+
+log = logging.getLogger(__name__)
+
+S = DeliveryState
+HISTORY = timedelta(days=1)  # how far back the planner looks for a window to clear or restore
+MAX_BATCHES_PER_TICK = 100
+
+
+def status_settings(services: Services, team_id: str, user_id: str) -> StatusSettings:
+    """The person's status sync settings: their choice merged with config.yaml's `status`."""
+    c = services.config.status
+    return domain.settings(services.store.status.choice(team_id, user_id), enabled=c.enabled, text=c.text,
+                           emoji=c.emoji)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Ours:
+    """What Offhours last set on the person's profile (None: nothing of Offhours' is there), and the person's own
+    status it replaced, if any."""
+
+    text: str | None = None
+    emoji: str | None = None
+    saved: tuple[str, str, int] | None = None
+
+
+def ours(history: list[StatusRow], *, before: int | None = None) -> Ours:
+    """From the person's updates (newest first): the status Offhours has on their profile, as far as it knows."""
+    for row in history:
+        if before is not None and row.id >= before:
+            continue
+        if row.state != "sent":
+            continue
+        if row.action == "set" and row.applied:
+            saved = (row.saved_text or "", row.saved_emoji or "", row.saved_expiration or 0)
+            return Ours(row.text, row.emoji, saved if row.saved_text is not None else None)
+        return Ours()
+    return Ours()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyStatus:
+    token: str
+    ours: Ours
+    replace: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a post did, for settle: whether Offhours' status is now on the profile, and what happened."""
+
+    applied: bool
+    result: str
+    saved: tuple[str, str, int] | None = None
+
+
+class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
+    """The status kind of delivery (see bot/workers/engine.py's DeliveryKind)."""
+
+    name = "status"
+    metric_name = "status"
+    lease = STATUS_LEASE
+    max_attempts: int | None = None  # retried with backoff while the window is open; then it expires
+    look_up_after_5xx = False  # setting a status twice is harmless: the next attempt reads and sets again
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+        self.client = sending_client(services.client)
+        self._done: dict[int, Done] = {}
+        self._lock = threading.Lock()
+
+    def lag_from(self, claim: ClaimedStatus) -> datetime | None:
+        return None
+
+    def claims(
+        self, at: Callable[[], datetime], wait: Callable[[], None]
+    ) -> Generator[tuple[datetime, list[ClaimedStatus]]]:
+        for _ in range(MAX_BATCHES_PER_TICK):
+            now = at()
+            batch = self.store.status.claim_due(now=now)
+            if not batch:
+                return
+            yield now, batch
+
+    def prepare(
+        self, batch: list[ClaimedStatus], *, now: datetime
+    ) -> list[tuple[ClaimedStatus, ReadyStatus | Outcome]]:
+        return [(claim, self._prepare(claim, now=now)) for claim in batch]
+
+    def _prepare(self, claim: ClaimedStatus, *, now: datetime) -> ReadyStatus | Outcome:
+        token = self.store.user_token(claim.team_id, claim.user_id)
+        if token is None:
+            return Outcome(S.EXPIRED, error="not_connected")
+        if domain.missing_scopes(self.store.status.granted_scopes(claim.team_id, claim.user_id)):
+            return Outcome(S.FAILED, error="missing_scope")  # checked before use: nothing is asked of Slack
+        settings = status_settings(self.services, claim.team_id, claim.user_id)
+        if claim.action == "set":
+            if now >= claim.window_end:
+                return Outcome(S.EXPIRED, error="window_over")  # caught up only while the window is open
+            wanted = domain.plan(self.services.people.get(claim.team_id, claim.user_id), settings, now=now)
+            if wanted is None or (wanted.window_end, wanted.text, wanted.emoji) != (
+                claim.window_end,
+                claim.text,
+                claim.emoji,
+            ):
+                return Outcome(S.EXPIRED, error="changed")  # the planner records what is wanted now
+        history = self.store.status.history(claim.team_id, claim.user_id)
+        return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=settings.replace, now=now)
+
+    def compose(self, claim: ClaimedStatus, prepared: ReadyStatus, *, now: datetime) -> ReadyStatus | Outcome:
+        return prepared
+
+    def look_up(self, claim: ClaimedStatus, prepared: ReadyStatus) -> Posted | None:
+        return None  # post reads the profile first: a set an earlier attempt made is recognised as Offhours'
+
+    def renew(self, claim: ClaimedStatus, *, until: datetime) -> bool:
+        return self.store.status.renew(claim, until=until)
+
+    def post(self, claim: ClaimedStatus, prepared: ReadyStatus) -> Posted:
+        profile = self.client.users_profile_get(token=prepared.token).get("profile") or {}
+        current = SlackStatus(
+            text=str(profile.get("status_text") or ""),
+            emoji=str(profile.get("status_emoji") or ""),
+            expiration=int(profile.get("status_expiration") or 0),
+        )
+        mine = domain.is_ours(current, text=prepared.ours.text, emoji=prepared.ours.emoji) or domain.is_ours(
+            current, text=claim.text, emoji=claim.emoji
+        )
+        done = self._decide(claim, prepared, current=current, mine=mine)
+        with self._lock:
+            self._done[claim.id] = done
+        return Posted(channel=None, ts=None)
+
+    def _decide(self, claim: ClaimedStatus, prepared: ReadyStatus, *, current: SlackStatus, mine: bool) -> Done:
+        token = prepared.token
+        if claim.action == "set":
+            saved = prepared.ours.saved if mine else None
+            if not (current.empty or mine):
+                if not prepared.replace:
+                    return Done(applied=False, result="own")  # the person's own status: left alone this window
+                saved = (current.text, current.emoji, current.expiration)
+            self._set(token, claim.text or "", claim.emoji or "", int(claim.window_end.timestamp()))
+            return Done(applied=True, result="set", saved=saved)
+        if not mine and not (claim.action == "restore" and current.empty):
+            return Done(applied=False, result="left")  # changed by the person since: not Offhours' to touch
+        saved = prepared.ours.saved
+        now_s = int(prepared.now.timestamp())
+        if claim.action == "restore" and saved is not None and (saved[2] == 0 or saved[2] > now_s):
+            self._set(token, saved[0], saved[1], saved[2])
+            return Done(applied=False, result="restored")
+        if mine:
+            self._set(token, "", "", 0)
+            return Done(applied=False, result="cleared")
+        return Done(applied=False, result="left")
+
+    def _set(self, token: str, text: str, emoji: str, expiration: int) -> None:
+        self.client.users_profile_set(
+            token=token, profile={"status_text": text, "status_emoji": emoji, "status_expiration": expiration}
+        )
+
+    def settle(self, claim: ClaimedStatus, prepared: ReadyStatus | None, outcome: Outcome, *, now: datetime) -> None:
+        with self._lock:
+            done = self._done.pop(claim.id, None)
+        if outcome.state is S.SENT and done is not None:
+            self.store.status.settle(claim, outcome, now=now, applied=done.applied, result=done.result,
+                                     saved=done.saved)  # fmt: skip
+            log.info("status id=%s action=%s result=%s", claim.id, claim.action, done.result)
+        else:
+            self.store.status.settle(claim, outcome, now=now)
+
+
+class StatusSync:
+    """The status worker: plan what is due, then deliver it on the engine. `tick(now)` is a plain function of now."""
+
+    def __init__(self, services: Services, *, workers: int = 4) -> None:
+        self.services = services
+        self.kind = StatusKind(services)
+        self.engine: DeliveryEngine[ClaimedStatus, ReadyStatus, ReadyStatus] = DeliveryEngine(
+            self.kind, clock=services.clock, workers=workers, metrics=services.metrics
+        )
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Record what is due at `now` and deliver it; returns how many updates reached Slack."""
+        now = now or self.services.clock()
+        self.plan(now)
+        return self.engine.run(now)
+
+    def plan(self, now: datetime) -> int:
+        """Record every status update due at `now`; returns how many were recorded."""
+        services, store = self.services, self.services.store.status
+        people = store.candidates(default_enabled=services.config.status.enabled, since=now - HISTORY)
+        histories = store.histories(people, since=now - HISTORY)
+        by_team: dict[str, list[str]] = {}
+        for team_id, user_id in people:
+            by_team.setdefault(team_id, []).append(user_id)
+        recorded = 0
+        for team_id, user_ids in by_team.items():
+            prefs = services.people.get_many(team_id, user_ids)
+            for user_id in user_ids:
+                history = histories.get((team_id, user_id), [])
+                settings = status_settings(services, team_id, user_id)
+                if domain.missing_scopes(store.granted_scopes(team_id, user_id)):
+                    continue  # told in /hours status on, /hours show and Home how to grant them
+                wanted = domain.plan(prefs[user_id], settings, now=now)
+                recorded += self._plan_one(team_id, user_id, wanted, history, now=now)
+        return recorded
+
+    def _plan_one(
+        self, team_id: str, user_id: str, wanted: StatusPlan | None, history: list[StatusRow], *, now: datetime
+    ) -> int:
+        if any(row.state == "pending" for row in history):
+            return 0  # one update of a person's at a time
+        store = self.services.store.status
+
+        def record(window_end: datetime, action: str, plan: StatusPlan | None = None) -> int:
+            seq = 1 + max((r.seq for r in history if r.window_end == window_end), default=-1)
+            return int(store.record(team_id, user_id, window_end=window_end, seq=seq, action=action, due_at=now,
+                                    now=now, text=plan.text if plan else None,
+                                    emoji=plan.emoji if plan else None))  # fmt: skip
+
+        current = ours(history)
+        active = next((r for r in history if r.state == "sent"), None)
+        on_profile = active if active is not None and active.action == "set" and active.applied else None
+        if wanted is not None:
+            same = [r for r in history if r.window_end == wanted.window_end]
+            if not same:
+                return record(wanted.window_end, "set", wanted)
+            latest = same[0]
+            if latest.action != "set" and latest.state == "sent":
+                return record(wanted.window_end, "set", wanted)  # resumed, or turned on again, in the window
+            if latest.action == "set" and latest.state == "expired" and latest.last_error == "changed":
+                return record(wanted.window_end, "set", wanted)
+            if (
+                latest.action == "set"
+                and latest.state == "sent"
+                and latest.applied
+                and ((latest.text, latest.emoji) != (wanted.text, wanted.emoji))
+            ):
+                return record(wanted.window_end, "set", wanted)  # new text or emoji: only over Offhours' own
+            return 0
+        if on_profile is None:
+            return 0
+        if on_profile.window_end > now:
+            # Sync off, paused, or the window ended early (new hours): clear it, or give the person's own back.
+            return record(on_profile.window_end, "restore" if current.saved is not None else "clear")
+        if current.saved is not None:
+            return record(on_profile.window_end, "restore")  # the window is over: their own status back
+        return 0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.engine.stop(timeout)
