@@ -5,6 +5,8 @@ from __future__ import annotations
 # Each scope is justified in the README ("Scopes").
 BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read")
 USER_SCOPES = ("im:history", "chat:write")
+# Asked for only by the connect link of people who turn status sync on (`?scopes=status`); declared in the manifest.
+STATUS_USER_SCOPES = ("users.profile:read", "users.profile:write")
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

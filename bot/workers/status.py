@@ -22,11 +22,13 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import status_sync as shared
 from bot.domain import status as domain
 from bot.domain.delivery import DeliveryState, Outcome
 from bot.domain.status import SlackStatus, StatusPlan, StatusSettings
 from bot.services import Services
 from bot.slack.client import sending_client
+from bot.status_sync import Ours, ours
 from bot.storage.status import STATUS_LEASE, ClaimedStatus, StatusRow
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 
@@ -39,33 +41,7 @@ MAX_BATCHES_PER_TICK = 100
 
 def status_settings(services: Services, team_id: str, user_id: str) -> StatusSettings:
     """The person's status sync settings: their choice merged with config.yaml's `status`."""
-    c = services.config.status
-    return domain.settings(services.store.status.choice(team_id, user_id), enabled=c.enabled, text=c.text,
-                           emoji=c.emoji)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Ours:
-    """What Offhours last set on the person's profile (None: nothing of Offhours' is there), and the person's own
-    status it replaced, if any."""
-
-    text: str | None = None
-    emoji: str | None = None
-    saved: tuple[str, str, int] | None = None
-
-
-def ours(history: list[StatusRow], *, before: int | None = None) -> Ours:
-    """From the person's updates (newest first): the status Offhours has on their profile, as far as it knows."""
-    for row in history:
-        if before is not None and row.id >= before:
-            continue
-        if row.state != "sent":
-            continue
-        if row.action == "set" and row.applied:
-            saved = (row.saved_text or "", row.saved_emoji or "", row.saved_expiration or 0)
-            return Ours(row.text, row.emoji, saved if row.saved_text is not None else None)
-        return Ours()
-    return Ours()
+    return shared.status_settings(services.config, services.store.status, team_id, user_id)
 
 
 @dataclass(frozen=True, slots=True)

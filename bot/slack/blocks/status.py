@@ -151,6 +151,8 @@ HELP_ROWS: Mapping[str, str] = {
     "`except` lists them",
     "when @someone": "is that person working now, and if not, when are they back",
     "pause · resume": "turn auto-replies off and on",
+    "status on · off": "your Slack status shows you are off while you are (`status text …`, `status emoji :zzz:`, "
+    "`status replace on`)",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
 }

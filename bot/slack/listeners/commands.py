@@ -25,13 +25,15 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
+from bot.slack.listeners.status import StatusCommand
+from bot.status_sync import clear_now
 
 log = logging.getLogger(__name__)
 
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget",
+    "help", "forget", "status",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when",)
@@ -46,6 +48,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
+    "status": "status on",
 }
 
 
@@ -105,7 +108,8 @@ def register(app: App, services: Services) -> None:
             )
             _log(sub, "not_connected", started)
             return
-        handler = Subcommands(services, team_id=team_id, user_id=user_id)
+        handler = Subcommands(services, team_id=team_id, user_id=user_id,
+                              install_url=services.install_url(request.headers))  # fmt: skip
         try:
             blocks, text = handler.run(sub, arg)
             outcome = "ok"
@@ -131,8 +135,9 @@ def _log(sub: str, outcome: str, started: float) -> None:
 class Subcommands:
     """One method per subcommand, each returning (blocks, fallback text)."""
 
-    def __init__(self, services: Services, *, team_id: str, user_id: str) -> None:
+    def __init__(self, services: Services, *, team_id: str, user_id: str, install_url: str | None = None) -> None:
         self.services = services
+        self.install_url = install_url or services.install_url()
         self.people = services.people
         self.team_id = team_id
         self.user_id = user_id
@@ -144,7 +149,7 @@ class Subcommands:
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
-            "except": self.exceptions, "when": self.when,
+            "except": self.exceptions, "when": self.when, "status": self.status,
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -182,7 +187,15 @@ class Subcommands:
         preview = self._preview_text(prefs)
         # Only connected people get this far (the others get the connect prompt).
         blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
+        blocks[2:2] = self._status_command().run("")[0][:1]  # status sync: on or off, and the next status
         return blocks, ui.now_line(prefs, now=self.now)
+
+    def _status_command(self) -> StatusCommand:
+        return StatusCommand(self.services, team_id=self.team_id, user_id=self.user_id, install_url=self.install_url,
+                             now=self.now)  # fmt: skip
+
+    def status(self, arg: str) -> tuple[list[dict], str]:
+        return self._status_command().run(arg)
 
     def set_hours(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_hours(self.team_id, self.user_id, self._require(arg, "set"))
@@ -300,6 +313,9 @@ class Subcommands:
         token = self.services.store.user_token(self.team_id, self.user_id)
         revoked = True
         if token:
+            # Offhours' status goes with the token that could clear it later (a status of the person's own stays).
+            clear_now(ack_client(self.services.client), self.services.store.status, team_id=self.team_id,
+                      user_id=self.user_id, token=token)  # fmt: skip
             try:
                 ack_client(self.services.client).auth_revoke(token=token)  # before the ack: no sleeping on a 429
             except SlackApiError as e:

@@ -1,0 +1,53 @@
+"""What /hours and Home say about status sync: on or off, the next status, and what stands in the way."""
+
+from __future__ import annotations
+
+from bot.slack.blocks.common import context, escape, section
+from bot.status_sync import SCOPE_PROBLEMS, StatusSummary
+
+
+def summary_line(s: StatusSummary, *, command: str) -> str:
+    """ "*Slack status:* on — next: :crescent_moon: Off the clock — back Mon 09:00" (or off, and how to turn it on)."""
+    if not s.settings.enabled:
+        return f"*Slack status:* off — `{command} status on` shows you as off while you are"
+    line = "*Slack status:* on"
+    if s.next_status is not None:
+        line += f" — next: {s.next_status.emoji} {escape(s.next_status.text)}"
+    if s.settings.replace:
+        line += " _(replaces your own status, and puts it back after)_"
+    return line
+
+
+def problem_lines(s: StatusSummary, *, grant_url: str) -> list[str]:
+    """Why Offhours cannot set the status, and how to fix it: nothing fails silently."""
+    if not s.settings.enabled:
+        return []
+    lines = []
+    if s.missing_scopes or (s.problem in SCOPE_PROBLEMS):
+        scopes = ", ".join(f"`{scope}`" for scope in s.missing_scopes) or "`users.profile:write`"
+        lines.append(
+            f":warning: Offhours may not change your status yet: it needs {scopes}. "
+            f"<{grant_url}|Grant access> (Slack asks you once; your DMs stay connected)."
+        )
+    elif s.problem is not None:
+        lines.append(
+            f":warning: Slack refused your token when Offhours set your status (`{s.problem}`). "
+            f"<{grant_url}|Reconnect> to have it set again."
+        )
+    if s.own:
+        lines.append("You set your own status for this off time, so Offhours leaves it alone.")
+    return lines
+
+
+def status_sync_blocks(s: StatusSummary, *, command: str, grant_url: str, done: str | None = None) -> list[dict]:
+    blocks = []
+    if done:
+        blocks.append(section(":white_check_mark: " + done))
+    blocks.append(section("\n".join([summary_line(s, command=command), *problem_lines(s, grant_url=grant_url)])))
+    blocks.append(
+        context(
+            f"`{command} status on|off` · `{command} status text <text>` (placeholders as in your message, "
+            f"at most 100 characters) · `{command} status emoji :palm_tree:` · `{command} status replace on|off`"
+        )
+    )
+    return blocks
