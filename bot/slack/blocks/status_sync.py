@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks.common import context, escape, section
+from slack_sdk.models.blocks import ButtonElement
+
+from bot.slack.blocks.common import context, divider, escape, section
 from bot.status_sync import SCOPE_PROBLEMS, StatusSummary
 
 
@@ -51,3 +53,27 @@ def status_sync_blocks(s: StatusSummary, *, command: str, grant_url: str, done: 
         )
     )
     return blocks
+
+
+STATUS_ON_ACTION = "status_sync_on"
+STATUS_OFF_ACTION = "status_sync_off"
+
+
+def home_status_blocks(s: StatusSummary, *, command: str, grant_url: str) -> list[dict]:
+    """The Home tab's status sync section: on or off with a toggle, the next status, what stands in the way."""
+    on = s.settings.enabled
+    button = ButtonElement(
+        text="Turn off" if on else "Turn on",
+        action_id=STATUS_OFF_ACTION if on else STATUS_ON_ACTION,
+        value="off" if on else "on",
+        style=None if on else "primary",
+    )
+    text = "\n".join([summary_line(s, command=command), *problem_lines(s, grant_url=grant_url)])
+    return [
+        section(text, accessory=button, block_id="home_status_sync"),
+        context(
+            f"Text, emoji and replacing your own status: `{command} status text …`, `{command} status emoji …`, "
+            f"`{command} status replace on`"
+        ),
+        divider(),
+    ]
