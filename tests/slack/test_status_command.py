@@ -184,3 +184,26 @@ def test_forget_leaves_the_persons_own_status(hours, granted, sync, fake_slack, 
     hours("forget")
     assert fake_slack.status_of("U1")["status_text"] == "Vacation"
     assert sets(fake_slack) == []
+
+
+def test_a_change_of_zone_or_days_off_moves_the_status_and_its_expiration(hours, granted, sync, fake_slack, clock):
+    hours("status on")
+    sync.tick(clock())
+    hours("off 2026-03-04")  # Wednesday off: back Thu 09:00 EST
+    sync.tick(clock() + timedelta(seconds=30))
+    status = fake_slack.status_of("U1")
+    assert status["status_text"] == "Off the clock — back Thu 09:00"
+    assert status["status_expiration"] == int((BACK + timedelta(days=1)).timestamp())
+    hours("off clear")
+    hours("tz Europe/Rome")  # Wed 04:00 in Rome: back Wed 09:00 CET = 08:00 UTC
+    sync.tick(clock() + timedelta(seconds=60))
+    status = fake_slack.status_of("U1")
+    assert status["status_text"] == "Off the clock — back Wed 09:00"
+    assert status["status_expiration"] == int(datetime(2026, 3, 4, 8, 0, tzinfo=UTC).timestamp())
+
+
+def test_show_tells_a_revoked_token(hours, granted, sync, fake_slack, clock):
+    hours("status on")
+    fake_slack.fail("users.profile.get", error="token_revoked")
+    sync.tick(clock())
+    assert "Slack refused your token when Offhours set your status (`token_revoked`)" in hours("show").text

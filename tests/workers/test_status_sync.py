@@ -116,3 +116,58 @@ def test_after_downtime_a_window_still_open_is_caught_up_and_one_that_closed_is_
     # Down from Tuesday 17:00 to 20:00 EDT: the evening's status is set on return, with the window's end.
     assert sync.tick(datetime(2026, 3, 11, 0, 0, tzinfo=UTC)) == 1
     assert fake_slack.status_of("U1")["status_expiration"] == int(WEDNESDAY_BACK.timestamp())
+
+
+# --- status replace -----------------------------------------------------------------------------------------
+
+
+def test_with_replace_the_persons_own_status_is_replaced_and_put_back_at_the_window_end(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    fake_slack.set_status("U1", "In Lisbon", ":airplane:")
+    sync.tick(clock())
+    assert fake_slack.status_of("U1")["status_text"] == "Off the clock — back Mon 09:00"
+    assert sync.tick(MONDAY_BACK - timedelta(minutes=1)) == 0  # nothing before the end
+    fake_slack.set_status("U1", "")  # Slack cleared Offhours' status at its expiration
+    assert sync.tick(MONDAY_BACK) == 1
+    assert fake_slack.status_of("U1") == {"status_text": "In Lisbon", "status_emoji": ":airplane:",
+                                          "status_expiration": 0}  # fmt: skip
+    assert sync.tick(MONDAY_BACK + timedelta(minutes=5)) == 0  # once
+    assert [u["result"] for u in updates(store)] == ["set", "restored"]
+
+
+def test_with_replace_a_status_changed_during_the_window_is_not_overwritten_by_the_restore(
+    sync, fake_slack, store, clock
+):
+    store.status.choose("T1", "U1", replace=True)
+    fake_slack.set_status("U1", "In Lisbon", ":airplane:")
+    sync.tick(clock())
+    fake_slack.set_status("U1", "Dentist", ":tooth:")
+    sync.tick(MONDAY_BACK)
+    assert fake_slack.status_of("U1")["status_text"] == "Dentist"
+    assert [u["result"] for u in updates(store)] == ["set", "left"]
+
+
+def test_with_replace_turning_sync_off_puts_the_persons_status_back_at_once(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    fake_slack.set_status("U1", "In Lisbon", ":airplane:")
+    sync.tick(clock())
+    store.status.choose("T1", "U1", enabled=False)
+    sync.tick(clock() + timedelta(seconds=30))
+    assert fake_slack.status_of("U1")["status_text"] == "In Lisbon"
+
+
+def test_with_replace_an_own_status_that_expired_meanwhile_is_not_put_back(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    lunch_over = int((clock() + timedelta(hours=1)).timestamp())
+    fake_slack.set_status("U1", "Lunch", ":sandwich:", lunch_over)
+    sync.tick(clock())
+    sync.tick(MONDAY_BACK)  # Offhours' status still there (as Slack would show it a moment before): cleared
+    assert fake_slack.status_of("U1")["status_text"] == ""
+    assert [u["result"] for u in updates(store)] == ["set", "cleared"]
+
+
+def test_without_replace_nothing_is_restored_at_the_window_end(sync, fake_slack, store, clock):
+    sync.tick(clock())
+    fake_slack.set_status("U1", "")
+    assert sync.tick(MONDAY_BACK) == 0
+    assert len(sets(fake_slack)) == 1
