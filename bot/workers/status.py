@@ -238,6 +238,8 @@ class StatusSync:
                 return record(wanted.window_end, "set", wanted)  # resumed, or turned on again, in the window
             if latest.action == "set" and latest.state == "expired" and latest.last_error == "changed":
                 return record(wanted.window_end, "set", wanted)
+            if latest.state == "failed" and (latest.text, latest.emoji) != (wanted.text, wanted.emoji):
+                return record(wanted.window_end, "set", wanted)  # refused (an unknown emoji, say), then changed
             if (
                 latest.action == "set"
                 and latest.state == "sent"

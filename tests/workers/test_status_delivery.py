@@ -158,3 +158,16 @@ def test_a_revoked_token_or_a_missing_scope_settles_the_update_and_is_shown(
     shown = summary(sync.services.config, store.status, prefs, now=NOW)
     assert shown.problem == error
     assert told in "\n".join(problem_lines(shown, grant_url="https://x/slack/install?scopes=status&team=T1"))
+
+
+def test_a_status_slack_refuses_is_not_retried_until_the_person_changes_it(process, people, fake_slack, store):
+    sync = process()
+    for user_id in people[1:]:
+        store.status.choose("T1", user_id, enabled=False)
+    fake_slack.fail("users.profile.set", error="invalid_emoji_not_allowed")
+    assert sync.tick(NOW) == 0
+    sync.tick(NOW + timedelta(minutes=5))
+    assert len(sets(fake_slack)) == 1
+    store.status.choose("T1", "U1", emoji=":zzz:")
+    assert sync.tick(NOW + timedelta(minutes=6)) == 1
+    assert fake_slack.status_of("U1")["status_emoji"] == ":zzz:"

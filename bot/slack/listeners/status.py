@@ -61,6 +61,8 @@ class StatusCommand:
         raise OffhoursError(f"`{self.command} status {arg.strip()[:40]}` is not something I know. Try: {USAGE}")
 
     def _answer(self, done: str | None) -> tuple[list[dict], str]:
+        if done is not None:
+            self.services.home_refresh(self.team_id, self.user_id)  # the Home tab shows the change too
         prefs = self.services.people.get(self.team_id, self.user_id)
         s = summary(self.services.config, self.store, prefs, now=self.now)
         link = grant_url(self.install_url, team_id=self.team_id)
