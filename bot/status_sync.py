@@ -7,6 +7,7 @@ scopes; and the clear that `/hours forget` makes before the token is deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 # Refusals for good that a person must act on (shown in /hours show and Home until the next update goes through).
 TOKEN_PROBLEMS = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
 SCOPE_PROBLEMS = frozenset({"missing_scope", "no_permission", "not_allowed_token_type"})
+PROBLEMS = TOKEN_PROBLEMS | SCOPE_PROBLEMS
 GRANT_QUERY = "scopes=status"  # on the install link: the connect that also asks for the status scopes
 
 
@@ -59,6 +61,8 @@ class StatusSummary:
     missing_scopes: list[str]
     problem: str | None  # the error code of the last update refused for good, if the person must act on it
     own: bool  # the person's own status was left alone in the current window
+    dnd_missing_scopes: list[str] = dataclasses.field(default_factory=list)
+    dnd_problem: str | None = None
 
 
 def status_settings(config: Config, store: StatusStore, team_id: str, user_id: str) -> StatusSettings:
@@ -75,18 +79,31 @@ def summary(config: Config, store: StatusStore, prefs: Preferences, *, now: date
         problem = latest.last_error
     window = prefs.schedule.off_window(now)
     own = bool(latest and latest.result == "own" and window is not None and latest.window_end == window[1])
+    granted = store.granted_scopes(prefs.team_id, prefs.user_id)
+    dnd_latest = next((r for r in store.history(prefs.team_id, prefs.user_id, what="dnd")
+                       if r.state in ("sent", "failed")), None)  # fmt: skip
+    dnd_problem = None
+    if (
+        dnd_latest is not None
+        and dnd_latest.state == "failed"
+        and dnd_latest.last_error in TOKEN_PROBLEMS | SCOPE_PROBLEMS
+    ):
+        dnd_problem = dnd_latest.last_error
     return StatusSummary(
         settings=settings,
         next_status=domain.next_plan(prefs, settings, now=now),
-        missing_scopes=domain.missing_scopes(store.granted_scopes(prefs.team_id, prefs.user_id)),
+        missing_scopes=domain.missing_scopes(granted),
         problem=problem,
         own=own,
+        dnd_missing_scopes=domain.missing_scopes(granted, domain.DND_SCOPES) if settings.dnd else [],
+        dnd_problem=dnd_problem if settings.dnd else None,
     )
 
 
-def grant_url(install_url: str, *, team_id: str) -> str:
-    """The connect link that asks Slack for the status scopes too (Slack adds them to what was granted)."""
-    return f"{install_url}?{GRANT_QUERY}&team={team_id}"
+def grant_url(install_url: str, *, team_id: str, dnd: bool = False) -> str:
+    """The connect link that asks Slack for the status scopes too, and dnd:write for someone who turned DND on
+    (Slack adds them to what was granted)."""
+    return f"{install_url}?{GRANT_QUERY}{',dnd' if dnd else ''}&team={team_id}"
 
 
 def clear_now(client: WebClient, store: StatusStore, *, team_id: str, user_id: str, token: str) -> bool:

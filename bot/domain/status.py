@@ -19,6 +19,7 @@ DEFAULT_STATUS_EMOJI = ":crescent_moon:"
 MAX_STATUS_LENGTH = 100  # Slack's limit on status_text
 # The user scopes status sync needs, asked for only from people who turn it on.
 STATUS_SCOPES = ("users.profile:read", "users.profile:write")
+DND_SCOPES = ("dnd:write",)  # snoozing notifications, asked for only from people who turn it on
 _EMOJI = re.compile(r":[a-z0-9_+\-']{1,98}:")
 
 
@@ -30,6 +31,7 @@ class StatusChoice:
     text: str | None = None
     emoji: str | None = None
     replace: bool = False  # put their own status back at the window's end, after replacing it
+    dnd: bool = False  # snooze notifications for the off window
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class StatusSettings:
     text: str
     emoji: str
     replace: bool
+    dnd: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ def settings(choice: StatusChoice | None, *, enabled: bool, text: str, emoji: st
         text=choice.text or text,
         emoji=choice.emoji or emoji,
         replace=choice.replace,
+        dnd=choice.dnd,
     )
 
 
@@ -139,6 +143,19 @@ def is_ours(current: SlackStatus, *, text: str | None, emoji: str | None) -> boo
     return text is not None and not current.empty and current.text == text and current.emoji == (emoji or "")
 
 
-def missing_scopes(granted: set[str] | None) -> list[str]:
-    """The status scopes the person's token lacks (all of them when nothing is known)."""
-    return [scope for scope in STATUS_SCOPES if granted is None or scope not in granted]
+def missing_scopes(granted: set[str] | None, wanted: tuple[str, ...] = STATUS_SCOPES) -> list[str]:
+    """The status (or `wanted`) scopes the person's token lacks (all of them when nothing is known)."""
+    return [scope for scope in wanted if granted is None or scope not in granted]
+
+
+def snooze_until(prefs: Preferences, status: StatusSettings, *, now: datetime) -> datetime | None:
+    """When notifications snoozed for the off window should end; None when DND is off, paused, or they work now."""
+    if not status.dnd or prefs.paused:
+        return None
+    window = prefs.schedule.off_window(now)
+    return None if window is None else window[1]
+
+
+def snooze_minutes(until: datetime, *, now: datetime) -> int:
+    """dnd.setSnooze's num_minutes: to the window's end, rounded up (at least one)."""
+    return max(1, -(-int((until - now).total_seconds()) // 60))

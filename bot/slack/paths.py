@@ -7,6 +7,7 @@ BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read")
 USER_SCOPES = ("im:history", "chat:write")
 # Asked for only by the connect link of people who turn status sync on (`?scopes=status`); declared in the manifest.
 STATUS_USER_SCOPES = ("users.profile:read", "users.profile:write")
+DND_USER_SCOPES = ("dnd:write",)  # likewise, for those who turn on snoozing notifications (`?scopes=status,dnd`)
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

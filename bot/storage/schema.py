@@ -189,6 +189,7 @@ status_prefs = sa.Table(
     sa.Column("text", sa.String(400)),  # the status template; None: the config's
     sa.Column("emoji", sa.String(100)),
     sa.Column("replace", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("dnd", sa.Boolean, nullable=False, server_default=sa.false()),  # snooze notifications while off
 )
 
 # Status updates, a kind of delivery (bot/workers/status.py): setting Offhours' status for one off window (action
@@ -202,7 +203,8 @@ status_updates = sa.Table(
     sa.Column("user_id", ID, nullable=False),
     sa.Column("window_end", UTCDateTime, nullable=False),
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("action", sa.String(16), nullable=False),  # set | clear | restore
+    sa.Column("what", sa.String(8), nullable=False, server_default="status"),  # status | dnd (snoozed notifications)
+    sa.Column("action", sa.String(16), nullable=False),  # set | clear | restore; snooze | unsnooze
     sa.Column("text", sa.String(400)),  # what a "set" writes
     sa.Column("emoji", sa.String(100)),
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed|expired
@@ -219,7 +221,7 @@ status_updates = sa.Table(
     sa.Column("saved_emoji", sa.String(100)),
     sa.Column("saved_expiration", sa.Integer),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("team_id", "user_id", "window_end", "seq", name="uq_status_update_once"),
+    sa.UniqueConstraint("team_id", "user_id", "what", "window_end", "seq", name="uq_status_update_once"),
     sa.Index("ix_status_updates_due", "state", "next_attempt_at"),
     sa.Index("ix_status_updates_person", "team_id", "user_id"),
 )

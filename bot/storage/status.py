@@ -38,6 +38,7 @@ class StatusRow:
     text: str | None
     emoji: str | None
     state: str
+    what: str
     applied: bool
     result: str | None
     last_error: str | None
@@ -62,6 +63,7 @@ class ClaimedStatus:
     last_error: str | None
     previous: DeliveryState
     leased_until: datetime | None
+    what: str = "status"
 
     @property
     def outcome_unknown(self) -> bool:
@@ -70,11 +72,11 @@ class ClaimedStatus:
 
 def _claimed(r: Any, until: datetime) -> ClaimedStatus:
     return ClaimedStatus(r.id, r.team_id, r.user_id, r.window_end, r.seq, r.action, r.text, r.emoji, r.attempts + 1,
-                         r.last_error, DeliveryState(r.delivery_state), until)  # fmt: skip
+                         r.last_error, DeliveryState(r.delivery_state), until, r.what)  # fmt: skip
 
 
 def _row(r: Any) -> StatusRow:
-    return StatusRow(r.id, r.team_id, r.user_id, r.window_end, r.seq, r.action, r.text, r.emoji, r.state,
+    return StatusRow(r.id, r.team_id, r.user_id, r.window_end, r.seq, r.action, r.text, r.emoji, r.state, r.what,
                      bool(r.applied), r.result, r.last_error, r.saved_text, r.saved_emoji,
                      r.saved_expiration)  # fmt: skip
 
@@ -83,7 +85,7 @@ class StatusStore:
     def __init__(self, engine: sa.Engine, *, client_id: str) -> None:
         self.engine = engine
         self.client_id = client_id
-        self._insert = insert_ignore(engine, schema.status_updates, ["team_id", "user_id", "window_end", "seq"])
+        self._insert = insert_ignore(engine, schema.status_updates, ["team_id", "user_id", "what", "window_end", "seq"])
 
     @property
     def _pg(self) -> bool:
@@ -97,13 +99,14 @@ class StatusStore:
         if r is None:
             return None
         m = r._mapping
-        return StatusChoice(enabled=m["enabled"], text=m["text"], emoji=m["emoji"], replace=bool(m["replace"]))
+        return StatusChoice(enabled=m["enabled"], text=m["text"], emoji=m["emoji"], replace=bool(m["replace"]),
+                            dnd=bool(m["dnd"]))  # fmt: skip
 
     def choose(self, team_id: str, user_id: str, **fields: Any) -> StatusChoice:
-        """Change some of the person's choices (enabled, text, emoji, replace); the others are kept."""
+        """Change some of the person's choices (enabled, text, emoji, replace, dnd); the others are kept."""
         current = self.choice(team_id, user_id) or StatusChoice()
         values = {"enabled": current.enabled, "text": current.text, "emoji": current.emoji,
-                  "replace": current.replace, **fields}  # fmt: skip
+                  "replace": current.replace, "dnd": current.dnd, **fields}  # fmt: skip
         with writing(self.engine) as conn:
             updated = conn.execute(
                 schema.status_prefs.update().where(_p.team_id == team_id, _p.user_id == user_id).values(**values)
@@ -117,7 +120,9 @@ class StatusStore:
         chosen off), and people with an update of a window that ends after `since` (to clear or restore)."""
         found: set[tuple[str, str]] = set()
         with reading(self.engine) as conn:
-            chosen = conn.execute(sa.select(_p.team_id, _p.user_id).where(_p.enabled.is_(True))).all()
+            chosen = conn.execute(
+                sa.select(_p.team_id, _p.user_id).where(sa.or_(_p.enabled.is_(True), _p.dnd.is_(True)))
+            ).all()
             recent = conn.execute(sa.select(_s.team_id, _s.user_id).where(_s.window_end > since).distinct()).all()
             found.update((t, u) for t, u in [*chosen, *recent])
             if default_enabled:
@@ -149,12 +154,12 @@ class StatusStore:
 
     # --- updates ----------------------------------------------------------------------------------------------
 
-    def history(self, team_id: str, user_id: str, *, limit: int = 20) -> list[StatusRow]:
-        """The person's latest updates, newest first."""
+    def history(self, team_id: str, user_id: str, *, limit: int = 20, what: str = "status") -> list[StatusRow]:
+        """The person's latest updates of their status (or `what`: "dnd"), newest first."""
         with reading(self.engine) as conn:
             rows = conn.execute(
                 sa.select(schema.status_updates)
-                .where(_s.team_id == team_id, _s.user_id == user_id)
+                .where(_s.team_id == team_id, _s.user_id == user_id, _s.what == what)
                 .order_by(_s.id.desc())
                 .limit(limit)
             ).all()
@@ -180,13 +185,14 @@ class StatusStore:
 
     def record(
         self, team_id: str, user_id: str, *, window_end: datetime, seq: int, action: str, due_at: datetime,
-        now: datetime, text: str | None = None, emoji: str | None = None,
+        now: datetime, text: str | None = None, emoji: str | None = None, what: str = "status",
     ) -> bool:  # fmt: skip
         """Record an update as due at `due_at`; False when it is recorded already (another process, say)."""
         with writing(self.engine) as conn:
             inserted = conn.execute(
                 self._insert,
-                {"team_id": team_id, "user_id": user_id, "window_end": window_end, "seq": seq, "action": action,
+                {"team_id": team_id, "user_id": user_id, "what": what, "window_end": window_end, "seq": seq,
+                 "action": action,
                  "text": text, "emoji": emoji, "next_attempt_at": due_at, "updated_at": now},
             ).rowcount  # fmt: skip
         return inserted == 1

@@ -22,12 +22,14 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from slack_sdk.errors import SlackApiError
+
 from bot import status_sync as shared
 from bot.domain import status as domain
 from bot.domain.delivery import DeliveryState, Outcome
 from bot.domain.status import SlackStatus, StatusPlan, StatusSettings
 from bot.services import Services
-from bot.slack.client import sending_client
+from bot.slack.client import sending_client, slack_code
 from bot.status_sync import Ours, ours
 from bot.storage.status import STATUS_LEASE, ClaimedStatus, StatusRow
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
@@ -99,6 +101,8 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
         token = self.store.user_token(claim.team_id, claim.user_id)
         if token is None:
             return Outcome(S.EXPIRED, error="not_connected")
+        if claim.what == "dnd":
+            return self._prepare_dnd(claim, token, now=now)
         if domain.missing_scopes(self.store.status.granted_scopes(claim.team_id, claim.user_id)):
             return Outcome(S.FAILED, error="missing_scope")  # checked before use: nothing is asked of Slack
         settings = status_settings(self.services, claim.team_id, claim.user_id)
@@ -115,6 +119,19 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
         history = self.store.status.history(claim.team_id, claim.user_id)
         return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=settings.replace, now=now)
 
+    def _prepare_dnd(self, claim: ClaimedStatus, token: str, *, now: datetime) -> ReadyStatus | Outcome:
+        granted = self.store.status.granted_scopes(claim.team_id, claim.user_id)
+        if domain.missing_scopes(granted, domain.DND_SCOPES):
+            return Outcome(S.FAILED, error="missing_scope")
+        settings = status_settings(self.services, claim.team_id, claim.user_id)
+        if claim.action == "snooze":
+            if now >= claim.window_end:
+                return Outcome(S.EXPIRED, error="window_over")
+            prefs = self.services.people.get(claim.team_id, claim.user_id)
+            if domain.snooze_until(prefs, settings, now=now) != claim.window_end:
+                return Outcome(S.EXPIRED, error="changed")
+        return ReadyStatus(token=token, ours=Ours(), replace=False, now=now)
+
     def compose(self, claim: ClaimedStatus, prepared: ReadyStatus, *, now: datetime) -> ReadyStatus | Outcome:
         return prepared
 
@@ -125,6 +142,11 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
         return self.store.status.renew(claim, until=until)
 
     def post(self, claim: ClaimedStatus, prepared: ReadyStatus) -> Posted:
+        if claim.what == "dnd":
+            done = self._snooze(claim, prepared)
+            with self._lock:
+                self._done[claim.id] = done
+            return Posted(channel=None, ts=None)
         profile = self.client.users_profile_get(token=prepared.token).get("profile") or {}
         current = SlackStatus(
             text=str(profile.get("status_text") or ""),
@@ -160,6 +182,20 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
             self._set(token, "", "", 0)
             return Done(applied=False, result="cleared")
         return Done(applied=False, result="left")
+
+    def _snooze(self, claim: ClaimedStatus, prepared: ReadyStatus) -> Done:
+        """Snooze notifications to the window's end (setting it again only changes the length), or end the snooze."""
+        if claim.action == "snooze":
+            minutes = domain.snooze_minutes(claim.window_end, now=prepared.now)
+            self.client.dnd_setSnooze(token=prepared.token, num_minutes=minutes)
+            return Done(applied=True, result="snoozed")
+        try:
+            self.client.dnd_endSnooze(token=prepared.token)
+        except SlackApiError as e:
+            if slack_code(e) != "snooze_not_active":
+                raise
+            return Done(applied=False, result="not_snoozed")  # ended already (by the person, or by Slack)
+        return Done(applied=False, result="unsnoozed")
 
     def _set(self, token: str, text: str, emoji: str, expiration: int) -> None:
         self.client.users_profile_set(
@@ -207,10 +243,16 @@ class StatusSync:
             for user_id in user_ids:
                 history = histories.get((team_id, user_id), [])
                 settings = status_settings(services, team_id, user_id)
-                if domain.missing_scopes(store.granted_scopes(team_id, user_id)):
-                    continue  # told in /hours status on, /hours show and Home how to grant them
-                wanted = domain.plan(prefs[user_id], settings, now=now)
-                recorded += self._plan_one(team_id, user_id, wanted, history, now=now)
+                granted = store.granted_scopes(team_id, user_id)
+                # Someone without the scopes is told in /hours status on, /hours show and Home how to grant them.
+                if not domain.missing_scopes(granted):
+                    wanted = domain.plan(prefs[user_id], settings, now=now)
+                    recorded += self._plan_one(team_id, user_id, wanted, [r for r in history if r.what == "status"],
+                                               now=now)  # fmt: skip
+                if not domain.missing_scopes(granted, domain.DND_SCOPES):
+                    until = domain.snooze_until(prefs[user_id], settings, now=now)
+                    recorded += self._plan_dnd(team_id, user_id, until, [r for r in history if r.what == "dnd"],
+                                               now=now)  # fmt: skip
         return recorded
 
     def _plan_one(
@@ -255,6 +297,31 @@ class StatusSync:
             return record(on_profile.window_end, "restore" if current.saved is not None else "clear")
         if current.saved is not None:
             return record(on_profile.window_end, "restore")  # the window is over: their own status back
+        return 0
+
+    def _plan_dnd(
+        self, team_id: str, user_id: str, until: datetime | None, history: list[StatusRow], *, now: datetime
+    ) -> int:
+        """Notifications snoozed to the window's end; the snooze moved or ended early when the window changes."""
+        if any(row.state == "pending" for row in history):
+            return 0
+        latest = next((r for r in history if r.state == "sent"), None)
+        snoozed = latest if latest is not None and latest.action == "snooze" and latest.window_end > now else None
+
+        def record(window_end: datetime, action: str) -> int:
+            seq = 1 + max((r.seq for r in history if r.window_end == window_end), default=-1)
+            return int(self.services.store.status.record(team_id, user_id, window_end=window_end, seq=seq,
+                                                         action=action, due_at=now, now=now, what="dnd"))  # fmt: skip
+
+        if until is not None:
+            same = [r for r in history if r.window_end == until]
+            if snoozed is not None and snoozed.window_end == until:
+                return 0
+            if not same or same[0].state == "sent" or (same[0].state == "expired" and same[0].last_error == "changed"):
+                return record(until, "snooze")  # a new window, or one that moved (the snooze's length changes)
+            return 0
+        if snoozed is not None:
+            return record(snoozed.window_end, "unsnooze")  # the window ended early: so does the snooze
         return 0
 
     def stop(self, timeout: float = 5.0) -> None:

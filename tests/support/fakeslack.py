@@ -81,6 +81,7 @@ class FakeSlack:
         # users.profile.get/set: each person's status (text, emoji, expiration), by the user id of the token.
         self.statuses: dict[str, dict[str, Any]] = {}
         self.profile_scopes_missing: set[str] = set()  # user ids whose token lacks users.profile:* (missing_scope)
+        self.snoozes: dict[str, int] = {}  # dnd.setSnooze: user id -> the minutes asked for (gone once ended)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits for it, and every test stops a fake Slack.
@@ -279,6 +280,24 @@ class FakeSlack:
         with self._lock:
             self.statuses[str(user_id)] = current
         return {"ok": True, "profile": current}
+
+    def _dnd_setSnooze(self, token, params):
+        known = self.tokens.get(token or "")
+        if known is None:
+            return {"ok": False, "error": "invalid_auth"}
+        minutes = int(params.get("num_minutes") or 0)
+        with self._lock:
+            self.snoozes[known["user_id"]] = minutes
+        return {"ok": True, "snooze_enabled": True, "snooze_remaining": minutes * 60}
+
+    def _dnd_endSnooze(self, token, params):
+        known = self.tokens.get(token or "")
+        if known is None:
+            return {"ok": False, "error": "invalid_auth"}
+        with self._lock:
+            if self.snoozes.pop(known["user_id"], None) is None:
+                return {"ok": False, "error": "snooze_not_active"}
+        return {"ok": True, "snooze_enabled": False}
 
     def _views_publish(self, token, params):
         return {"ok": True, "view": {"id": "V1"}}

@@ -153,6 +153,7 @@ HELP_ROWS: Mapping[str, str] = {
     "pause · resume": "turn auto-replies off and on",
     "status on · off": "your Slack status shows you are off while you are (`status text …`, `status emoji :zzz:`, "
     "`status replace on`)",
+    "dnd on · off": "snooze your notifications while you are off",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
 }

@@ -20,11 +20,17 @@ def summary_line(s: StatusSummary, *, command: str) -> str:
     return line
 
 
+def dnd_line(s: StatusSummary, *, command: str) -> str:
+    if s.settings.dnd:
+        return "*Notifications:* snoozed while you are off (ended early if your off time does)"
+    return f"*Notifications:* not snoozed by Offhours — `{command} dnd on` snoozes them while you are off"
+
+
 def problem_lines(s: StatusSummary, *, grant_url: str) -> list[str]:
-    """Why Offhours cannot set the status, and how to fix it: nothing fails silently."""
+    """Why Offhours cannot set the status (or snooze), and how to fix it: nothing fails silently."""
+    lines = _dnd_problems(s, grant_url=grant_url)
     if not s.settings.enabled:
-        return []
-    lines = []
+        return lines
     if s.missing_scopes or (s.problem in SCOPE_PROBLEMS):
         scopes = ", ".join(f"`{scope}`" for scope in s.missing_scopes) or "`users.profile:write`"
         lines.append(
@@ -41,15 +47,27 @@ def problem_lines(s: StatusSummary, *, grant_url: str) -> list[str]:
     return lines
 
 
+def _dnd_problems(s: StatusSummary, *, grant_url: str) -> list[str]:
+    if s.dnd_missing_scopes or s.dnd_problem in SCOPE_PROBLEMS:
+        return [f":warning: Offhours may not snooze your notifications yet: it needs `dnd:write`. "
+                f"<{grant_url}|Grant access>."]  # fmt: skip
+    if s.dnd_problem is not None:
+        return [f":warning: Slack refused your token when Offhours snoozed your notifications (`{s.dnd_problem}`). "
+                f"<{grant_url}|Reconnect>."]  # fmt: skip
+    return []
+
+
 def status_sync_blocks(s: StatusSummary, *, command: str, grant_url: str, done: str | None = None) -> list[dict]:
     blocks = []
     if done:
         blocks.append(section(":white_check_mark: " + done))
-    blocks.append(section("\n".join([summary_line(s, command=command), *problem_lines(s, grant_url=grant_url)])))
+    lines = [summary_line(s, command=command), dnd_line(s, command=command), *problem_lines(s, grant_url=grant_url)]
+    blocks.append(section("\n".join(lines)))
     blocks.append(
         context(
             f"`{command} status on|off` · `{command} status text <text>` (placeholders as in your message, "
-            f"at most 100 characters) · `{command} status emoji :palm_tree:` · `{command} status replace on|off`"
+            f"at most 100 characters) · `{command} status emoji :palm_tree:` · `{command} status replace on|off` · "
+            f"`{command} dnd on|off`"
         )
     )
     return blocks
@@ -68,7 +86,8 @@ def home_status_blocks(s: StatusSummary, *, command: str, grant_url: str) -> lis
         value="off" if on else "on",
         style=None if on else "primary",
     )
-    text = "\n".join([summary_line(s, command=command), *problem_lines(s, grant_url=grant_url)])
+    text = "\n".join([summary_line(s, command=command), dnd_line(s, command=command),
+                      *problem_lines(s, grant_url=grant_url)])  # fmt: skip
     return [
         section(text, accessory=button, block_id="home_status_sync"),
         context(

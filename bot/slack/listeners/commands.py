@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "status",
+    "help", "forget", "status", "dnd",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when",)
@@ -49,6 +49,7 @@ EXAMPLES = {
     "except": "except @maria @sam",
     "when": "when @maria",
     "status": "status on",
+    "dnd": "dnd on",
 }
 
 
@@ -150,6 +151,7 @@ class Subcommands:
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
             "except": self.exceptions, "when": self.when, "status": self.status,
+            "dnd": lambda arg: self._status_command().dnd(arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:

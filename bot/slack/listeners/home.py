@@ -236,7 +236,7 @@ class HomeTab:
         )
         # Status sync, right below the person's status line.
         status = summary(self.services.config, self.services.store.status, prefs, now=now)
-        link = grant_url(self.services.install_url(headers), team_id=team_id)
+        link = grant_url(self.services.install_url(headers), team_id=team_id, dnd=status.settings.dnd)
         view["blocks"][3:3] = status_ui.home_status_blocks(status, command=self.command, grant_url=link)
         return view
 

@@ -60,11 +60,25 @@ class StatusCommand:
             return self._answer("A status you set yourself is left alone (Offhours sets none over it).")
         raise OffhoursError(f"`{self.command} status {arg.strip()[:40]}` is not something I know. Try: {USAGE}")
 
+    def dnd(self, arg: str) -> tuple[list[dict], str]:
+        """`/hours dnd on|off`: snooze notifications for each off window (dnd.setSnooze), or not."""
+        word = arg.strip().lower()
+        if word == "on":
+            self.store.choose(self.team_id, self.user_id, dnd=True)
+            return self._answer("While you are off, your notifications are snoozed until you are back.")
+        if word == "off":
+            self.store.choose(self.team_id, self.user_id, dnd=False)
+            return self._answer("Offhours no longer snoozes your notifications (a snooze under way ends within a "
+                                "minute).")  # fmt: skip
+        if not word:
+            return self._answer(None)
+        raise OffhoursError(f"`{self.command} dnd {arg.strip()[:40]}` is not something I know. Try: dnd on · dnd off")
+
     def _answer(self, done: str | None) -> tuple[list[dict], str]:
         if done is not None:
             self.services.home_refresh(self.team_id, self.user_id)  # the Home tab shows the change too
         prefs = self.services.people.get(self.team_id, self.user_id)
         s = summary(self.services.config, self.store, prefs, now=self.now)
-        link = grant_url(self.install_url, team_id=self.team_id)
+        link = grant_url(self.install_url, team_id=self.team_id, dnd=s.settings.dnd)
         blocks = ui.status_sync_blocks(s, command=self.command, grant_url=link, done=done)
         return blocks, done or ui.summary_line(s, command=self.command)

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("text", sa.String(length=400), nullable=True),
         sa.Column("emoji", sa.String(length=100), nullable=True),
         sa.Column("replace", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("dnd", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("team_id", "user_id"),
     )
     op.create_table(
@@ -37,6 +38,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("window_end", sa.DateTime(), nullable=False),
         sa.Column("seq", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("what", sa.String(length=8), server_default="status", nullable=False),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("text", sa.String(length=400), nullable=True),
         sa.Column("emoji", sa.String(length=100), nullable=True),
@@ -52,7 +54,7 @@ def upgrade() -> None:
         sa.Column("saved_expiration", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("team_id", "user_id", "window_end", "seq", name="uq_status_update_once"),
+        sa.UniqueConstraint("team_id", "user_id", "what", "window_end", "seq", name="uq_status_update_once"),
     )
     op.create_index("ix_status_updates_due", "status_updates", ["state", "next_attempt_at"], unique=False)
     op.create_index("ix_status_updates_person", "status_updates", ["team_id", "user_id"], unique=False)
