@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.config import Config, StatusConfig
 from bot.storage import schema
 from bot.workers.status import StatusSync
 from tests.support.helpers import connect, rows
@@ -171,3 +172,17 @@ def test_without_replace_nothing_is_restored_at_the_window_end(sync, fake_slack,
     fake_slack.set_status("U1", "")
     assert sync.tick(MONDAY_BACK) == 0
     assert len(sets(fake_slack)) == 1
+
+
+def test_config_status_enabled_is_the_default_for_people_who_never_chose(make_app, store, fake_slack, clock):
+    clock.set(FRIDAY_EVENING)
+    app = make_app(Config(status=StatusConfig(enabled=True, emoji=":zzz:")))
+    for user_id in ("U1", "U2", "U3"):
+        connect(store, fake_slack, user_id, user_scopes=SCOPES, now=clock())
+    store.status.choose("T1", "U2", enabled=False)  # chose off
+    connect(store, fake_slack, "U4", now=clock())  # without the scopes: nothing asked of Slack
+    StatusSync(app.services, workers=2).tick(clock())
+    assert fake_slack.status_of("U1")["status_emoji"] == ":zzz:"
+    assert fake_slack.status_of("U3")["status_emoji"] == ":zzz:"
+    assert fake_slack.status_of("U2")["status_text"] == ""
+    assert {c.token for c in fake_slack.calls_to("users.profile.get")} == {"xoxp-T1-U1", "xoxp-T1-U3"}
