@@ -75,6 +75,11 @@ def _claimed(r: Any, until: datetime) -> ClaimedStatus:
                          r.last_error, DeliveryState(r.delivery_state), until, r.what)  # fmt: skip
 
 
+def _choice(m: Any) -> StatusChoice:
+    return StatusChoice(enabled=m["enabled"], text=m["text"], emoji=m["emoji"], replace=bool(m["replace"]),
+                        dnd=bool(m["dnd"]))  # fmt: skip
+
+
 def _row(r: Any) -> StatusRow:
     return StatusRow(r.id, r.team_id, r.user_id, r.window_end, r.seq, r.action, r.text, r.emoji, r.state, r.what,
                      bool(r.applied), r.result, r.last_error, r.saved_text, r.saved_emoji,
@@ -94,13 +99,27 @@ class StatusStore:
     # --- choices ----------------------------------------------------------------------------------------------
 
     def choice(self, team_id: str, user_id: str) -> StatusChoice | None:
+        return self.choices(team_id, [user_id]).get(user_id)
+
+    def choices(self, team_id: str, user_ids: Iterable[str]) -> dict[str, StatusChoice]:
+        """The choices of those of `user_ids` who made any, in one read (the planner's)."""
         with reading(self.engine) as conn:
-            r = conn.execute(sa.select(schema.status_prefs).where(_p.team_id == team_id, _p.user_id == user_id)).first()
-        if r is None:
-            return None
-        m = r._mapping
-        return StatusChoice(enabled=m["enabled"], text=m["text"], emoji=m["emoji"], replace=bool(m["replace"]),
-                            dnd=bool(m["dnd"]))  # fmt: skip
+            rows = conn.execute(
+                sa.select(schema.status_prefs).where(_p.team_id == team_id, _p.user_id.in_(list(set(user_ids))))
+            ).all()
+        return {r.user_id: _choice(r._mapping) for r in rows}
+
+    def granted_scopes_many(self, team_id: str, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        """What granted_scopes answers, for those of `user_ids` who are connected, in one read."""
+        i = schema.installations.c
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(i.user_id, i.user_scopes)
+                .where(i.client_id == self.client_id, in_team(team_id), i.user_id.in_(list(set(user_ids))),
+                       i.user_token.is_not(None))
+                .order_by(i.installed_at)  # the latest installation of each person wins
+            ).all()  # fmt: skip
+        return {user_id: {s.strip() for s in (scopes or "").split(",") if s.strip()} for user_id, scopes in rows}
 
     def choose(self, team_id: str, user_id: str, **fields: Any) -> StatusChoice:
         """Change some of the person's choices (enabled, text, emoji, replace, dnd); the others are kept."""

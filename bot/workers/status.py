@@ -240,10 +240,13 @@ class StatusSync:
         recorded = 0
         for team_id, user_ids in by_team.items():
             prefs = services.people.get_many(team_id, user_ids)
+            choices = store.choices(team_id, user_ids)
+            scopes = store.granted_scopes_many(team_id, user_ids)
+            c = services.config.status
             for user_id in user_ids:
                 history = histories.get((team_id, user_id), [])
-                settings = status_settings(services, team_id, user_id)
-                granted = store.granted_scopes(team_id, user_id)
+                settings = domain.settings(choices.get(user_id), enabled=c.enabled, text=c.text, emoji=c.emoji)
+                granted = scopes.get(user_id)
                 # Someone without the scopes is told in /hours status on, /hours show and Home how to grant them.
                 if not domain.missing_scopes(granted):
                     wanted = domain.plan(prefs[user_id], settings, now=now)
