@@ -240,6 +240,15 @@ class StatusStore:
     def _ours(self, claim: ClaimedStatus) -> sa.ColumnElement[bool]:
         return sa.and_(_s.id == claim.id, _s.state == "pending", _s.attempts == claim.attempts)
 
+    def keep(self, claim: ClaimedStatus, saved: tuple[str, str, int]) -> None:
+        """Write down the person's own status a set is about to replace (while the claim holds)."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                schema.status_updates.update()
+                .where(self._ours(claim))
+                .values(saved_text=saved[0], saved_emoji=saved[1], saved_expiration=saved[2])
+            )
+
     def renew(self, claim: ClaimedStatus, *, until: datetime) -> bool:
         with writing(self.engine) as conn:
             return (

@@ -52,6 +52,7 @@ class ReadyStatus:
     ours: Ours
     replace: bool
     now: datetime
+    kept: tuple[str, str, int] | None = None  # the person's own status an earlier attempt of this set kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,12 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
             ):
                 return Outcome(S.EXPIRED, error="changed")  # the planner records what is wanted now
         history = self.store.status.history(claim.team_id, claim.user_id)
-        return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=settings.replace, now=now)
+        row = next((r for r in history if r.id == claim.id), None)
+        kept = None
+        if row is not None and row.saved_text is not None:
+            kept = (row.saved_text, row.saved_emoji or "", row.saved_expiration or 0)
+        return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=settings.replace, now=now,
+                           kept=kept)  # fmt: skip
 
     def _prepare_dnd(self, claim: ClaimedStatus, token: str, *, now: datetime) -> ReadyStatus | Outcome:
         granted = self.store.status.granted_scopes(claim.team_id, claim.user_id)
@@ -164,11 +170,13 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
     def _decide(self, claim: ClaimedStatus, prepared: ReadyStatus, *, current: SlackStatus, mine: bool) -> Done:
         token = prepared.token
         if claim.action == "set":
-            saved = prepared.ours.saved if mine else None
+            saved = (prepared.kept or prepared.ours.saved) if mine else None
             if not (current.empty or mine):
                 if not prepared.replace:
                     return Done(applied=False, result="own")  # the person's own status: left alone this window
                 saved = (current.text, current.emoji, current.expiration)
+                # Kept before it is replaced: an attempt whose answer is lost must not lose the person's status.
+                self.store.status.keep(claim, saved)
             self._set(token, claim.text or "", claim.emoji or "", int(claim.window_end.timestamp()))
             return Done(applied=True, result="set", saved=saved)
         if not mine and not (claim.action == "restore" and current.empty):

@@ -186,3 +186,16 @@ def test_config_status_enabled_is_the_default_for_people_who_never_chose(make_ap
     assert fake_slack.status_of("U3")["status_emoji"] == ":zzz:"
     assert fake_slack.status_of("U2")["status_text"] == ""
     assert {c.token for c in fake_slack.calls_to("users.profile.get")} == {"xoxp-T1-U1", "xoxp-T1-U3"}
+
+
+def test_with_replace_a_set_whose_answer_was_lost_still_puts_the_persons_status_back(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    fake_slack.set_status("U1", "In Lisbon", ":airplane:")
+    fake_slack.fail("users.profile.set", after_acting=True, status=500)  # set, then answered 500
+    assert sync.tick(clock()) == 0
+    assert fake_slack.status_of("U1")["status_text"] == "Off the clock — back Mon 09:00"
+    # The retry finds Offhours' status on the profile, and still knows the person's own.
+    assert sync.tick(clock() + timedelta(minutes=1)) == 1
+    fake_slack.set_status("U1", "")
+    sync.tick(MONDAY_BACK)
+    assert fake_slack.status_of("U1")["status_text"] == "In Lisbon"
