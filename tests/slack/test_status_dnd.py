@@ -87,7 +87,7 @@ def test_without_dnd_write_nothing_is_asked_and_the_person_is_told_how_to_grant_
 ):
     connect(store, fake_slack, "U1", now=clock())
     answer = hours("dnd on")
-    assert "needs `dnd:write`" in answer
+    assert "snooze your notifications yet: it needs `dnd:write`" in answer
     assert "/slack/install?scopes=status,dnd&team=T1|Grant access" in answer
     sync.tick(clock())
     assert fake_slack.calls_to("dnd.setSnooze") == []

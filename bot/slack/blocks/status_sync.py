@@ -27,34 +27,30 @@ def dnd_line(s: StatusSummary, *, command: str) -> str:
 
 
 def problem_lines(s: StatusSummary, *, grant_url: str) -> list[str]:
-    """Why Offhours cannot set the status (or snooze), and how to fix it: nothing fails silently."""
-    lines = _dnd_problems(s, grant_url=grant_url)
-    if not s.settings.enabled:
-        return lines
-    if s.missing_scopes or (s.problem in SCOPE_PROBLEMS):
-        scopes = ", ".join(f"`{scope}`" for scope in s.missing_scopes) or "`users.profile:write`"
+    """Why Offhours cannot set the status (or snooze), and how to fix it, with one link: nothing fails silently."""
+    status_on, dnd_on = s.settings.enabled, s.settings.dnd
+    status_blocked = status_on and bool(s.missing_scopes or s.problem in SCOPE_PROBLEMS)
+    dnd_blocked = dnd_on and bool(s.dnd_missing_scopes or s.dnd_problem in SCOPE_PROBLEMS)
+    missing = [*((s.missing_scopes or ["users.profile:write"]) if status_blocked else []),
+               *((s.dnd_missing_scopes or ["dnd:write"]) if dnd_blocked else [])]  # fmt: skip
+    lines = []
+    if missing:
+        what = " and ".join(w for w, blocked in (("change your status", status_blocked),
+                                                 ("snooze your notifications", dnd_blocked)) if blocked)  # fmt: skip
+        scopes = ", ".join(f"`{scope}`" for scope in missing)
         lines.append(
-            f":warning: Offhours may not change your status yet: it needs {scopes}. "
+            f":warning: Offhours may not {what} yet: it needs {scopes}. "
             f"<{grant_url}|Grant access> (Slack asks you once; your DMs stay connected)."
         )
-    elif s.problem is not None:
+    refused = [p for on, p in ((status_on, s.problem), (dnd_on, s.dnd_problem)) if on and p and p not in SCOPE_PROBLEMS]
+    if refused:
         lines.append(
-            f":warning: Slack refused your token when Offhours set your status (`{s.problem}`). "
+            f":warning: Slack refused your token when Offhours set your status (`{refused[0]}`). "
             f"<{grant_url}|Reconnect> to have it set again."
         )
-    if s.own:
+    if status_on and s.own:
         lines.append("You set your own status for this off time, so Offhours leaves it alone.")
     return lines
-
-
-def _dnd_problems(s: StatusSummary, *, grant_url: str) -> list[str]:
-    if s.dnd_missing_scopes or s.dnd_problem in SCOPE_PROBLEMS:
-        return [f":warning: Offhours may not snooze your notifications yet: it needs `dnd:write`. "
-                f"<{grant_url}|Grant access>."]  # fmt: skip
-    if s.dnd_problem is not None:
-        return [f":warning: Slack refused your token when Offhours snoozed your notifications (`{s.dnd_problem}`). "
-                f"<{grant_url}|Reconnect>."]  # fmt: skip
-    return []
 
 
 def status_sync_blocks(s: StatusSummary, *, command: str, grant_url: str, done: str | None = None) -> list[dict]:

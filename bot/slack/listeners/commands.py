@@ -48,7 +48,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
-    "status": "status on",
+    "status": "status text Off until {back_at}",
     "dnd": "dnd on",
 }
 
