@@ -91,6 +91,15 @@ class ChannelsConfig:
     managers: str = "admins"
 
 
+class StatusConfig:
+    """Status sync (bot/domain/status.py): the default for people who never chose, and the default status."""
+
+    enabled: bool = False
+    text: str = "Off the clock — back {back_at}"
+    emoji: str = ":crescent_moon:"
+    poll_seconds: float = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
@@ -105,6 +114,7 @@ class Config:
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -210,6 +220,24 @@ def _message(value: Any) -> str:
         raise _Invalid(str(error)) from None
 
 
+def _status_text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"expected a status template (text), got {_got(value)}")
+    try:
+        text = validate_template(" ".join(value.split()))
+    except OffhoursError as error:
+        raise _Invalid(str(error)) from None
+    if len(text) > 100:
+        raise _Invalid(f"a status holds at most 100 characters, got {len(text)}")
+    return text
+
+
+def _status_emoji(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r":[a-z0-9_+\-']{1,98}:", value.strip()):
+        raise _Invalid(f"expected an emoji code like ':crescent_moon:', got {_got(value)}")
+    return value.strip()
+
+
 def _duration(value: Any) -> timedelta:
     if not isinstance(value, str):
         raise _Invalid(f"expected a duration like '4h', '30m' or '1d', got {_got(value)}")
@@ -280,6 +308,10 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
     "channels": (ChannelsConfig, {"managers": _one_of("admins", "members")}),
+    "status": (
+        StatusConfig,
+        {"enabled": _bool, "text": _status_text, "emoji": _status_emoji, "poll_seconds": _positive_number},
+    ),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

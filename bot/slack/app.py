@@ -21,6 +21,7 @@ from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, Succ
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.oauth import AuthorizeUrlGenerator
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.config import Config, Settings
@@ -28,7 +29,14 @@ from bot.metrics import label
 from bot.services import Services, build_services, utc_now
 from bot.slack.authorize import StoreAuthorize
 from bot.slack.pages import OffhoursPages
-from bot.slack.paths import BOT_SCOPES, INSTALL_PATH, REDIRECT_PATH, USER_SCOPES
+from bot.slack.paths import (
+    BOT_SCOPES,
+    DND_USER_SCOPES,
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    STATUS_USER_SCOPES,
+    USER_SCOPES,
+)
 from bot.storage import ops
 from bot.storage.store import Store
 
@@ -125,7 +133,17 @@ class _OAuthFlow(OAuthFlow):
         self.store = store
 
     def build_authorize_url(self, state: str, request: BoltRequest) -> str:
-        return self.settings.authorize_url_generator.generate(state=state, team=_team(request))
+        generator = self.settings.authorize_url_generator
+        asked = set((next(iter(request.query.get("scopes") or []), None) or "").split(","))
+        if "status" in asked:
+            # Status sync's connect link: the usual user scopes and users.profile:read/write (Slack adds what is
+            # granted to what the person granted before, and answers with the whole set, which Bolt stores).
+            generator = AuthorizeUrlGenerator(
+                client_id=generator.client_id, redirect_uri=generator.redirect_uri, scopes=generator.scopes,
+                user_scopes=[*USER_SCOPES, *STATUS_USER_SCOPES, *(DND_USER_SCOPES if "dnd" in asked else ())],
+                authorization_url=generator.authorization_url,
+            )  # fmt: skip
+        return generator.generate(state=state, team=_team(request))
 
     def build_install_page_html(self, url: str, request: BoltRequest) -> str:
         # The first install of a workspace, or someone connecting to one Offhours is already in.

@@ -13,7 +13,7 @@ import yaml
 
 from bot.config import load_config
 from bot.domain.errors import ConfigError
-from bot.slack.paths import BOT_SCOPES, EVENTS_PATH, REDIRECT_PATH, USER_SCOPES
+from bot.slack.paths import BOT_SCOPES, DND_USER_SCOPES, EVENTS_PATH, REDIRECT_PATH, STATUS_USER_SCOPES, USER_SCOPES
 
 PLACEHOLDER_URL = "https://your.host"
 # Channel office hours (issue 25): messages in the channels the bot is in, and the bot's removal from one.
@@ -55,7 +55,7 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
         },
         "oauth_config": {
             "redirect_urls": [base_url + REDIRECT_PATH],
-            "scopes": {"bot": list(BOT_SCOPES), "user": list(USER_SCOPES)},
+            "scopes": {"bot": list(BOT_SCOPES), "user": [*USER_SCOPES, *STATUS_USER_SCOPES, *DND_USER_SCOPES]},
         },
         "settings": {
             "event_subscriptions": {

@@ -7,6 +7,9 @@ from __future__ import annotations
 CHANNEL_BOT_SCOPES = ("channels:history", "groups:history", "channels:read", "groups:read")
 BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read", *CHANNEL_BOT_SCOPES)
 USER_SCOPES = ("im:history", "chat:write")
+# Asked for only by the connect link of people who turn status sync on (`?scopes=status`); declared in the manifest.
+STATUS_USER_SCOPES = ("users.profile:read", "users.profile:write")
+DND_USER_SCOPES = ("dnd:write",)  # likewise, for those who turn on snoozing notifications (`?scopes=status,dnd`)
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

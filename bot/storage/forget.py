@@ -32,6 +32,8 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.channel_replies, ("sender_id",)),
     (schema.urgent_routes, ("user_id", "route_to")),  # their route, and their place as someone's backup
     (schema.urgent_notices, ("recipient_id", "sender_id", "target_id")),
+    (schema.status_prefs, ("user_id",)),
+    (schema.status_updates, ("user_id",)),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -103,5 +105,9 @@ class Forget:
             u = schema.urgent_notices.c  # the notes, like recorded messages: kept while not yet settled
             removed += conn.execute(
                 schema.urgent_notices.delete().where(u.created_at < cutoff, u.state != "pending")
+            ).rowcount
+            su = schema.status_updates.c  # finished status updates of windows long over
+            removed += conn.execute(
+                schema.status_updates.delete().where(su.window_end < cutoff, su.state != "pending")
             ).rowcount
         return removed

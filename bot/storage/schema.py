@@ -285,3 +285,50 @@ urgent_notices = sa.Table(
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_urgent_once_per_window"),
     sa.Index("ix_urgent_due", "state", "next_attempt_at"),
 )
+
+# Status sync: what each person chose (bot/domain/status.py StatusChoice); no row: the config's defaults.
+status_prefs = sa.Table(
+    "status_prefs",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("enabled", sa.Boolean),  # None: the config's status.enabled
+    sa.Column("text", sa.String(400)),  # the status template; None: the config's
+    sa.Column("emoji", sa.String(100)),
+    sa.Column("replace", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("dnd", sa.Boolean, nullable=False, server_default=sa.false()),  # snooze notifications while off
+)
+
+# Status updates, a kind of delivery (bot/workers/status.py): setting Offhours' status for one off window (action
+# "set", seq 0; a later "set" follows a change of text or emoji), clearing it ("clear") or putting the person's own
+# status back ("restore"). Unique per person, window (its end) and seq: recorded once across processes.
+status_updates = sa.Table(
+    "status_updates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("what", sa.String(8), nullable=False, server_default="status"),  # status | dnd (snoozed notifications)
+    sa.Column("action", sa.String(16), nullable=False),  # set | clear | restore; snooze | unsnooze
+    sa.Column("text", sa.String(400)),  # what a "set" writes
+    sa.Column("emoji", sa.String(100)),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed|expired
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.String(200)),
+    # Once sent: whether Offhours' status is now on the profile ("set" only), and what was done: set, own (the
+    # person's own status was left alone), cleared, restored, left (not Offhours' any more: left alone).
+    sa.Column("applied", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("result", sa.String(16)),
+    # The person's own status that a "set" replaced (status replace), to put back at the window's end.
+    sa.Column("saved_text", sa.String(400)),
+    sa.Column("saved_emoji", sa.String(100)),
+    sa.Column("saved_expiration", sa.Integer),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("team_id", "user_id", "what", "window_end", "seq", name="uq_status_update_once"),
+    sa.Index("ix_status_updates_due", "state", "next_attempt_at"),
+    sa.Index("ix_status_updates_person", "team_id", "user_id"),
+)

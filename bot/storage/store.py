@@ -30,6 +30,7 @@ from bot.storage.people import People
 from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
 from bot.storage.replies import Replies
+from bot.storage.status import StatusStore
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
 from bot.storage.urgent import UrgentStore
 
@@ -73,6 +74,7 @@ class Store:
         self.forget = Forget(self.engine, self.tokens)
         self.channel_hours = ChannelHoursStore(self.engine)
         self.urgent = UrgentStore(self.engine)
+        self.status = StatusStore(self.engine, client_id=client_id)
 
     # --- the database ------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from bot.workers.channel_hours import ChannelReplySender, ChannelSummarySender
 from bot.workers.deferred import DeferredDmResolver
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
+from bot.workers.status import StatusSync
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
 DEFERRED_JOB_ID = "offhours-deferred-dms"
 CHANNEL_JOB_ID = "offhours-channel-hours"
+STATUS_JOB_ID = "offhours-status"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -90,6 +92,17 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         "interval",
         seconds=reply_poll_s,
         id=CHANNEL_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),
+    )
+    # Slack statuses that follow people's hours: planned and set every status.poll_seconds, from start-up on (a
+    # status due while the process was down is set at once if its window is still open).
+    status_sync = StatusSync(services)
+    scheduler.add_job(
+        _safely(lambda: status_sync.tick(services.clock()), "status"),
+        "interval",
+        seconds=config.status.poll_seconds,
+        id=STATUS_JOB_ID,
         replace_existing=True,
         next_run_time=services.clock(),
     )

@@ -65,7 +65,9 @@ def test_scopes_command_events_interactivity_and_home_tab():
     assert scopes["bot"] == list(BOT_SCOPES)
     assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read", "channels:history",
                                   "groups:history", "channels:read", "groups:read"}  # fmt: skip
-    assert set(scopes["user"]) == set(USER_SCOPES) == {"im:history", "chat:write"}
+    assert set(USER_SCOPES) == {"im:history", "chat:write"}
+    # Status sync's scopes are declared, and asked for only by the link of people who turn it on.
+    assert set(scopes["user"]) == {*USER_SCOPES, "users.profile:read", "users.profile:write", "dnd:write"}
 
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/hours"

@@ -85,6 +85,10 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._ts = count(1)
         self.post_counts: dict[str, int] = defaultdict(int)
+        # users.profile.get/set: each person's status (text, emoji, expiration), by the user id of the token.
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.profile_scopes_missing: set[str] = set()  # user ids whose token lacks users.profile:* (missing_scope)
+        self.snoozes: dict[str, int] = {}  # dnd.setSnooze: user id -> the minutes asked for (gone once ended)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits for it, and every test stops a fake Slack.
@@ -279,6 +283,64 @@ class FakeSlack:
         channel, ts = params.get("channel", ""), str(params.get("message_ts", ""))
         return {"ok": True, "permalink": f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
 
+    def status_of(self, user_id: str) -> dict[str, Any]:
+        """The person's status as Slack holds it: {"status_text", "status_emoji", "status_expiration"}."""
+        return self.statuses.get(user_id, {"status_text": "", "status_emoji": "", "status_expiration": 0})
+
+    def set_status(self, user_id: str, text: str, emoji: str = "", expiration: int = 0) -> None:
+        """The person sets a status themselves."""
+        self.statuses[user_id] = {"status_text": text, "status_emoji": emoji, "status_expiration": expiration}
+
+    def _profile_user(self, token) -> tuple[str | None, dict | None]:
+        known = self.tokens.get(token or "")
+        if known is None:
+            return None, {"ok": False, "error": "invalid_auth"}
+        user_id = known.get("user_id")
+        if user_id in self.profile_scopes_missing:
+            return None, {"ok": False, "error": "missing_scope"}
+        return user_id, None
+
+    def _users_profile_get(self, token, params):
+        user_id, refused = self._profile_user(token)
+        if refused is not None:
+            return refused
+        return {"ok": True, "profile": {"real_name": str(user_id).lower(), **self.status_of(str(user_id))}}
+
+    def _users_profile_set(self, token, params):
+        user_id, refused = self._profile_user(token)
+        if refused is not None:
+            return refused
+        profile = params.get("profile") or {}
+        if isinstance(profile, str):
+            profile = json.loads(profile)
+        current = dict(self.status_of(str(user_id)))
+        for key in ("status_text", "status_emoji", "status_expiration"):
+            if key in profile:
+                current[key] = profile[key]
+        if len(str(current["status_text"])) > 100:
+            return {"ok": False, "error": "invalid_profile"}
+        with self._lock:
+            self.statuses[str(user_id)] = current
+        return {"ok": True, "profile": current}
+
+    def _dnd_setSnooze(self, token, params):
+        known = self.tokens.get(token or "")
+        if known is None:
+            return {"ok": False, "error": "invalid_auth"}
+        minutes = int(params.get("num_minutes") or 0)
+        with self._lock:
+            self.snoozes[known["user_id"]] = minutes
+        return {"ok": True, "snooze_enabled": True, "snooze_remaining": minutes * 60}
+
+    def _dnd_endSnooze(self, token, params):
+        known = self.tokens.get(token or "")
+        if known is None:
+            return {"ok": False, "error": "invalid_auth"}
+        with self._lock:
+            if self.snoozes.pop(known["user_id"], None) is None:
+                return {"ok": False, "error": "snooze_not_active"}
+        return {"ok": True, "snooze_enabled": False}
+
     def _views_publish(self, token, params):
         return {"ok": True, "view": {"id": "V1"}}
 
@@ -326,7 +388,7 @@ class FakeSlack:
 
             def _serve(self, params) -> None:
                 params = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in params.items()}
-                for key in ("blocks", "metadata", "view"):
+                for key in ("blocks", "metadata", "view", "profile"):
                     if isinstance(params.get(key), str):
                         with contextlib.suppress(ValueError):
                             params[key] = json.loads(params[key])

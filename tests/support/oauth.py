@@ -23,8 +23,8 @@ class Install:
     cookie: str  # "name=value", as a browser sends it back
 
 
-def start_install(base_url: str) -> Install:
-    response = request(f"{base_url}/slack/install")
+def start_install(base_url: str, query: str = "") -> Install:
+    response = request(f"{base_url}/slack/install{query}")
     assert response.status == 200, response.text
     links = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', response.text)
     assert links, response.text

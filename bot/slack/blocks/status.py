@@ -153,6 +153,9 @@ HELP_ROWS: Mapping[str, str] = {
     "urgent @someone · me · off": "an \"It's urgent\" button on your auto-reply: the sender's note goes to your "
     "backup, or to you (Do Not Disturb still silences it); `urgent` shows the route",
     "pause · resume": "turn auto-replies off and on",
+    "status on · off": "your Slack status shows you are off while you are (`status text …`, `status emoji :zzz:`, "
+    "`status replace on`)",
+    "dnd on · off": "snooze your notifications while you are off",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
     "channel set <hours> <zone>": "in a channel Offhours is in: the team's hours, e.g. "

@@ -25,13 +25,15 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
+from bot.slack.listeners.status import StatusCommand
+from bot.status_sync import clear_now
 
 log = logging.getLogger(__name__)
 
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "channel", "urgent",
+    "help", "forget", "channel", "urgent", "status", "dnd",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
@@ -48,6 +50,8 @@ EXAMPLES = {
     "when": "when @maria",
     "channel": "channel set mon-fri 9-17:30 Europe/London",
     "urgent": "urgent @dana",
+    "status": "status text Off until {back_at}",
+    "dnd": "dnd on",
 }
 
 
@@ -108,7 +112,8 @@ def register(app: App, services: Services) -> None:
             _log(sub, "not_connected", started)
             return
         handler = Subcommands(services, team_id=team_id, user_id=user_id, channel_id=body.get("channel_id") or "",
-                              channel_name=body.get("channel_name") or "")  # fmt: skip
+                              channel_name=body.get("channel_name") or "",
+                              install_url=services.install_url(request.headers))  # fmt: skip
         try:
             blocks, text = handler.run(sub, arg)
             outcome = "ok"
@@ -135,10 +140,18 @@ class Subcommands:
     """One method per subcommand, each returning (blocks, fallback text)."""
 
     def __init__(
-        self, services: Services, *, team_id: str, user_id: str, channel_id: str = "", channel_name: str = ""
+        self,
+        services: Services,
+        *,
+        team_id: str,
+        user_id: str,
+        channel_id: str = "",
+        channel_name: str = "",
+        install_url: str | None = None,
     ) -> None:
         self.services = services
         self.channel_id, self.channel_name = channel_id, channel_name  # where the command ran (`channel`)
+        self.install_url = install_url or services.install_url()
         self.people = services.people
         self.team_id = team_id
         self.user_id = user_id
@@ -151,6 +164,8 @@ class Subcommands:
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
             "except": self.exceptions, "when": self.when, "channel": self.channel, "urgent": self.urgent,
+            "status": self.status,
+            "dnd": lambda arg: self._status_command().dnd(arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -189,7 +204,15 @@ class Subcommands:
         preview = self._preview_text(prefs)
         # Only connected people get this far (the others get the connect prompt).
         blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
+        blocks[2:2] = self._status_command().run("")[0][:1]  # status sync: on or off, and the next status
         return blocks, ui.now_line(prefs, now=self.now)
+
+    def _status_command(self) -> StatusCommand:
+        return StatusCommand(self.services, team_id=self.team_id, user_id=self.user_id, install_url=self.install_url,
+                             now=self.now)  # fmt: skip
+
+    def status(self, arg: str) -> tuple[list[dict], str]:
+        return self._status_command().run(arg)
 
     def set_hours(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_hours(self.team_id, self.user_id, self._require(arg, "set"))
@@ -319,6 +342,9 @@ class Subcommands:
         token = self.services.store.user_token(self.team_id, self.user_id)
         revoked = True
         if token:
+            # Offhours' status goes with the token that could clear it later (a status of the person's own stays).
+            clear_now(ack_client(self.services.client), self.services.store.status, team_id=self.team_id,
+                      user_id=self.user_id, token=token)  # fmt: skip
             try:
                 ack_client(self.services.client).auth_revoke(token=token)  # before the ack: no sleeping on a 429
             except SlackApiError as e:

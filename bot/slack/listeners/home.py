@@ -34,7 +34,9 @@ from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.blocks import home as ui
+from bot.slack.blocks import status_sync as status_ui
 from bot.slack.blocks.urgent import home_blocks as urgent_home_blocks
+from bot.status_sync import grant_url, summary
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,9 @@ def register(app: App, services: Services) -> None:
     people = services.people
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
+    status_prefs = services.store.status
+    app.action(status_ui.STATUS_ON_ACTION)(change("status_on", lambda t, u: status_prefs.choose(t, u, enabled=True)))
+    app.action(status_ui.STATUS_OFF_ACTION)(change("status_off", lambda t, u: status_prefs.choose(t, u, enabled=False)))
     app.action(ui.CLEAR_DAYS_OFF_ACTION)(change("clear_days_off", people.clear_days_off))
     app.action(ui.HOLIDAYS_OFF_ACTION)(change("holidays_off", lambda t, u: people.set_holidays(t, u, "off")))
     app.action(ui.EDIT_HOLIDAYS_ACTION)(
@@ -221,7 +226,7 @@ class HomeTab:
             return ui.connect_view(self.services.install_url(headers), command=self.command)
         now = self.services.clock()
         prefs = self.people.get(team_id, user_id)
-        return ui.home_view(
+        view = ui.home_view(
             prefs,
             now=now,
             preview=preview_text(prefs, now=now),
@@ -231,6 +236,11 @@ class HomeTab:
             max_exceptions=MAX_REPLY_EXCEPTIONS,
             urgent=urgent_home_blocks(self.services.store.urgent.route(team_id, user_id), command=self.command),
         )
+        # Status sync, right below the person's status line.
+        status = summary(self.services.config, self.services.store.status, prefs, now=now)
+        link = grant_url(self.services.install_url(headers), team_id=team_id, dnd=status.settings.dnd)
+        view["blocks"][3:3] = status_ui.home_status_blocks(status, command=self.command, grant_url=link)
+        return view
 
     def publish(self, team_id: str, user_id: str, *, token: str | None, headers: dict | None = None) -> None:
         try:

@@ -1,7 +1,7 @@
 """urgent_routes, urgent_notices: "It's urgent" — where a person's urgent notes go, and the notes' outbox
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02
 
 A person routes urgent notes to a backup or to themselves; a sender's note is recorded before the modal's ack, at
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
