@@ -91,6 +91,7 @@ class ChannelsConfig:
     managers: str = "admins"
 
 
+@dataclass(frozen=True, slots=True)
 class StatusConfig:
     """Status sync (bot/domain/status.py): the default for people who never chose, and the default status."""
 
