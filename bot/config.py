@@ -85,6 +85,12 @@ class RecapConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NudgeConfig:
+    # How long (in working time) before an auto-reply's reply-by time the person is reminded; None: no nudges.
+    before: timedelta | None = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
 
@@ -97,6 +103,7 @@ class Config:
     reply: ReplyConfig = field(default_factory=ReplyConfig)
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    nudge: NudgeConfig = field(default_factory=NudgeConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -211,6 +218,15 @@ def _duration(value: Any) -> timedelta:
         raise _Invalid(str(error)) from None
 
 
+def _nudge_before(value: Any) -> timedelta | None:
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    duration = _duration(value)
+    if duration <= timedelta(0):
+        raise _Invalid(f"expected a duration like '30m' or '1h', or 'off', got {_got(value)}")
+    return duration
+
+
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -271,6 +287,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
         },
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
+    "nudge": (NudgeConfig, {"before": _nudge_before}),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

@@ -28,6 +28,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
     (schema.dm_presence, ("user_id",)),
     (schema.deferred_dms, ("writer_id",)),
+    (schema.nudges, ("user_id", "sender_id")),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -76,5 +77,7 @@ class Forget:
             d = schema.dm_presence.c  # presence matters for PRESENT_FOR only: a day is plenty
             removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
+            n = schema.nudges.c
+            removed += conn.execute(schema.nudges.delete().where(n.received_at < cutoff, n.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
         return removed

@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.services import Services
 from bot.storage import ops
 from bot.workers.deferred import DeferredDmResolver
+from bot.workers.nudges import NudgeSender
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 
@@ -28,6 +29,7 @@ RECAP_JOB_ID = "offhours-recaps"
 REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
 DEFERRED_JOB_ID = "offhours-deferred-dms"
+NUDGE_JOB_ID = "offhours-nudges"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -74,6 +76,16 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         seconds=reply_poll_s,
         id=DEFERRED_JOB_ID,
         replace_existing=True,
+    )
+    # Reminders before the reply-by times auto-replies promised (planned from the sent replies, then sent when due).
+    nudges = NudgeSender(services)
+    scheduler.add_job(
+        _safely(lambda: nudges.tick(services.clock()), "nudges"),
+        "interval",
+        seconds=reply_poll_s,
+        id=NUDGE_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),  # at start-up: catch up on nudges due while down, still before their promise
     )
     scheduler.add_job(
         _safely(lambda: services.store.purge_expired(now=services.clock(), days=config.retention_days), "retention"),

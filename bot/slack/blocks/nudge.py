@@ -1,0 +1,42 @@
+"""The nudge: a reminder before the reply-by time an auto-reply promised, with Done and Snooze 1 h buttons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+
+from bot.domain.hours import format_local
+from bot.domain.templates import render_back_in
+from bot.slack.blocks.common import context, section
+
+NUDGE_DONE_ACTION = "nudge_done"
+NUDGE_SNOOZE_ACTION = "nudge_snooze"
+
+
+def nudge_text(*, sender_id: str, received_at: datetime, promised_at: datetime, tz: str, now: datetime) -> str:
+    since = format_local(received_at, tz, now=now)
+    by = format_local(promised_at, tz, now=now)
+    return (
+        f":hourglass_flowing_sand: <@{sender_id}> is still waiting for your answer (since {since}). "
+        f"Your auto-reply promised one by *{by}* — in {render_back_in(promised_at - now)}."
+    )
+
+
+def nudge_blocks(
+    *, nudge_id: int, sender_id: str, received_at: datetime, promised_at: datetime, tz: str, now: datetime,
+    permalink: str | None, snoozable: bool,
+) -> list[dict]:  # fmt: skip
+    """The reminder, a link to the conversation, Done (as in the recap) and Snooze 1 h (once)."""
+    line = nudge_text(sender_id=sender_id, received_at=received_at, promised_at=promised_at, tz=tz, now=now)
+    if permalink:
+        line += f"\n<{permalink}|Open the conversation>"
+    buttons = [ButtonElement(text="Done", action_id=NUDGE_DONE_ACTION, value=str(nudge_id), style="primary")]
+    if snoozable:
+        buttons.append(ButtonElement(text="Snooze 1 h", action_id=NUDGE_SNOOZE_ACTION, value=str(nudge_id)))
+    return [section(line), ActionsBlock(elements=buttons).to_dict()]
+
+
+def nudge_settled_blocks(text: str, note: str) -> list[dict]:
+    """The nudge after a click: its text, and what the click did instead of the buttons."""
+    return [section(text), context(note)]
