@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.hours import Schedule
+from bot.domain.errors import HoursError
+from bot.domain.hours import Schedule, parse_duration, render_duration
 from bot.domain.templates import render_template
 
 DEFAULT_BEFORE = timedelta(minutes=30)
@@ -24,6 +25,26 @@ _MARK = "\x00reply_by\x00"
 def promises(template: str) -> bool:
     """Whether a boundary message made with `template` names a reply-by time (the {reply_by} placeholder)."""
     return _MARK in render_template(template, {"reply_by": _MARK})
+
+
+MAX_BEFORE = timedelta(hours=8)
+
+
+def parse_before(text: str) -> int:
+    """`/hours nudge 1h` or `off`: the lead time in seconds to store (0: off); HoursError says what is wrong."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return 0
+    before = parse_duration(text)
+    if before > MAX_BEFORE:
+        raise HoursError(f"A nudge comes at most {render_duration(MAX_BEFORE)} before the promise — e.g. 30m or 1h")
+    return int(before.total_seconds())
+
+
+def describe(before: timedelta | None) -> str:
+    """For /hours and Home: "on, 30 min before your reply-by time" or "off"."""
+    if before is None:
+        return "off"
+    return f"on, {render_duration(before)} of working time before the reply-by time your auto-reply promises"
 
 
 def effective_before(chosen_s: int | None, default: timedelta | None) -> timedelta | None:

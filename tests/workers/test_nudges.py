@@ -308,3 +308,69 @@ def test_config_before_is_read(make_app, store, fake_slack, clock, slack):
     app = make_app(nudge=replace(Config().nudge, before=timedelta(hours=1)))
     assert ReplySender(app.services).drain(now=clock()) == 1
     assert NudgeSender(app.services).tick(DUE - timedelta(minutes=30)) == 1
+
+
+# --- (4) Snooze 1 h and Done --------------------------------------------------------------------------------------
+
+
+def test_snooze_sends_it_again_an_hour_later_at_most_until_shortly_before_the_promise(
+    replied, tick, slack, store, fake_slack, clock
+):
+    replied()
+    assert tick(DUE - timedelta(minutes=20)) == 0  # planned with a 30-minute lead: due 12:30 EST
+    assert tick(DUE) == 1
+    [row] = nudges(store)
+    clock.set(DUE + timedelta(minutes=1))
+    click(slack, NUDGE_SNOOZE_ACTION, str(row["id"]))
+    [update] = fake_slack.calls_to("chat.update")
+    assert ":zzz: Snoozed until Wed 12:55" in block_text(update.params["blocks"])  # not 13:31: the promise is 13:00
+    [row] = nudges(store)
+    assert (row["state"], row["snoozed"], row["next_attempt_at"]) == ("pending", True, PROMISE - timedelta(minutes=5))
+
+    assert tick(PROMISE - timedelta(minutes=6)) == 0
+    assert tick(PROMISE - timedelta(minutes=5)) == 1
+    second = nudge_posts(fake_slack)[-1]
+    actions = [e["action_id"] for b in second.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert actions == [NUDGE_DONE_ACTION]  # snoozed once: no second snooze
+    click(slack, NUDGE_SNOOZE_ACTION, str(row["id"]))
+    assert nudges(store)[0]["state"] == "sent"
+    assert tick(PROMISE) == 0
+    assert len(nudge_posts(fake_slack)) == 2
+
+
+def test_a_snoozed_nudge_answered_meanwhile_is_not_sent(replied, tick, slack, store, fake_slack, clock):
+    ts = replied()
+    assert tick(DUE) == 1
+    clock.set(DUE + timedelta(minutes=1))
+    click(slack, NUDGE_SNOOZE_ACTION, str(nudges(store)[0]["id"]))
+    clock.set(DUE + timedelta(minutes=2))
+    u1_writes(slack, clock, thread_ts=ts)
+    assert tick(PROMISE - timedelta(minutes=5)) == 0
+    assert len(nudge_posts(fake_slack)) == 1
+
+
+def test_done_ticks_the_conversation_off_as_in_the_recap(replied, tick, slack, store, fake_slack, clock, people):
+    replied()
+    assert RecapSender(people.services).tick(BACK) == 1
+    [recap] = rows(store, schema.recaps)
+    assert tick(DUE) == 1
+    clock.set(DUE + timedelta(minutes=1))
+    click(slack, NUDGE_DONE_ACTION, str(nudges(store)[0]["id"]))
+    assert nudges(store)[0]["state"] == "done"
+    assert {m["state"] for m in rows(store, schema.messages)} == {"done"}
+    updates = fake_slack.calls_to("chat.update")
+    assert {u.params["ts"] for u in updates} == {recap["message_ts"], "1772645400.000100"}  # the recap and the nudge
+    [recap_update] = [u for u in updates if u.params["ts"] == recap["message_ts"]]
+    assert "~ Done" in block_text(recap_update.params["blocks"])
+    assert tick(PROMISE) == 0
+
+
+def test_someone_elses_buttons_do_nothing(replied, tick, slack, store, fake_slack, clock):
+    replied()
+    assert tick(DUE) == 1
+    nudge_id = str(nudges(store)[0]["id"])
+    click(slack, NUDGE_DONE_ACTION, nudge_id, user="U2")
+    click(slack, NUDGE_SNOOZE_ACTION, nudge_id, user="U2")
+    click(slack, NUDGE_DONE_ACTION, "not-a-number")
+    assert nudges(store)[0]["state"] == "sent"
+    assert fake_slack.calls_to("chat.update") == []

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
+from bot.domain import nudge
 from bot.domain.hours import format_local
 from bot.domain.templates import render_back_in
 from bot.slack.blocks.common import context, section
@@ -35,6 +36,12 @@ def nudge_blocks(
     if snoozable:
         buttons.append(ButtonElement(text="Snooze 1 h", action_id=NUDGE_SNOOZE_ACTION, value=str(nudge_id)))
     return [section(line), ActionsBlock(elements=buttons).to_dict()]
+
+
+def nudge_status_block(before: timedelta | None, *, command: str) -> dict:
+    """The nudge line of `/hours show` and Home: on or off, and how early."""
+    return context(f":hourglass_flowing_sand: Nudges: {nudge.describe(before)} (`{command} nudge 1h`, "
+                   f"`{command} nudge off`)")  # fmt: skip
 
 
 def nudge_settled_blocks(text: str, note: str) -> list[dict]:

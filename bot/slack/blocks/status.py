@@ -151,6 +151,7 @@ HELP_ROWS: Mapping[str, str] = {
     "`except` lists them",
     "when @someone": "is that person working now, and if not, when are they back",
     "pause · resume": "turn auto-replies off and on",
+    "nudge <time>": "a reminder that long before the reply-by time you promised, e.g. `30m`, `1h`; `nudge off`",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
 }

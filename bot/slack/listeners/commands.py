@@ -25,13 +25,14 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
+from bot.slack.listeners import nudge_command
 
 log = logging.getLogger(__name__)
 
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget",
+    "help", "forget", "nudge",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when",)
@@ -46,6 +47,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
+    "nudge": "nudge 1h",
 }
 
 
@@ -144,7 +146,7 @@ class Subcommands:
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
-            "except": self.exceptions, "when": self.when,
+            "except": self.exceptions, "when": self.when, "nudge": lambda arg: nudge_command.run(self, arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -182,6 +184,7 @@ class Subcommands:
         preview = self._preview_text(prefs)
         # Only connected people get this far (the others get the connect prompt).
         blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
+        blocks.append(nudge_command.status_block(self.services, prefs))
         return blocks, ui.now_line(prefs, now=self.now)
 
     def set_hours(self, arg: str) -> tuple[list[dict], str]:
