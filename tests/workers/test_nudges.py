@@ -374,3 +374,23 @@ def test_someone_elses_buttons_do_nothing(replied, tick, slack, store, fake_slac
     click(slack, NUDGE_DONE_ACTION, "not-a-number")
     assert nudges(store)[0]["state"] == "sent"
     assert fake_slack.calls_to("chat.update") == []
+
+
+# --- (6) the morning recap marks promises due today --------------------------------------------------------------
+
+
+def test_the_recap_marks_a_thread_whose_promise_falls_today_with_the_time(replied, tick, store, fake_slack, people,
+                                                                          clock, slack):  # fmt: skip
+    replied()
+    fake_slack.dm_members[dm_channel("U1", "U3")] = ("U1", "U3")
+    clock.advance(minutes=5)
+    # U3's auto-reply is not sent (no drain): it promised nothing yet.
+    assert slack.dm(sender="U3", recipient="U1", ts=clock().timestamp()).status == 200
+    assert tick(clock() + timedelta(minutes=1)) == 0  # the nudges are planned
+    assert RecapSender(people.services).tick(BACK) == 1
+    [recap] = [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"
+               and "offhours_recap" in str(c.params.get("metadata"))]  # fmt: skip
+    lines = [b["text"]["text"] for b in recap.params["blocks"] if b["type"] == "section"]
+    [u2] = [line for line in lines if line.startswith("<@U2>")]
+    assert u2.endswith(" · :hourglass_flowing_sand: reply by 13:00 today")
+    assert all("reply by" not in line for line in lines if not line.startswith("<@U2>"))

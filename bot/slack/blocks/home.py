@@ -95,6 +95,7 @@ def home_view(
     today: date | None = None,
     exceptions: Sequence[str] = (),
     max_exceptions: int = 100,
+    nudge: Sequence[dict] = (),
 ) -> dict:
     """The Home tab of a connected person: status, hours, zone, reply time, message, days off, public holidays,
     the people who never get an auto-reply, pause."""
@@ -190,6 +191,8 @@ def home_view(
         ).to_dict(),
         divider(),
     ]
+    if nudge:  # the nudge section (bot/slack/blocks/nudge.py)
+        blocks += [*nudge, divider()]
     blocks += [
         section(
             "*Auto-replies:* " + ("paused — nobody gets your message; your recap still comes" if paused else "on"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, Option, StaticSelectElement
 
 from bot.domain import nudge
 from bot.domain.hours import format_local
@@ -13,6 +13,9 @@ from bot.slack.blocks.common import context, section
 
 NUDGE_DONE_ACTION = "nudge_done"
 NUDGE_SNOOZE_ACTION = "nudge_snooze"
+HOME_NUDGE_ACTION = "home_nudge"  # the Home tab's "how early" picker
+HOME_NUDGE_CHOICES = (("off", "Off"), ("15m", "15 min before"), ("30m", "30 min before"), ("1h", "1 h before"),
+                      ("2h", "2 h before"))  # fmt: skip
 
 
 def nudge_text(*, sender_id: str, received_at: datetime, promised_at: datetime, tz: str, now: datetime) -> str:
@@ -47,3 +50,22 @@ def nudge_status_block(before: timedelta | None, *, command: str) -> dict:
 def nudge_settled_blocks(text: str, note: str) -> list[dict]:
     """The nudge after a click: its text, and what the click did instead of the buttons."""
     return [section(text), context(note)]
+
+
+def home_nudge_blocks(before: timedelta | None, *, command: str) -> list[dict]:
+    """The Home tab's nudge section: on or off, how early, and a picker to change it."""
+    options = [Option(value=value, label=label) for value, label in HOME_NUDGE_CHOICES]
+    current = "off" if before is None else next(
+        (value for value, _ in HOME_NUDGE_CHOICES[1:] if _seconds(value) == int(before.total_seconds())), None
+    )  # fmt: skip
+    picker = StaticSelectElement(
+        action_id=HOME_NUDGE_ACTION, placeholder="How early", options=options,
+        initial_option=next((o for o in options if o.value == current), None),
+    )  # fmt: skip
+    text = (f"*Nudges:* {nudge.describe(before)}. Offhours reminds you of a conversation still unanswered "
+            f"(or `{command} nudge 45m`).")  # fmt: skip
+    return [section(text, accessory=picker.to_dict(), block_id="home_nudge")]
+
+
+def _seconds(value: str) -> int:
+    return {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200}[value]

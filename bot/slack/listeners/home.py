@@ -34,6 +34,8 @@ from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.blocks import home as ui
+from bot.slack.blocks.nudge import HOME_NUDGE_ACTION, HOME_NUDGE_CHOICES, home_nudge_blocks
+from bot.slack.listeners import nudge_command
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,16 @@ def register(app: App, services: Services) -> None:
         return handler
 
     people = services.people
+
+    @app.action(HOME_NUDGE_ACTION)
+    def nudge_lead(ack: Ack, body: dict, action: dict, context: BoltContext, request: BoltRequest) -> None:
+        value = payloads.text(payloads.obj(action, "selected_option"), "value")
+        if value not in {choice for choice, _ in HOME_NUDGE_CHOICES}:
+            ack()
+            log.info("action type=nudge outcome=invalid")
+            return
+        change("nudge", lambda t, u: people.set_nudge_before(t, u, value))(ack, body, context, request)
+
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
     app.action(ui.CLEAR_DAYS_OFF_ACTION)(change("clear_days_off", people.clear_days_off))
@@ -228,6 +240,7 @@ class HomeTab:
             today=local_date(now, prefs.tz),
             exceptions=self.people.reply_exceptions(team_id, user_id),
             max_exceptions=MAX_REPLY_EXCEPTIONS,
+            nudge=home_nudge_blocks(nudge_command.before(self.services, prefs), command=self.command),
         )
 
     def publish(self, team_id: str, user_id: str, *, token: str | None, headers: dict | None = None) -> None:
