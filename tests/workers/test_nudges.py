@@ -13,9 +13,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
 from bot.config import Config, NudgeConfig
+from bot.services import build_services
 from bot.slack.blocks.nudge import NUDGE_DONE_ACTION, NUDGE_SNOOZE_ACTION
 from bot.slack.blocks.recap import DONE_ACTION
 from bot.storage import schema
@@ -269,24 +271,39 @@ def test_after_downtime_past_the_promise_it_is_dropped_and_counted(replied, tick
 # --- two processes, one nudge ------------------------------------------------------------------------------------
 
 
-def test_two_processes_post_one_nudge(replied, make_app, store, fake_slack, clock):
-    replied()
-    clock.set(DUE)
-    senders = [NudgeSender(make_app().services) for _ in range(2)]
-    start = threading.Barrier(2)
-    posted: list[int] = []
+def test_two_processes_post_one_nudge_per_promise(people, slack, store, fake_slack, clock, settings):
+    """Two senders, each on its own Store (its own connection pool, as two processes have), tick at once."""
+    senders_ids = [f"UW{i:02d}" for i in range(20)]
+    for i, sender in enumerate(senders_ids):
+        assert slack.dm(sender=sender, recipient="U1", ts=clock().timestamp() + i).status == 200
+    assert ReplySender(people.services).drain(now=clock()) == 20
+    stores = [Store(store.url, client_id="111.222") for _ in range(2)]
+    try:
+        senders = [
+            NudgeSender(build_services(Config(), s, settings=settings,
+                                       client=WebClient(base_url=fake_slack.base_url, timeout=5), clock=clock))
+            for s in stores
+        ]  # fmt: skip
+        start = threading.Barrier(2)
+        posted: list[int] = []
 
-    def run(sender: NudgeSender) -> None:
-        start.wait()
-        posted.append(sender.tick(DUE))
+        def run(sender: NudgeSender) -> None:
+            start.wait()
+            posted.append(sender.tick(DUE))
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert sorted(posted) == [0, 1]
-    assert len(nudge_posts(fake_slack)) == 1
+        clock.set(DUE)
+        threads = [threading.Thread(target=run, args=(s,)) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        for s in stores:
+            s.close()
+    assert sum(posted) == 20
+    ids = [c.params["metadata"]["event_payload"]["nudge_id"] for c in nudge_posts(fake_slack)]
+    assert len(ids) == len(set(ids)) == 20
+    assert {r["state"] for r in nudges(store)} == {"sent"}
 
 
 def test_a_nudge_of_unknown_outcome_is_looked_up_before_it_is_posted_again(replied, tick, store, fake_slack):
