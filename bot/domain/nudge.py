@@ -111,10 +111,11 @@ def decide(
     promised: datetime, due_at: datetime, snoozed: bool, now: datetime,
 ) -> Decision:  # fmt: skip
     """What to do with a nudge due at `due_at` for the promise `promised`, at `now`, under the current settings."""
-    if before is None:
-        return Drop("off")
-    if paused:
-        return Drop("paused")
+    if before is None or paused:
+        # Decided when due: turned back on (or resumed) before then, the nudge still comes.
+        if now < due_at:
+            return Wait(at=due_at, promise=promised)
+        return Drop("off" if before is None else "paused")
     current = plan(schedule, received_at=received_at, reply_within=reply_within, before=before)
     if current is None:
         return Drop("hours_changed")

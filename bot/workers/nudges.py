@@ -80,11 +80,12 @@ class NudgeKind(KindDefaults[ClaimedNudge, ReadyNudge]):
 
     def _plan_one(self, reply: SentReply, person: Preferences, *, now: datetime) -> bool:
         template = (person.external_message or person.message) if reply.external else person.message
+        # With nudges off it is planned all the same (at the usual lead) and dropped when due if they still are.
         before = nudge.effective_before(person.nudge_before_s, self.services.config.nudge.before)
         found = None
-        if nudge.promises(template) and before is not None:
+        if nudge.promises(template):
             found = nudge.plan(person.schedule, received_at=reply.received_at, reply_within=person.reply_within,
-                               before=before)  # fmt: skip
+                               before=before or nudge.DEFAULT_BEFORE)  # fmt: skip
         self.nudges.add(reply, promised_at=found.promise if found else None, due_at=found.at if found else None,
                         now=now)  # fmt: skip
         return found is not None

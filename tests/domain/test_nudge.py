@@ -125,9 +125,12 @@ def test_due_and_unchanged_sends():
     assert _decide() == Send(promise=PROMISE)
 
 
-def test_off_or_paused_drops():
+def test_off_or_paused_drops_when_due_and_waits_before():
     assert _decide(before=None) == Drop("off")
     assert _decide(paused=True) == Drop("paused")
+    earlier = DUE - H
+    assert _decide(before=None, now=earlier) == Wait(at=DUE, promise=PROMISE)
+    assert _decide(paused=True, now=earlier) == Wait(at=DUE, promise=PROMISE)
 
 
 def test_a_promise_that_moved_waits_for_its_new_time():

@@ -208,6 +208,26 @@ def test_none_while_paused(replied, tick, slack, store, clock):
     assert [(r["state"], r["last_error"]) for r in nudges(store)] == [("expired", "paused")]
 
 
+def test_paused_and_resumed_before_the_nudge_still_nudges(replied, tick, slack, store, clock):
+    replied()
+    assert tick(clock() + timedelta(minutes=1)) == 0
+    clock.set(BACK - timedelta(hours=3))
+    assert slack.command("pause", user="U1").status == 200
+    assert tick(BACK - timedelta(hours=2)) == 0  # re-decided: kept for its due time
+    clock.set(BACK - timedelta(hours=1))
+    assert slack.command("resume", user="U1").status == 200
+    assert tick(DUE) == 1
+
+
+def test_a_new_lead_time_moves_a_planned_nudge(replied, tick, slack, store, clock):
+    replied()
+    assert tick(clock() + timedelta(minutes=1)) == 0
+    clock.set(BACK - timedelta(hours=1))
+    assert slack.command("nudge 1h", user="U1").status == 200
+    assert tick(DUE - timedelta(minutes=31)) == 0
+    assert tick(DUE - timedelta(minutes=30)) == 1  # 12:00 EST
+
+
 def test_none_when_disconnected(replied, tick, store, clock):
     replied()
     store.revoke_user_tokens("T1", ["U1"])
@@ -220,7 +240,7 @@ def test_none_when_the_config_turns_nudges_off(make_app, store, fake_slack, cloc
     app = make_app(nudge=NudgeConfig(before=None))
     assert ReplySender(app.services).drain(now=clock()) == 1
     assert NudgeSender(app.services).tick(DUE) == 0
-    assert [r["last_error"] for r in nudges(store)] == ["no_promise"]
+    assert [(r["state"], r["last_error"]) for r in nudges(store)] == [("expired", "off")]
 
 
 # --- a change of hours between the promise and the nudge ---------------------------------------------------------
