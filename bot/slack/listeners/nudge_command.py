@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.domain import nudge
 from bot.domain.preferences import Preferences
+from bot.people import PeopleService
 from bot.services import Services
 from bot.slack.blocks.nudge import nudge_status_block
 
-if TYPE_CHECKING:
-    from bot.slack.listeners.commands import Subcommands
+
+class Subcommands(Protocol):
+    """What of commands.Subcommands this module uses (not imported: commands.py imports this module)."""
+
+    services: Services
+    people: PeopleService
+    team_id: str
+    user_id: str
+
+    def _done(self, text: str, prefs: Preferences) -> tuple[list[dict], str]: ...
 
 
 def before(services: Services, prefs: Preferences) -> timedelta | None:
