@@ -147,19 +147,23 @@ class Nudges:
         with reading(self.engine) as conn:
             return [SentReply(*row) for row in conn.execute(query).all()]
 
-    def add(self, reply: SentReply, *, promised_at: datetime | None, due_at: datetime | None, now: datetime) -> bool:
-        """Plan the nudge of a sent reply (due at `due_at`); without a promise, a settled row that says so (the
-        reply is planned once). False: already planned."""
-        values = {
-            "team_id": reply.team_id, "user_id": reply.user_id, "sender_id": reply.sender_id,
-            "channel_id": reply.channel_id, "message_ts": reply.message_ts, "thread_ts": reply.thread_ts,
-            "received_at": reply.received_at, "external": reply.external, "planned_at": now,
-            "promised_at": promised_at or reply.received_at, "next_attempt_at": due_at or now,
-        }  # fmt: skip
-        if promised_at is None or due_at is None:
-            values |= {"state": "expired", "delivery_state": DeliveryState.EXPIRED.value, "last_error": "no_promise"}
+    def add(self, plans: Sequence[tuple[SentReply, datetime | None, datetime | None]], *, now: datetime) -> int:
+        """Plan the nudges of sent replies, each (reply, promise, due time), in one transaction; without a promise,
+        a settled row that says so (a reply is planned once). Returns how many rows were new."""
+        added = 0
         with writing(self.engine) as conn:
-            return bool(conn.execute(self._insert, values).rowcount)
+            for reply, promised_at, due_at in plans:
+                values = {
+                    "team_id": reply.team_id, "user_id": reply.user_id, "sender_id": reply.sender_id,
+                    "channel_id": reply.channel_id, "message_ts": reply.message_ts, "thread_ts": reply.thread_ts,
+                    "received_at": reply.received_at, "external": reply.external, "planned_at": now,
+                    "promised_at": promised_at or reply.received_at, "next_attempt_at": due_at or now,
+                }  # fmt: skip
+                if promised_at is None or due_at is None:
+                    values |= {"state": "expired", "delivery_state": DeliveryState.EXPIRED.value,
+                               "last_error": "no_promise"}  # fmt: skip
+                added += conn.execute(self._insert, values).rowcount
+        return added
 
     # --- the delivery engine's side --------------------------------------------------------------------------
 

@@ -72,23 +72,24 @@ class NudgeKind(KindDefaults[ClaimedNudge, ReadyNudge]):
             replies = self.nudges.unplanned(since=since)
             if not replies:
                 break
+            plans: list[tuple[SentReply, datetime | None, datetime | None]] = []
             for team_id in {r.team_id for r in replies}:
                 prefs = self.services.people.get_many(team_id, {r.user_id for r in replies if r.team_id == team_id})
                 for reply in (r for r in replies if r.team_id == team_id):
-                    planned += self._plan_one(reply, prefs[reply.user_id], now=now)
+                    found = self._plan_one(reply, prefs[reply.user_id])
+                    plans.append((reply, found.promise if found else None, found.at if found else None))
+                    planned += found is not None
+            self.nudges.add(plans, now=now)
         return planned
 
-    def _plan_one(self, reply: SentReply, person: Preferences, *, now: datetime) -> bool:
+    def _plan_one(self, reply: SentReply, person: Preferences) -> nudge.NudgePlan | None:
         template = (person.external_message or person.message) if reply.external else person.message
+        if not nudge.promises(template):
+            return None
         # With nudges off it is planned all the same (at the usual lead) and dropped when due if they still are.
         before = nudge.effective_before(person.nudge_before_s, self.services.config.nudge.before)
-        found = None
-        if nudge.promises(template):
-            found = nudge.plan(person.schedule, received_at=reply.received_at, reply_within=person.reply_within,
-                               before=before or nudge.DEFAULT_BEFORE)  # fmt: skip
-        self.nudges.add(reply, promised_at=found.promise if found else None, due_at=found.at if found else None,
-                        now=now)  # fmt: skip
-        return found is not None
+        return nudge.plan(person.schedule, received_at=reply.received_at, reply_within=person.reply_within,
+                          before=before or nudge.DEFAULT_BEFORE)  # fmt: skip
 
     # --- the engine's questions ------------------------------------------------------------------------------
 
