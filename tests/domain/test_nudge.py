@@ -172,3 +172,12 @@ def test_snooze_is_an_hour_at_most_until_shortly_before_the_promise():
     assert snooze_until(now=DUE - H, promised=PROMISE) == DUE
     assert snooze_until(now=DUE, promised=PROMISE) == PROMISE - timedelta(minutes=5)
     assert snooze_until(now=PROMISE - timedelta(minutes=4), promised=PROMISE) is None
+
+
+def test_across_the_autumn_dst_change_the_repeated_hour_counts_once_more():
+    # DST ends Sunday 2026-11-01 02:00 EDT -> 01:00 EST: the 01:00-04:00 window that night holds 4 real hours.
+    s = schedule("daily 1-4", tz="America/New_York")
+    p = plan(s, received_at=local(NEW_YORK, 2026, 10, 31, 22, 0), reply_within=3 * H, before=M30)
+    assert p is not None
+    assert p.promise == datetime(2026, 11, 1, 8, 0, tzinfo=UTC)  # 03:00 EST: 3 real hours after 01:00 EDT
+    assert p.at == datetime(2026, 11, 1, 7, 30, tzinfo=UTC)  # 02:30 EST
