@@ -102,6 +102,12 @@ class StatusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NudgeConfig:
+    # How long (in working time) before an auto-reply's reply-by time the person is reminded; None: no nudges.
+    before: timedelta | None = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
 
@@ -116,6 +122,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    nudge: NudgeConfig = field(default_factory=NudgeConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -248,6 +255,15 @@ def _duration(value: Any) -> timedelta:
         raise _Invalid(str(error)) from None
 
 
+def _nudge_before(value: Any) -> timedelta | None:
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    duration = _duration(value)
+    if duration <= timedelta(0):
+        raise _Invalid(f"expected a duration like '30m' or '1h', or 'off', got {_got(value)}")
+    return duration
+
+
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -313,6 +329,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
         StatusConfig,
         {"enabled": _bool, "text": _status_text, "emoji": _status_emoji, "poll_seconds": _positive_number},
     ),
+    "nudge": (NudgeConfig, {"before": _nudge_before}),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

@@ -87,6 +87,12 @@ class Metrics:
         self.rate_limited = Counter(
             "offhours_rate_limited", "Slack Web API answers 429 (rate limited), by method.", ["method"], registry=r
         )
+        self.nudges_dropped = Counter(
+            "offhours_nudges_dropped",
+            "Nudges not sent because they came too late (the promised reply-by time had passed: downtime), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.scheduler_poll_seconds: float | None = None  # set when this process runs the scheduler
         self.last_tick_at: datetime | None = None
         self.scheduler_started_at: datetime | None = None
@@ -95,6 +101,9 @@ class Metrics:
 
     def event(self, type_: str, outcome: str) -> None:
         self.events.labels(label(type_), label(outcome)).inc()
+
+    def nudge_dropped(self, reason: str) -> None:
+        self.nudges_dropped.labels(label(reason)).inc()
 
     def ack(self, seconds: float) -> None:
         self.ack_seconds.observe(max(seconds, 0.0))

@@ -150,6 +150,12 @@ class PeopleService:
     def clear_days_off(self, team_id: str, user_id: str) -> Preferences:
         return self._save(team_id, user_id, days_off="")
 
+    def set_nudge_before(self, team_id: str, user_id: str, text: str) -> Preferences:
+        """How early before an auto-reply's reply-by time to be nudged (`1h`), or `off` (bot.domain.nudge)."""
+        from bot.domain.nudge import parse_before
+
+        return self._save(team_id, user_id, nudge_before_s=parse_before(text))
+
     def set_paused(self, team_id: str, user_id: str, paused: bool) -> Preferences:
         return self._save(team_id, user_id, paused=paused)
 

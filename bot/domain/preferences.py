@@ -39,6 +39,7 @@ class PersonRow:
     paused: bool = False
     holidays: str | None = None  # a country/region code; "" means "none" (chosen); None: the config's default
     external_message: str | None = None  # the auto-reply for people of other organisations; None: the config's policy
+    nudge_before_s: int | None = None  # how early before a reply-by time to nudge; 0: off; None: the config's
 
 
 class PreferenceDefaults(Protocol):
@@ -74,6 +75,7 @@ class Preferences:
     # No zone stored and the config follows Slack profiles: the fallback applies until the profile zone is learnt.
     zone_pending: bool = False
     external_message: str | None = None  # what people of other organisations are told; None: the config's policy
+    nudge_before_s: int | None = None  # as stored (bot.domain.nudge.effective_before applies the config's default)
 
     @property
     def tz(self) -> str:
@@ -168,4 +170,5 @@ def preferences(row: PersonRow | None, defaults: PreferenceDefaults, *, team_id:
         custom_holidays=chosen_holidays is not None,
         zone_pending=not (row and row.tz) and defaults.timezone is None,
         external_message=(row.external_message if row and row.external_message else None),
+        nudge_before_s=row.nudge_before_s if row else None,
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.domain.hours.timezones import zone
 from bot.domain.recap import Recap, WaitingMessage, build_recap
 from bot.services import Services
 from bot.slack.blocks.recap import recap_blocks, recap_fallback_text
@@ -66,6 +67,15 @@ class RecapRenderer:
                 )
         return links
 
+    def promises(self, *, team_id: str, user_id: str, content: Recap, tz: str, now: datetime) -> dict[str, datetime]:
+        """The reply-by times auto-replies promised that fall on the recap's (local) day, per conversation."""
+        local = zone(tz)
+        day = now.astimezone(local).date()
+        start = local.localize(datetime.combine(day, time.min))  # type: ignore[attr-defined]
+        end = local.localize(datetime.combine(day + timedelta(days=1), time.min))  # type: ignore[attr-defined]
+        channels = [item.channel_id for item in content.items if not item.done]
+        return self.store.nudges.promised_today(team_id, user_id, channels, start=start, end=end)
+
     def refresh(self, recap_id: int, *, now: datetime) -> None:
         """Re-render a sent recap after a "Done" click (chat.update with the bot token)."""
         row = self.store.recaps.get(recap_id)
@@ -75,10 +85,11 @@ class RecapRenderer:
         content, tz = self.compose(recap_id, team_id=team_id, user_id=user_id, due_at=row["due_at"],
                                    now=row["sent_at"] or now)  # fmt: skip
         permalinks = self.permalinks(recap_id, team_id=team_id, user_id=user_id, content=content)
+        promises = self.promises(team_id=team_id, user_id=user_id, content=content, tz=tz, now=row["sent_at"] or now)
         self.client.chat_update(
             token=self.store.bot_token(team_id),
             channel=row["channel_id"],
             ts=row["message_ts"],
             text=recap_fallback_text(content, tz),
-            blocks=recap_blocks(content, recap_id=recap_id, tz=tz, permalinks=permalinks),
+            blocks=recap_blocks(content, recap_id=recap_id, tz=tz, permalinks=permalinks, promises=promises),
         )

@@ -8,6 +8,7 @@ dm_channels.py  dm_channels: the conversations.info cache (a DM's two members)
 tokens.py       slack_installations, slack_bots, slack_oauth_states: the one installation/token store
 inbox.py        after_hours_messages: recorded DMs (queues the reply in the same transaction)
 replies.py      auto_replies: the outbox; recaps.py: recaps
+nudges.py       nudges: one reminder per promised reply-by time
 exceptions.py   reply_exceptions: people who never get an auto-reply
 dm_view.py      the listener's one-statement read across people, tokens and messages
 forget.py       forget_person, forget_team, purge_expired: the cascade over every table, in one place

@@ -34,6 +34,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.urgent_notices, ("recipient_id", "sender_id", "target_id")),
     (schema.status_prefs, ("user_id",)),
     (schema.status_updates, ("user_id",)),
+    (schema.nudges, ("user_id", "sender_id")),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
@@ -91,6 +92,8 @@ class Forget:
             d = schema.dm_presence.c  # presence matters for PRESENT_FOR only: a day is plenty
             removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
+            n = schema.nudges.c
+            removed += conn.execute(schema.nudges.delete().where(n.received_at < cutoff, n.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
             cp, cr, cs = schema.channel_posts.c, schema.channel_replies.c, schema.channel_summaries.c
             removed += conn.execute(

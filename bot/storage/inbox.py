@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from bot.domain.autoreply import ReplyWindow
 from bot.domain.recap import WaitingMessage
-from bot.storage import db
+from bot.storage import db, nudges
 from bot.storage.replies import Replies
 from bot.storage.tokens import still_connected
 
@@ -180,6 +180,7 @@ class Inbox:
             if not moved:
                 conn.execute(self._insert_presence, {"team_id": team_id, "user_id": user_id, "channel_id": channel_id,
                                                      "wrote_at": at})  # fmt: skip
+            nudges.answered(conn, team_id=team_id, user_id=user_id, channel_id=channel_id, at=at)
 
     def mark_answered(self, team_id: str, recipient_id: str, channel_id: str) -> int:
         """The recipient wrote in this DM: what waited for them there no longer needs a recap.

@@ -13,7 +13,8 @@ from bot.storage import schema
 from bot.storage.engine import insert_ignore, reading, writing
 from bot.storage.tokens import still_connected
 
-PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused", "holidays", "external_message")
+PERSON_FIELDS = ("tz", "hours", "message", "reply_within_s", "days_off", "paused", "holidays", "external_message",
+                 "nudge_before_s")  # fmt: skip
 
 _p = schema.people.c
 _PERSON_QUERY = sa.select(schema.people).where(
@@ -101,4 +102,5 @@ def person_row(row: sa.RowMapping | Mapping[str, Any]) -> PersonRow:
         paused=bool(row["paused"]),
         holidays=row["holidays"],
         external_message=row["external_message"],
+        nudge_before_s=row.get("nudge_before_s"),
     )

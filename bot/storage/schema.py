@@ -43,6 +43,8 @@ people = sa.Table(
     sa.Column("holidays", sa.String(16)),
     # The auto-reply for people of another organisation (Slack Connect); None: the config's external policy
     sa.Column("external_message", sa.Text),
+    # How early before an auto-reply's reply-by time the person is nudged, in seconds; 0 off; None: the config's
+    sa.Column("nudge_before_s", sa.Integer),
 )
 
 # The people who never get an auto-reply from `user_id` (their DMs still go in the recap), at most
@@ -331,4 +333,37 @@ status_updates = sa.Table(
     sa.UniqueConstraint("team_id", "user_id", "what", "window_end", "seq", name="uq_status_update_once"),
     sa.Index("ix_status_updates_due", "state", "next_attempt_at"),
     sa.Index("ix_status_updates_person", "team_id", "user_id"),
+)
+
+# One reminder per promise an auto-reply made (its reply-by time), unique per the DM it answered: planned from the
+# sent reply, due `nudge.before` of working time ahead, sent once by the delivery engine (bot/workers/nudges.py).
+nudges = sa.Table(
+    "nudges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False),  # the person who made the promise (the auto-reply's recipient)
+    sa.Column("sender_id", ID, nullable=False),  # who is waiting
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("message_ts", sa.String(32), nullable=False),  # the DM the auto-reply answered
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("external", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("promised_at", UTCDateTime, nullable=False),  # the reply-by time, as last computed
+    sa.Column("planned_at", UTCDateTime, nullable=False),  # when the due time was last computed (vs people.updated_at)
+    sa.Column("snoozed", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The person wrote in that DM after it came (seen through their token): nothing to remind them of.
+    sa.Column("answered_at", UTCDateTime),
+    # pending|sent|failed|expired|done, and a DeliveryState as for auto_replies
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("posted_channel", ID),
+    sa.Column("posted_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "user_id", "channel_id", "message_ts", name="uq_nudge_per_promise"),
+    sa.Index("ix_nudges_due", "state", "next_attempt_at"),
+    sa.Index("ix_nudges_channel", "team_id", "user_id", "channel_id", "state"),
 )

@@ -26,6 +26,7 @@ from bot.storage.engine import make_engine, reading
 from bot.storage.exceptions import ReplyExceptions
 from bot.storage.forget import Forget
 from bot.storage.inbox import Inbox
+from bot.storage.nudges import Nudges
 from bot.storage.people import People
 from bot.storage.profiles import Profiles
 from bot.storage.recaps import RecapStore
@@ -75,6 +76,7 @@ class Store:
         self.channel_hours = ChannelHoursStore(self.engine)
         self.urgent = UrgentStore(self.engine)
         self.status = StatusStore(self.engine, client_id=client_id)
+        self.nudges = Nudges(self.engine)
 
     # --- the database ------------------------------------------------------------------------------------------
 

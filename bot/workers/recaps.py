@@ -121,7 +121,8 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
         content, tz = self.renderer.compose(claim.id, team_id=claim.team_id, user_id=claim.user_id,
                                             due_at=claim.due_at, now=now, messages=messages)  # fmt: skip
         permalinks = self.renderer.permalinks(claim.id, team_id=claim.team_id, user_id=claim.user_id, content=content)
-        blocks = recap_blocks(content, recap_id=claim.id, tz=tz, permalinks=permalinks)
+        promises = self.renderer.promises(team_id=claim.team_id, user_id=claim.user_id, content=content, tz=tz, now=now)
+        blocks = recap_blocks(content, recap_id=claim.id, tz=tz, permalinks=permalinks, promises=promises)
         if claim.team_id not in self._bot_tokens:
             self._bot_tokens[claim.team_id] = self.store.bot_token(claim.team_id)
         return ReadyRecap(content=content, tz=tz, blocks=blocks, token=self._bot_tokens[claim.team_id], now=now)

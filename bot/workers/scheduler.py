@@ -20,6 +20,7 @@ from bot.services import Services
 from bot.storage import ops
 from bot.workers.channel_hours import ChannelReplySender, ChannelSummarySender
 from bot.workers.deferred import DeferredDmResolver
+from bot.workers.nudges import NudgeSender
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 from bot.workers.status import StatusSync
@@ -32,6 +33,7 @@ PURGE_JOB_ID = "offhours-retention"
 DEFERRED_JOB_ID = "offhours-deferred-dms"
 CHANNEL_JOB_ID = "offhours-channel-hours"
 STATUS_JOB_ID = "offhours-status"
+NUDGE_JOB_ID = "offhours-nudges"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -105,6 +107,16 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         id=STATUS_JOB_ID,
         replace_existing=True,
         next_run_time=services.clock(),
+    )
+    # Reminders before the reply-by times auto-replies promised (planned from the sent replies, then sent when due).
+    nudges = NudgeSender(services)
+    scheduler.add_job(
+        _safely(lambda: nudges.tick(services.clock()), "nudges"),
+        "interval",
+        seconds=reply_poll_s,
+        id=NUDGE_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),  # at start-up: catch up on nudges due while down, still before their promise
     )
     scheduler.add_job(
         _safely(lambda: services.store.purge_expired(now=services.clock(), days=config.retention_days), "retention"),

@@ -206,8 +206,8 @@ def test_unknown_key_without_close_match(write):
 
 def test_unknown_top_level_key(write):
     assert (
-        "retention: unknown key — known keys: defaults, reply, recap, storage, channels, status, retention_days, "
-        "command "
+        "retention: unknown key — known keys: defaults, reply, recap, storage, channels, status, nudge, "
+        "retention_days, command "
         "(did you mean 'retention_days'?)" in problems(write, "retention: 3")
     )
 
@@ -529,3 +529,14 @@ def test_a_malformed_database_url_is_refused_as_load_settings_refuses_it():
 def test_channels_managers_is_admins_or_members(write):
     assert load_config(write("channels: {managers: members}"), environ={}).channels.managers == "members"
     assert "channels.managers" in problems(write, "channels: {managers: everyone}")
+
+
+def test_nudge_before_is_a_duration_or_off(write):
+    assert problems(write, "nudge:\n  before: soon") and "nudge.before" in problems(write, "nudge:\n  before: soon")
+    assert "nudge.before" in problems(write, "nudge:\n  before: 0m")
+
+
+def test_nudge_before_reads_off_and_durations(write):
+    assert load_config(write("nudge:\n  before: off\n"), environ={}).nudge.before is None
+    assert load_config(write("nudge:\n  before: 1h\n"), environ={}).nudge.before == timedelta(hours=1)
+    assert load_config(write(""), environ={}).nudge.before == timedelta(minutes=30)

@@ -21,6 +21,7 @@ from bot.workers.replies import ReplySender
 from bot.workers.scheduler import (
     CHANNEL_JOB_ID,
     DEFERRED_JOB_ID,
+    NUDGE_JOB_ID,
     PURGE_JOB_ID,
     RECAP_JOB_ID,
     REPLY_JOB_ID,
@@ -61,7 +62,7 @@ def test_start_false_builds_the_jobs_without_running_them(offhours):
     assert not scheduler.running
     assert pending(scheduler) == {
         RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True, DEFERRED_JOB_ID: True, CHANNEL_JOB_ID: True,
-        STATUS_JOB_ID: True,
+        STATUS_JOB_ID: True, NUDGE_JOB_ID: True,
     }  # replace_existing  # fmt: skip
 
 
@@ -78,7 +79,9 @@ def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
 
 def test_one_interval_job_delivers_recaps_with_the_safe_options(offhours, clock, built):
     scheduler, jobs = built(offhours.services)
-    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID, CHANNEL_JOB_ID, STATUS_JOB_ID}
+    assert set(jobs) == {
+        RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID, CHANNEL_JOB_ID, STATUS_JOB_ID, NUDGE_JOB_ID
+    }  # fmt: skip
     job = jobs[RECAP_JOB_ID]
     assert isinstance(job.trigger, IntervalTrigger)  # not a cron trigger per person (DST skips and repeats)
     assert job.trigger.interval == timedelta(seconds=30)  # recap.poll_seconds
@@ -185,7 +188,7 @@ def test_a_failing_tick_is_logged_and_does_not_escape(offhours, monkeypatch, cap
     assert "scheduler: recaps job failed" in caplog.text
 
 
-@pytest.mark.parametrize("job_id", [REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID])
+@pytest.mark.parametrize("job_id", [REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID, NUDGE_JOB_ID])
 def test_the_other_jobs_are_intervals_with_the_same_options(offhours, built, job_id):
     _scheduler, jobs = built(offhours.services)
     job = jobs[job_id]

@@ -96,6 +96,7 @@ def home_view(
     exceptions: Sequence[str] = (),
     max_exceptions: int = 100,
     urgent: Sequence[dict] = (),
+    nudge: Sequence[dict] = (),
 ) -> dict:
     """The Home tab of a connected person: status, hours, zone, reply time, message, days off, public holidays,
     the people who never get an auto-reply, pause."""
@@ -193,6 +194,8 @@ def home_view(
     ]
     if urgent:  # "It's urgent" (bot/slack/blocks/urgent.py)
         blocks += [*urgent, divider()]
+    if nudge:  # the nudge section (bot/slack/blocks/nudge.py)
+        blocks += [*nudge, divider()]
     blocks += [
         section(
             "*Auto-replies:* " + ("paused — nobody gets your message; your recap still comes" if paused else "on"),

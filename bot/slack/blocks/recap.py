@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from slack_sdk.models.blocks import ButtonElement
 
 from bot.domain.hours import format_local
+from bot.domain.hours.timezones import zone
 from bot.domain.recap import Recap, RecapItem
 from bot.domain.urgent import ME
 from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
@@ -22,7 +24,10 @@ def recap_title(recap: Recap, tz: str) -> str:
     return f"While you were off — {format_local(recap.window_start, tz, now=recap.window_end)} → {end}"
 
 
-def recap_blocks(recap: Recap, *, recap_id: int, tz: str, permalinks: Mapping[str, str]) -> list[dict]:
+def recap_blocks(
+    recap: Recap, *, recap_id: int, tz: str, permalinks: Mapping[str, str],
+    promises: Mapping[str, datetime] | None = None,
+) -> list[dict]:  # fmt: skip
     """Header, one section per conversation (link + Done), the overflow line; never more than 50 blocks."""
     total = sum(item.count for item in recap.items) + recap.more_messages
     conversations = len(recap.items) + recap.more_conversations
@@ -32,7 +37,8 @@ def recap_blocks(recap: Recap, *, recap_id: int, tz: str, permalinks: Mapping[st
     blocks = [header(recap_title(recap, tz)), context(summary), divider()]
     room = MESSAGE_BLOCK_LIMIT - len(blocks) - 2
     for item in recap.items[:room]:
-        blocks.append(item_block(item, recap_id=recap_id, tz=tz, permalink=permalinks.get(item.channel_id)))
+        blocks.append(item_block(item, recap_id=recap_id, tz=tz, permalink=permalinks.get(item.channel_id),
+                                 promise=(promises or {}).get(item.channel_id)))  # fmt: skip
     hidden = len(recap.items) - room if len(recap.items) > room else 0
     more = recap.more_conversations + hidden
     if more:
@@ -41,7 +47,9 @@ def recap_blocks(recap: Recap, *, recap_id: int, tz: str, permalinks: Mapping[st
     return blocks
 
 
-def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None) -> dict:
+def item_block(
+    item: RecapItem, *, recap_id: int, tz: str, permalink: str | None, promise: datetime | None = None
+) -> dict:
     when = format_local(item.first_at, tz, now=item.last_at)
     if item.count > 1:
         when += f" – {format_local(item.last_at, tz, now=item.last_at)}"
@@ -51,6 +59,8 @@ def item_block(item: RecapItem, *, recap_id: int, tz: str, permalink: str | None
     if item.urgent_to is not None:
         to = "sent to you" if item.urgent_to == ME else f"passed on to <@{item.urgent_to}>"
         line = f":rotating_light: *Urgent* ({to}) · {line}"
+    if promise is not None:  # the auto-reply promised an answer today (bot/domain/nudge.py)
+        line += f" · :hourglass_flowing_sand: reply by {promise.astimezone(zone(tz)):%H:%M} today"
     if item.texts:
         quoted = "\n".join("> " + escape(clip(t, 200)).replace("\n", " ") for t in item.texts)
         line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text

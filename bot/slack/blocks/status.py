@@ -156,6 +156,7 @@ HELP_ROWS: Mapping[str, str] = {
     "status on · off": "your Slack status shows you are off while you are (`status text …`, `status emoji :zzz:`, "
     "`status replace on`)",
     "dnd on · off": "snooze your notifications while you are off",
+    "nudge <time>": "a reminder that long before the reply-by time you promised, e.g. `30m`, `1h`; `nudge off`",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
     "channel set <hours> <zone>": "in a channel Offhours is in: the team's hours, e.g. "

@@ -8,7 +8,16 @@ from bot.services import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from bot.slack.listeners import channel_hours, commands, home, lifecycle, messages, recap_actions, urgent
+    from bot.slack.listeners import (
+        channel_hours,
+        commands,
+        home,
+        lifecycle,
+        messages,
+        nudge_actions,
+        recap_actions,
+        urgent,
+    )
 
-    for module in (commands, messages, lifecycle, recap_actions, home, channel_hours, urgent):
+    for module in (commands, messages, lifecycle, recap_actions, nudge_actions, home, channel_hours, urgent):
         module.register(app, services)

@@ -25,6 +25,7 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
+from bot.slack.listeners import nudge_command
 from bot.slack.listeners.status import StatusCommand
 from bot.status_sync import clear_now
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "channel", "urgent", "status", "dnd",
+    "help", "forget", "channel", "urgent", "status", "dnd", "nudge",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
@@ -52,6 +53,7 @@ EXAMPLES = {
     "urgent": "urgent @dana",
     "status": "status text Off until {back_at}",
     "dnd": "dnd on",
+    "nudge": "nudge 1h",
 }
 
 
@@ -165,7 +167,7 @@ class Subcommands:
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
             "except": self.exceptions, "when": self.when, "channel": self.channel, "urgent": self.urgent,
             "status": self.status,
-            "dnd": lambda arg: self._status_command().dnd(arg),
+            "dnd": lambda arg: self._status_command().dnd(arg), "nudge": lambda arg: nudge_command.run(self, arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
@@ -205,6 +207,7 @@ class Subcommands:
         # Only connected people get this far (the others get the connect prompt).
         blocks = ui.status_blocks(prefs, now=self.now, preview=preview, command=self.command, connected=True)
         blocks[2:2] = self._status_command().run("")[0][:1]  # status sync: on or off, and the next status
+        blocks.append(nudge_command.status_block(self.services, prefs))
         return blocks, ui.now_line(prefs, now=self.now)
 
     def _status_command(self) -> StatusCommand:

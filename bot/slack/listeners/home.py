@@ -35,7 +35,9 @@ from bot.services import Services
 from bot.slack import payloads
 from bot.slack.blocks import home as ui
 from bot.slack.blocks import status_sync as status_ui
+from bot.slack.blocks.nudge import HOME_NUDGE_ACTION, HOME_NUDGE_CHOICES, home_nudge_blocks
 from bot.slack.blocks.urgent import home_blocks as urgent_home_blocks
+from bot.slack.listeners import nudge_command
 from bot.status_sync import grant_url, summary
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,16 @@ def register(app: App, services: Services) -> None:
         return handler
 
     people = services.people
+
+    @app.action(HOME_NUDGE_ACTION)
+    def nudge_lead(ack: Ack, body: dict, action: dict, context: BoltContext, request: BoltRequest) -> None:
+        value = payloads.text(payloads.obj(action, "selected_option"), "value")
+        if value not in {choice for choice, _ in HOME_NUDGE_CHOICES}:
+            ack()
+            log.info("action type=nudge outcome=invalid")
+            return
+        change("nudge", lambda t, u: people.set_nudge_before(t, u, value))(ack, body, context, request)
+
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
     status_prefs = services.store.status
@@ -235,6 +247,7 @@ class HomeTab:
             exceptions=self.people.reply_exceptions(team_id, user_id),
             max_exceptions=MAX_REPLY_EXCEPTIONS,
             urgent=urgent_home_blocks(self.services.store.urgent.route(team_id, user_id), command=self.command),
+            nudge=home_nudge_blocks(nudge_command.before(self.services, prefs), command=self.command),
         )
         # Status sync, right below the person's status line.
         status = summary(self.services.config, self.services.store.status, prefs, now=now)
