@@ -85,6 +85,14 @@ class RecapConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MentionsConfig:
+    # Channel mentions and group DMs answered for people who never chose (`/hours mentions on|off`).
+    enabled: bool = False
+    # How often each process reads again who is watched (changes made in the process show at once).
+    refresh_seconds: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
 
@@ -97,6 +105,7 @@ class Config:
     reply: ReplyConfig = field(default_factory=ReplyConfig)
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    mentions: MentionsConfig = field(default_factory=MentionsConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -271,6 +280,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
         },
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
+    "mentions": (MentionsConfig, {"enabled": _bool, "refresh_seconds": _positive_number}),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

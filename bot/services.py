@@ -19,6 +19,7 @@ from bot.storage import ops
 from bot.storage.store import Store
 
 if TYPE_CHECKING:  # built in build_services: this module imports no worker at run time
+    from bot.mentions import MentionsService
     from bot.slack.home_refresh import HomeRefresher
 
 Clock = Callable[[], datetime]
@@ -45,6 +46,8 @@ class Services:
     # Set when a reply is queued, so the reply sender wakes at once instead of at its next poll.
     replies_queued: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
+    # Whose channel mentions and group DMs are answered: the in-memory view the message listener reads
+    mentions: MentionsService = field(default=None)  # type: ignore[assignment]  # always set by build_services
 
     def install_url(self, headers: dict | None = None) -> str:
         """The public /slack/install URL: OFFHOURS_BASE_URL, else what the request says our host is."""
@@ -70,6 +73,7 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     """Build the services once per process (the runtime does; tests hand in their fake Slack's client)."""
+    from bot.mentions import MentionsService
     from bot.slack.client import count_errors, make_client
     from bot.slack.home_refresh import HomeRefresher
 
@@ -94,4 +98,5 @@ def build_services(
         profiles=ProfileCache(store, client, clock=clock),
         home_refresh=HomeRefresher(),
         metrics=metrics,
+        mentions=MentionsService(store, config, people, clock=clock),
     )

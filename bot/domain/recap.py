@@ -17,6 +17,7 @@ class WaitingMessage:
     received_at: datetime
     text: str | None = None
     done: bool = False
+    source: str = "dm"  # "mention" (a channel) or "mpim" (a group DM): the recap's own section
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class RecapItem:
     thread_ts: str  # the thread to open: the earliest message's thread root
     texts: tuple[str, ...]
     done: bool
+    source: str = "dm"
+    first_ts: str = ""  # the earliest message: a mention's permalink points at it
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ def build_recap(
             thread_ts=group[0].thread_ts,
             texts=tuple(m.text for m in group if m.text),
             done=all(m.done for m in group),
+            source=group[0].source,
+            first_ts=group[0].ts,
         )
         for channel, group in by_channel.items()
     ]

@@ -39,7 +39,13 @@ def record_for_other_member(services: Services, message: DirectMessage, recipien
 
 
 def record_after_hours(
-    services: Services, message: DirectMessage, recipient: str, view: DmView, *, external: bool = False
+    services: Services,
+    message: DirectMessage,
+    recipient: str,
+    view: DmView,
+    *,
+    external: bool = False,
+    source: str = "dm",
 ) -> str:
     """Record `message` for `recipient`'s recap when it came outside their hours, and queue its auto-reply unless
     withheld. Returns the outcome for the log line."""
@@ -75,6 +81,7 @@ def record_after_hours(
         window_end=reply_window.end,
         reply=withheld is None,
         external=external,
+        source=source,
     )
     outcome = services.store.inbox.record(record, now=services.clock())
     if outcome == "replied":

@@ -28,6 +28,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
     (schema.dm_presence, ("user_id",)),
     (schema.deferred_dms, ("writer_id",)),
+    (schema.mention_settings, ("user_id",)),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (

@@ -105,7 +105,7 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
             text = autoreply.compose(
                 person, now=max(now, reply.received_at), sender_id=reply.sender_id, external=reply.external
             )
-            prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral)))
+            prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral or reply.ephemeral)))
         return prepared
 
     def compose(self, claim: PendingReply, prepared: ReadyReply, *, now: datetime) -> ReadyReply | Outcome:

@@ -70,7 +70,7 @@ class RunningServer:
 
 
 def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1", tz: str = "America/New_York",
-            now: datetime | None = None) -> str:  # fmt: skip
+            now: datetime | None = None, user_scopes: str = "im:history,chat:write") -> str:  # fmt: skip
     """Save an installation for `user_id` as the OAuth flow would, and make the fake Slack know them."""
     token = f"xoxp-{team_id}-{user_id}"
     # The installation store tells rows apart by installed_at: give every connection its own instant.
@@ -86,7 +86,7 @@ def connect(store: Store, fake: FakeSlack, user_id: str, *, team_id: str = "T1",
             bot_scopes="commands,chat:write,im:write,users:read",
             user_id=user_id,
             user_token=token,
-            user_scopes="im:history,chat:write",
+            user_scopes=user_scopes,
             installed_at=(now or datetime.now(UTC)).timestamp() + next(_installs) / 1000,
         )
     )

@@ -82,12 +82,22 @@ def _enterprise(body: dict) -> str | None:
 
 
 def register(app: App, services: Services) -> None:
+    from bot.slack.listeners.channel_messages import ChannelMessages
+
     handler = MessageHandler(services)
+    channels = ChannelMessages(services)
 
     @app.event("message")
     def on_message(event: dict, body: dict, request: BoltRequest) -> None:
         started = time.perf_counter()
-        outcome = handler.handle(event, body)
+        if event.get("channel_type") == "im":
+            outcome = handler.handle(event, body)
+        else:
+            # Channels and group DMs (issue 20): most concern no one and leave here without a trace.
+            found = channels.handle(event, body)
+            if found is None:
+                return
+            outcome = found
         latency = (time.perf_counter() - started) * 1000
         # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]

@@ -1,0 +1,230 @@
+"""Channel mentions and group DMs (issue 20), through signed HTTP events and the fake Slack.
+
+The clock starts on Tue 3 Mar 2026 22:00 in New York. U1 is connected with the mention scopes and mentions on
+(New York, Mon–Fri 09:00–17:30, so off now); U2 and U3 write in channel C1. Replies are sent with `drain()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from bot.storage import db
+from bot.workers.replies import ReplySender
+from tests.support.helpers import connect, rows
+
+MENTION_SCOPES = "im:history,chat:write,channels:history,groups:history,mpim:history"
+TOKEN_U1 = "xoxp-T1-U1"
+
+
+@contextmanager
+def counted_statements(store) -> Iterator[list[str]]:
+    """Every SQL statement the app runs meanwhile, from any thread (SQLAlchemy's cursor event)."""
+    seen: list[str] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", on_execute)
+
+
+@pytest.fixture
+def watched(offhours, store, fake_slack, clock):
+    """U1 connected with the mention scopes and mentions on; U2, U3 known to Slack, not connected."""
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
+    offhours.services.mentions.choose("T1", "U1", enabled=True)
+    fake_slack.add_user("U2", tz="Europe/Rome")
+    fake_slack.add_user("U3", tz="Asia/Tokyo")
+    return offhours
+
+
+@pytest.fixture
+def drain(clock):
+    made: list[ReplySender] = []
+
+    def run(app) -> int:
+        sender = ReplySender(app.services)
+        made.append(sender)
+        return sender.drain(now=clock())
+
+    yield run
+    for sender in made:
+        sender.stop(timeout=5)
+
+
+def ts(clock, seconds: float = 0) -> float:
+    return clock().timestamp() + seconds
+
+
+def ephemerals(fake):
+    return fake.calls_to("chat.postEphemeral")
+
+
+# --- (1) the fast path --------------------------------------------------------------------------------------------
+
+
+NOBODY = [
+    {"text": "lunch anyone?"},
+    {"text": "ping <@U9> about the deploy"},  # not connected
+    {"text": "<!here> the build is red"},
+    {"text": "<!channel> and <!everyone>"},
+    {"text": "<!subteam^S123|@oncall> please look"},
+    {"text": "the syntax is `<@U1>`"},  # inline code
+    {"text": "```\nassign(<@U1>)\n```"},  # a code block
+    {"text": "&lt;@U1&gt; typed by hand"},  # what Slack sends for literal angle brackets
+    {"text": "<https://example.com|a link>"},
+    {
+        "text": "x <@U1> in rich text code",
+        "blocks": [
+            {
+                "type": "rich_text",
+                "elements": [{"type": "rich_text_preformatted", "elements": [{"type": "user", "user_id": "U1"}]}],
+            }
+        ],
+    },
+    {"text": "many " + " ".join(f"<@U{n:04d}>" for n in range(400))},  # hundreds of mentions, none watched
+    {"text": "no type", "channel_type": None},
+    {"text": "odd type <@U1>", "channel_type": "app_home"},
+    {"text": "odd type <@U1>", "channel_type": 7},
+    {"text": "a group DM of others", "channel_type": "mpim"},
+    {"text": "a private channel", "channel_type": "group"},
+]
+
+
+def test_a_message_that_concerns_no_one_costs_no_statement_no_call_and_no_log_line(
+    watched, store, fake_slack, slack, clock, caplog
+):
+    watched.services.mentions.view()  # loaded once, as the first message of a process would
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    fake_slack.reset_calls()
+    with caplog.at_level(logging.INFO), counted_statements(store) as statements:
+        for i, fields in enumerate(NOBODY):
+            fields = dict(fields)
+            channel_type = fields.pop("channel_type", "channel")
+            event = {"type": "message", "channel": "C1", "user": "U2", "ts": f"{ts(clock, i):.6f}", **fields}
+            if channel_type is not None:
+                event["channel_type"] = channel_type
+            response = slack.event(event, authorized="U5" if channel_type == "mpim" else "U1")
+            assert response.status == 200, fields
+    assert statements == []
+    assert fake_slack.calls == []
+    assert not [r for r in caplog.records if "event type=message" in r.getMessage()]
+    assert rows(store, db.messages) == [] and rows(store, db.replies) == []
+
+
+def test_a_mention_of_someone_at_work_costs_no_statement(watched, store, fake_slack, slack, clock):
+    clock.set(clock().replace(hour=15))  # Wed 10:00 in New York: U1 is working
+    watched.services.mentions.view()
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    with counted_statements(store) as statements:
+        assert (
+            slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1").status
+            == 200
+        )
+    assert statements == []
+    assert rows(store, db.messages) == []
+
+
+def test_the_view_follows_a_change_in_this_process_and_the_database_after_refresh_seconds(
+    watched, store, fake_slack, slack, clock
+):
+    view = watched.services.mentions
+    assert set(view.view()["T1"]) == {"U1"}
+    view.choose("T1", "U1", enabled=False)
+    assert "U1" not in view.view().get("T1", {})
+    # Another process turns it back on: seen here once refresh_seconds have passed.
+    store.mentions.choose("T1", "U1", enabled=True, now=clock())
+    assert "U1" not in view.view().get("T1", {})
+    clock.advance(seconds=watched.services.config.mentions.refresh_seconds)
+    assert "U1" in view.view()["T1"]
+
+
+# --- (2) a channel mention ----------------------------------------------------------------------------------------
+
+
+def test_a_channel_mention_gets_one_ephemeral_reply_to_its_sender_with_the_persons_token(
+    watched, store, fake_slack, slack, clock, drain
+):
+    at = ts(clock)
+    assert (
+        slack.channel_message(sender="U2", channel="C1", ts=at, text="<@U1> can you look?", authorized="U1").status
+        == 200
+    )
+    [message] = rows(store, db.messages)  # recorded before the ack
+    assert (message["recipient_id"], message["sender_id"], message["channel_id"]) == ("U1", "U2", "C1")
+    assert message["source"] == "mention"
+    [reply] = rows(store, db.replies)
+    assert reply["ephemeral"] is True
+    assert fake_slack.calls_to("chat.postEphemeral") == []
+
+    assert drain(watched) == 1
+    [call] = ephemerals(fake_slack)
+    assert call.token == TOKEN_U1
+    assert call.params["channel"] == "C1" and call.params["user"] == "U2"
+    assert not call.params.get("thread_ts")
+    assert "offline" in (call.params.get("text") or "").lower() or "off" in call.params["text"].lower()
+    assert fake_slack.calls_to("chat.postMessage") == []
+    # A second mention from the same sender that evening: recorded, not answered again.
+    slack.channel_message(sender="U2", channel="C1", ts=at + 60, text="<@U1> ping", authorized="U1")
+    drain(watched)
+    assert len(ephemerals(fake_slack)) == 1
+    assert len(rows(store, db.messages)) == 2
+
+
+def test_a_mention_in_a_thread_is_answered_in_that_thread(watched, store, fake_slack, slack, clock, drain):
+    root = ts(clock, -600)
+    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="what do you think <@U1>?",
+                          authorized="U3", thread_ts=f"{root:.6f}")  # fmt: skip
+    assert drain(watched) == 1
+    [call] = ephemerals(fake_slack)
+    assert call.params["thread_ts"] == f"{root:.6f}" and call.params["user"] == "U3"
+
+
+def test_a_mention_in_rich_text_blocks_counts_and_a_private_channel_too(
+    watched, store, fake_slack, slack, clock, drain
+):
+    blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        {"type": "text", "text": "hey "}, {"type": "user", "user_id": "U1"}]}]}]  # fmt: skip
+    slack.channel_message(sender="U2", channel="G1", channel_type="group", ts=ts(clock), text="hey <@U1>",
+                          authorized="U2", blocks=blocks)  # fmt: skip
+    assert drain(watched) == 1
+    assert ephemerals(fake_slack)[0].params["channel"] == "G1"
+
+
+def test_here_channel_and_usergroups_get_nothing(watched, store, fake_slack, slack, clock, drain):
+    for i, text in enumerate(["<!here> anyone?", "<!channel> outage", "<!subteam^S1|@team> help"]):
+        assert (
+            slack.channel_message(sender="U2", channel="C1", ts=ts(clock, i), text=text, authorized="U1").status == 200
+        )
+    assert drain(watched) == 0
+    assert rows(store, db.messages) == [] and ephemerals(fake_slack) == []
+
+
+def test_bots_edits_own_messages_and_slackbot_get_nothing(watched, store, fake_slack, slack, clock, drain):
+    cases = [
+        {"bot_id": "B9"},
+        {"subtype": "message_changed"},
+        {"user": "U1"},  # U1 mentioning themselves
+        {"user": "USLACKBOT"},
+        {"subtype": "bot_message"},
+    ]
+    for i, fields in enumerate(cases):
+        event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U2",
+                 "text": "<@U1> hello", "ts": f"{ts(clock, i):.6f}", **fields}  # fmt: skip
+        assert slack.event(event, authorized="U1").status == 200
+    assert drain(watched) == 0
+    assert ephemerals(fake_slack) == []
+
+
+def test_hundreds_of_mentions_including_the_person_get_one_reply(watched, store, fake_slack, slack, clock, drain):
+    text = " ".join(f"<@U{n:04d}>" for n in range(300)) + " <@U1>"
+    assert slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text=text, authorized="U1").status == 200
+    assert drain(watched) == 1
