@@ -21,6 +21,7 @@ from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, Succ
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.oauth import AuthorizeUrlGenerator
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.config import Config, Settings
@@ -30,6 +31,7 @@ from bot.slack.authorize import StoreAuthorize
 from bot.slack.pages import OffhoursPages
 from bot.slack.paths import BOT_SCOPES, INSTALL_PATH, REDIRECT_PATH, USER_SCOPES
 from bot.storage import ops
+from bot.storage.mentions import MENTION_SCOPES
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,15 @@ class _OAuthFlow(OAuthFlow):
         self.store = store
 
     def build_authorize_url(self, state: str, request: BoltRequest) -> str:
-        return self.settings.authorize_url_generator.generate(state=state, team=_team(request))
+        generator = self.settings.authorize_url_generator
+        if (request.query.get("mentions") or [""])[0] == "1":
+            # `/hours mentions on`'s link: this person alone is asked for the channel scopes too (issue 20).
+            generator = AuthorizeUrlGenerator(
+                client_id=generator.client_id, redirect_uri=generator.redirect_uri, scopes=generator.scopes,
+                user_scopes=[*(generator.user_scopes or ()), *MENTION_SCOPES],
+                authorization_url=generator.authorization_url,
+            )  # fmt: skip
+        return generator.generate(state=state, team=_team(request))
 
     def build_install_page_html(self, url: str, request: BoltRequest) -> str:
         # The first install of a workspace, or someone connecting to one Offhours is already in.
@@ -164,6 +174,7 @@ def _on_installed(services: Services, pages: OffhoursPages) -> Callable[[Success
                     team_id, user_id, token=bot_token, source="install"
                 ),
             )
+            services.mentions.changed(team_id, user_id)  # maybe with the mention scopes now
             log.info("install: connected team=%s user=%s", installation.team_id, installation.user_id)
         html = pages.success(
             team_id=installation.team_id, app_id=installation.app_id, team_name=installation.team_name,

@@ -7,15 +7,20 @@ The clock starts on Tue 3 Mar 2026 22:00 in New York. U1 is connected with the m
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html import unescape
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import sqlalchemy as sa
 
+from bot.config import MentionsConfig
 from bot.storage import db
 from bot.workers.replies import ReplySender
-from tests.support.helpers import connect, rows
+from tests.support.helpers import RunningServer, block_text, connect, rows
+from tests.support.slackhttp import SlackHTTP, dm_channel, request
 
 MENTION_SCOPES = "im:history,chat:write,channels:history,groups:history,mpim:history"
 TOKEN_U1 = "xoxp-T1-U1"
@@ -228,3 +233,107 @@ def test_hundreds_of_mentions_including_the_person_get_one_reply(watched, store,
     text = " ".join(f"<@U{n:04d}>" for n in range(300)) + " <@U1>"
     assert slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text=text, authorized="U1").status == 200
     assert drain(watched) == 1
+
+
+# --- (3) once per sender with DMs; off; the scopes ------------------------------------------------------------------
+
+
+def test_one_reply_per_sender_per_window_across_a_dm_and_a_mention(watched, store, fake_slack, slack, clock, drain):
+    fake_slack.dm_members[dm_channel("U1", "U2")] = ("U1", "U2")
+    assert slack.dm(sender="U2", recipient="U1", ts=ts(clock), text="are you there?").status == 200
+    assert drain(watched) == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 60), text="<@U1> also here", authorized="U1")
+    assert drain(watched) == 0
+    assert ephemerals(fake_slack) == []
+    assert len(rows(store, db.messages)) == 2  # both in the recap
+    assert len(rows(store, db.replies)) == 1
+
+
+def test_a_mention_first_then_a_dm_gets_no_second_reply(watched, store, fake_slack, slack, clock, drain):
+    fake_slack.dm_members[dm_channel("U1", "U3")] = ("U1", "U3")
+    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> quick one", authorized="U1")
+    assert drain(watched) == 1
+    slack.dm(sender="U3", recipient="U1", ts=ts(clock, 60), text="and in private")
+    assert drain(watched) == 0
+    assert fake_slack.calls_to("chat.postMessage") == [] and len(ephemerals(fake_slack)) == 1
+
+
+def test_mentions_off_by_default_gets_nothing(offhours, store, fake_slack, slack, clock, drain):
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())  # the scopes, but never turned on
+    with counted_statements(store) as statements:
+        slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    assert not [s for s in statements if "after_hours_messages" in s or "auto_replies" in s]
+    assert drain(offhours) == 0 and rows(store, db.messages) == []
+
+
+def test_mentions_turned_off_get_nothing(watched, store, fake_slack, slack, clock, drain):
+    assert "*off*" in block_text(slack.command("mentions off", user="U1").json["blocks"])
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    assert drain(watched) == 0 and rows(store, db.messages) == []
+
+
+def test_the_config_default_turns_mentions_on_for_those_who_never_chose(make_app, store, fake_slack, clock, drain):
+    app = make_app(mentions=MentionsConfig(enabled=True))
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
+    running = RunningServer(app)
+    try:
+        SlackHTTP(running.url).channel_message(
+            sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1"
+        )
+        assert drain(app) == 1
+    finally:
+        running.close()
+
+
+def test_without_the_scopes_mentions_on_says_how_to_grant_them_and_nothing_is_answered(
+    offhours, store, fake_slack, slack, server, clock, drain
+):
+    connect(store, fake_slack, "U1", now=clock())  # DMs only: im:history, chat:write
+    answer = slack.command("mentions on", user="U1").json
+    text = block_text(answer["blocks"])
+    assert "channels:history" in text and "groups:history" in text and "mpim:history" in text
+    [link] = re.findall(r"<(http[^|>]+)\|Allow Offhours to see your channels>", text)
+    assert "mentions=1" in link
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    assert drain(offhours) == 0 and rows(store, db.messages) == []
+    # The link asks this person for the channel scopes on top of the usual ones.
+    page = request(f"{server.url}/slack/install?mentions=1&team=T1")
+    [authorize] = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
+    user_scope = parse_qs(urlparse(unescape(authorize)).query)["user_scope"][0].split(",")
+    assert user_scope == ["im:history", "chat:write", "channels:history", "groups:history", "mpim:history"]
+    # Granted (a new connection with the scopes): answered from then on, without turning it on again.
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
+    offhours.services.mentions.changed()  # as the OAuth success callback does
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 1), text="<@U1> hi again", authorized="U1")
+    assert drain(offhours) == 1
+
+
+def test_mentions_with_the_scopes_says_on(watched, slack):
+    text = block_text(slack.command("mentions", user="U1").json["blocks"])
+    assert "*on*" in text and "Allow Offhours" not in text
+
+
+def test_a_channel_the_person_left_settles_the_reply_without_retrying(watched, store, fake_slack, slack, clock, drain):
+    fake_slack.fail("chat.postEphemeral", error="not_in_channel")
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    assert drain(watched) == 0
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["last_error"]) == ("failed", "not_in_channel")
+    clock.advance(minutes=30)
+    drain(watched)
+    assert len(ephemerals(fake_slack)) == 1  # tried once, never again
+
+
+def test_paused_excepted_and_external_senders_are_recorded_without_a_reply(
+    watched, store, fake_slack, slack, clock, drain
+):
+    watched.services.people.change_reply_exceptions("T1", "U1", add=["U3"])
+    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> excepted", authorized="U1")
+    slack.channel_message(sender="U7", channel="C1", ts=ts(clock, 1), text="<@U1> from elsewhere", authorized="U1",
+                          user_team="T9")  # fmt: skip
+    watched.services.people.set_paused("T1", "U1", True)
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 2), text="<@U1> paused", authorized="U1")
+    assert drain(watched) == 0
+    assert ephemerals(fake_slack) == []
+    assert sorted(m["sender_id"] for m in rows(store, db.messages)) == ["U2", "U3", "U7"]  # all in the recap

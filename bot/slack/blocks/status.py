@@ -151,6 +151,8 @@ HELP_ROWS: Mapping[str, str] = {
     "`except` lists them",
     "when @someone": "is that person working now, and if not, when are they back",
     "pause · resume": "turn auto-replies off and on",
+    "mentions on · off": "also answer @-mentions in channels and group DMs outside your hours (asks for channel "
+    "access)",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
 }

@@ -25,13 +25,14 @@ from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
+from bot.slack.listeners.mentions_command import mentions_subcommand
 
 log = logging.getLogger(__name__)
 
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget",
+    "help", "forget", "mentions",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when",)
@@ -46,6 +47,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
+    "mentions": "mentions on",
 }
 
 
@@ -145,6 +147,8 @@ class Subcommands:
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
             "except": self.exceptions, "when": self.when,
+            "mentions": lambda arg: mentions_subcommand(self.services, team_id=self.team_id, user_id=self.user_id,
+                                                        arg=arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:
