@@ -16,6 +16,8 @@ MAX_NODES = 5000
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
 _CODE_BLOCK = re.compile(r"```.*?```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
+# A link, `<url|label>`: its label is shown as typed (a mention there would be escaped by Slack anyway).
+_LINK = re.compile(r"<(?:https?|mailto|tel|slack):[^>]*>")
 
 
 def may_mention(text: object) -> bool:
@@ -36,7 +38,7 @@ def mentioned_users(event: Mapping, *, among: Container[str] | None = None) -> l
     text = event.get("text")
     if not isinstance(text, str):
         return []
-    visible = _INLINE_CODE.sub(" ", _CODE_BLOCK.sub(" ", text))
+    visible = _LINK.sub(" ", _INLINE_CODE.sub(" ", _CODE_BLOCK.sub(" ", text)))
     found: dict[str, None] = {}
     for match in _MENTION.finditer(visible):
         if among is not None and match.group(1) not in among:

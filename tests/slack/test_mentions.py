@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from html import unescape
 from urllib.parse import parse_qs, urlparse
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from bot.config import MentionsConfig
 from bot.storage import db
+from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
 from tests.support.helpers import RunningServer, block_text, connect, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel, request
@@ -337,3 +339,72 @@ def test_paused_excepted_and_external_senders_are_recorded_without_a_reply(
     assert drain(watched) == 0
     assert ephemerals(fake_slack) == []
     assert sorted(m["sender_id"] for m in rows(store, db.messages)) == ["U2", "U3", "U7"]  # all in the recap
+
+
+# --- (4) group DMs and the recap ---------------------------------------------------------------------------------
+
+DUE = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wed 09:00 in New York: U1's recap
+
+
+def recap_sections(fake) -> list[str]:
+    [recap] = [c for c in fake.calls_to("chat.postMessage") if c.token == "xoxb-T1"]
+    return [b["text"]["text"] if b["type"] == "section" else block_text([b]) for b in recap.params["blocks"]]
+
+
+def test_a_group_dm_message_counts_without_a_mention_and_goes_in_the_recap(
+    watched, store, fake_slack, slack, clock, drain
+):
+    at = ts(clock)
+    slack.channel_message(sender="U2", channel="G9", channel_type="mpim", ts=at, text="dinner plans?", authorized="U1")
+    slack.channel_message(sender="U2", channel="G9", channel_type="mpim", ts=at + 5, text="?", authorized="U1")
+    assert drain(watched) == 1
+    [call] = ephemerals(fake_slack)
+    assert (call.token, call.params["channel"], call.params["user"]) == (TOKEN_U1, "G9", "U2")
+    assert [m["source"] for m in rows(store, db.messages)] == ["mpim", "mpim"]
+
+    assert RecapSender(watched.services).tick(DUE) == 1
+    sections = recap_sections(fake_slack)
+    assert "*Mentions and group DMs*" in sections
+    [item] = [s for s in sections if "a group DM" in s]
+    assert "<@U2> · 2 messages" in item
+    assert "|Open message>" in item and f"/archives/G9/p{f'{at:.6f}'.replace('.', '')}" in item
+
+
+def test_the_recap_lists_mentions_with_channel_sender_time_and_link_and_leaves_out_answered_ones(
+    watched, store, fake_slack, slack, clock, drain
+):
+    root = ts(clock, -3600)
+    thread = {"thread_ts": f"{root:.6f}"}
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> in a thread", authorized="U1", **thread)
+    slack.channel_message(sender="U3", channel="C2", ts=ts(clock, 1), text="<@U1> top level", authorized="U1")
+    slack.channel_message(sender="U2", channel="C3", ts=ts(clock, 2), text="<@U1> top level too", authorized="U1")
+    # U1 answers in the thread in C1, and in channel C3 after the mention (not in C2).
+    with counted_statements(store) as statements:
+        slack.channel_message(sender="U1", channel="C1", ts=ts(clock, 10), text="on it", authorized="U1", **thread)
+    assert statements  # a watched person's own message is looked at
+    slack.channel_message(sender="U1", channel="C3", ts=ts(clock, 20), text="done", authorized="U1")
+    # Writing in another thread of C2 does not answer C2's top-level mention... but it is C2's channel: writing
+    # in C2 at top level would. Here U1 writes in an unrelated thread.
+    slack.channel_message(sender="U1", channel="C2", ts=ts(clock, 30), text="elsewhere", authorized="U1",
+                          thread_ts=f"{ts(clock, -99):.6f}")  # fmt: skip
+    states = {m["channel_id"]: m["state"] for m in rows(store, db.messages)}
+    assert states == {"C1": "answered", "C2": "pending", "C3": "answered"}
+
+    assert RecapSender(watched.services).tick(DUE) == 1
+    sections = recap_sections(fake_slack)
+    items = [s for s in sections if "<#C" in s]
+    assert len(items) == 1
+    assert items[0].startswith("<#C2> · <@U3> · 1 message · ")
+    assert "Open message>" in items[0]
+
+
+def test_a_deleted_mention_leaves_the_recap(watched, store, fake_slack, slack, clock):
+    at = ts(clock)
+    slack.channel_message(sender="U2", channel="C1", ts=at, text="<@U1> oops", authorized="U1")
+    previous = {"type": "message", "user": "U2", "text": "<@U1> oops", "ts": f"{at:.6f}"}
+    event = {"type": "message", "subtype": "message_deleted", "channel": "C1", "channel_type": "channel",
+             "deleted_ts": f"{at:.6f}", "ts": f"{at + 9:.6f}", "previous_message": previous}  # fmt: skip
+    assert slack.event(event, authorized="U1").status == 200
+    [message] = rows(store, db.messages)
+    assert message["state"] == "deleted"
+    assert rows(store, db.replies) == []  # never claimed: gone, the sender's next mention takes its place
