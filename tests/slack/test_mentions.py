@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import MentionsConfig
+from bot.slack.listeners.channel_messages import ChannelMessages
 from bot.storage import db
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
@@ -408,3 +409,55 @@ def test_a_deleted_mention_leaves_the_recap(watched, store, fake_slack, slack, c
     [message] = rows(store, db.messages)
     assert message["state"] == "deleted"
     assert rows(store, db.replies) == []  # never claimed: gone, the sender's next mention takes its place
+
+
+# --- bad input, and the listener's own fast path (Socket Mode reaches Bolt without the HTTP server's) -------------
+
+
+ODD = [
+    {"text": ["<@U1>"]},
+    {"text": "<@U1>", "blocks": {"type": "rich_text"}},
+    {"text": "<@U1>", "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": ["U1"]}]}]},
+    {"text": "<@U1>", "user": 7},
+    {"text": "<@U1>", "user": None},
+    {"text": "<@U1>", "thread_ts": ["x"]},
+    {"text": "<@U1>", "subtype": {"x": 1}},
+    {"text": "<@U1>", "channel": None},
+    {"text": "<@U1>", "channel_type": ["channel"]},
+    {"text": "<@U1>", "channel_type": {"a": 1}},
+    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": "x"},
+    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": {"text": "<@U1>"}},
+    {"text": "<@U1>" * 5000},
+]
+
+
+@pytest.mark.parametrize("fields", ODD)
+def test_odd_channel_messages_never_answer_5xx_nor_post(watched, store, fake_slack, slack, clock, drain, fields):
+    event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U2", "ts": f"{ts(clock):.6f}",
+             **fields}  # fmt: skip
+    assert slack.event(event, authorized="U1").status < 500
+    drain(watched)
+    for call in ephemerals(fake_slack):  # only ever to a real sender, in the channel
+        assert (call.params["user"], call.params["channel"]) == ("U2", "C1")
+
+
+def test_the_listener_drops_what_concerns_no_one_without_a_statement(watched, store, clock):
+    channels = ChannelMessages(watched.services)
+    watched.services.mentions.view()
+    with counted_statements(store) as statements:
+        for i, fields in enumerate(NOBODY):
+            fields = dict(fields)
+            event = {"type": "message", "channel": "C1", "channel_type": fields.pop("channel_type", "channel"),
+                     "user": "U2", "ts": f"{ts(clock, i):.6f}", **fields}  # fmt: skip
+            body = {"team_id": "T1", "api_app_id": "A1", "authorizations": [{"user_id": "U5"}], "event": event}
+            assert channels.handle(event, body) is None, fields
+    assert statements == []
+
+
+@pytest.mark.parametrize("bad_ts", ["not-a-ts", "1e400", "-1e30", None, 5])
+def test_a_mention_with_an_unreadable_ts_is_dropped(watched, store, clock, bad_ts):
+    event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U2", "text": "<@U1>",
+             "ts": bad_ts}  # fmt: skip
+    body = {"team_id": "T1", "api_app_id": "A1", "authorizations": [{"user_id": "U1"}], "event": event}
+    assert ChannelMessages(watched.services).handle(event, body) is None
+    assert rows(store, db.messages) == []

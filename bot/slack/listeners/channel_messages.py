@@ -1,16 +1,23 @@
 """Messages in channels and group DMs (issue 20): the fast path that drops what concerns no one, then a channel
 mention or group-DM message to a watched person who is off, recorded with its one ephemeral auto-reply.
 
-Called by bot/slack/listeners/messages.py for every message event that is not a 1:1 DM. `handle` returns None for
-a message that concerns no one: decided from the event and the in-memory view (bot/mentions.py) alone — no
-database statement, no Web API call, no log line. Everything else goes the way of a DM (bot/slack/inbound.py):
-recorded before the ack, its reply queued in the same outbox (once per sender per off window, DMs included).
+`triage` decides from the event and the in-memory view (bot/mentions.py) alone — no database statement, no Web API
+call, no log line — whether a message concerns anyone. It runs twice in front of nothing else: in the HTTP server
+before Bolt (bot/slack/web.py answers 200 at once when it says no: most channel traffic never reaches Bolt), and
+in the message listener (bot/slack/listeners/messages.py, which Socket Mode reaches too). What concerns someone
+goes the way of a DM (bot/slack/inbound.py): recorded before the ack, its reply queued in the same outbox (once per
+sender per off window, DMs included), and posted ephemerally by the reply sender.
+
+Another feature that wants channel messages (none of which mention a watched person) adds its own cheap,
+in-memory test to `ChannelMessages.also_wanted`, so that the fast path lets them through to its listener.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
 
 from bot.domain import autoreply, mentions
 from bot.domain.autoreply import DirectMessage
@@ -23,19 +30,40 @@ from bot.slack.listeners.messages import authorized_user, parse_message
 MAX_RECIPIENTS = 20  # watched people one message is recorded for, at most (each is a transaction before the ack)
 
 
-def _off(prefs: Preferences, at: datetime) -> bool:
-    return prefs.schedule.off_window(at) is not None
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """A channel message that concerns someone: the watched people it may be for, and whether its sender is one."""
+
+    team_id: str
+    recipients: tuple[str, ...]  # watched, off at the message's time, not its sender
+    sender_watched: bool  # the sender is watched: what waited for them in this channel may be answered
+
+
+def _when(ts: object) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC) if isinstance(ts, str) else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class ChannelMessages:
+    # Tests of other features, (event, body) -> bool, in memory like `triage`: a message any of them wants goes on.
+    also_wanted: ClassVar[list[Callable[[dict, dict], bool]]] = []
+
     def __init__(self, services: Services) -> None:
         self.services = services
         self.store = services.store
 
-    def handle(self, event: dict, body: dict) -> str | None:
-        """The outcome for the log line; None: the message concerns no one (nothing was done, nothing to log)."""
+    # --- the fast path: no statement, no call, no log line -------------------------------------------------------
+
+    def wanted(self, event: dict, body: dict) -> bool:
+        """Whether a channel or group-DM message must reach the listener."""
+        return self.triage(event, body) is not None or any(test(event, body) for test in self.also_wanted)
+
+    def triage(self, event: dict, body: dict) -> Triage | None:
+        """None: the message concerns no one watched (decided from the event and the in-memory view only)."""
         channel_type = event.get("channel_type")
-        if channel_type not in mentions.CHANNEL_TYPES:
+        if not isinstance(channel_type, str) or channel_type not in mentions.CHANNEL_TYPES:
             return None
         team_id = body.get("team_id")
         if not isinstance(team_id, str):
@@ -45,40 +73,42 @@ class ChannelMessages:
             return None
         sender = event.get("user")
         sender_watched = isinstance(sender, str) and sender in watched
-        subtype = event.get("subtype")
-        if subtype == "message_deleted":
-            return self._deleted(event, team_id, watched)
-        text = event.get("text")
-        if channel_type == "mpim":
-            authorized = authorized_user(body)
-            if not sender_watched and authorized not in watched and not mentions.may_mention(text):
-                return None
-        elif not sender_watched and not mentions.may_mention(text):
+        if event.get("subtype") == "message_deleted":
+            previous = payloads.obj(event, "previous_message")
+            if channel_type == "mpim" or mentions.mentioned_users(previous, among=watched):
+                return Triage(team_id=team_id, recipients=(), sender_watched=False)
             return None
-        return self._concerning(event, body, team_id, watched, sender_watched=sender_watched)
+        authorized = authorized_user(body) if channel_type == "mpim" else None
+        mpim_member = authorized is not None and authorized in watched
+        if not (sender_watched or mpim_member or mentions.may_mention(event.get("text"))):
+            return None
+        candidates = mentions.mentioned_users(event, among=watched)
+        if mpim_member and authorized is not None:
+            candidates.append(authorized)
+        at = _when(event.get("ts"))
+        recipients = tuple(
+            user for user in dict.fromkeys(candidates) if user != sender and at is not None and _off(watched[user], at)
+        )[:MAX_RECIPIENTS]
+        if not recipients and not sender_watched:
+            return None  # mentions only people at work, or the rest are nobody's: nothing to do
+        return Triage(team_id=team_id, recipients=recipients, sender_watched=sender_watched)
 
-    def _concerning(
-        self, event: dict, body: dict, team_id: str, watched: Mapping[str, Preferences], *, sender_watched: bool
-    ) -> str | None:
+    # --- what concerns someone -----------------------------------------------------------------------------------
+
+    def handle(self, event: dict, body: dict) -> str | None:
+        """The outcome for the log line; None: the message concerns no one (nothing was done, nothing to log)."""
+        triage = self.triage(event, body)
+        if triage is None:
+            return None
+        if event.get("subtype") == "message_deleted":
+            return self._deleted(event, triage.team_id)
         message = parse_message(event, body)
         if not message.channel_id or not message.ts or not message.team_id:
-            return "ignored:malformed" if sender_watched else None
-        at = message_time(message.ts, self.services.clock())
-        candidates = mentions.mentioned_users(event, among=watched)
-        if message.channel_type == "mpim":
-            authorized = authorized_user(body)
-            if authorized is not None and authorized in watched:
-                candidates.append(authorized)
-        recipients = [
-            user for user in dict.fromkeys(candidates)
-            if user != message.sender_id and _off(watched[user], at)
-        ][:MAX_RECIPIENTS]  # fmt: skip
-        answered = self._wrote(message) if sender_watched else 0
-        if not recipients:
-            if sender_watched:
-                return "answered" if answered else "ignored:own_message"
-            return None  # mentions only people at work, or no one watched: nothing to do
-        return self._record(message, body, recipients, message_user_team=event.get("user_team"))
+            return "ignored:malformed"
+        answered = self._wrote(message) if triage.sender_watched else 0
+        if not triage.recipients:
+            return "answered" if answered else "ignored:own_message"
+        return self._record(message, body, list(triage.recipients), user_team=event.get("user_team"))
 
     def _wrote(self, message: DirectMessage) -> int:
         """A watched person wrote here: the mentions waiting for them in this channel (or thread) are answered, and
@@ -93,32 +123,27 @@ class ChannelMessages:
         self.store.inbox.wrote(message.team_id, me, message.channel_id, at=at)
         return answered
 
-    def _record(self, message: DirectMessage, body: dict, recipients: list[str], *, message_user_team: object) -> str:
+    def _record(self, message: DirectMessage, body: dict, recipients: list[str], *, user_team: object) -> str:
+        reason = autoreply.ignore_reason(message, recipient_id=recipients[0], channel_types=mentions.CHANNEL_TYPES)
+        if reason is not None:
+            return f"ignored:{reason}"  # of the message itself (a bot, an edit...): the same for every recipient
         source = "mpim" if message.channel_type == "mpim" else "mention"
         external = autoreply.is_external(
             # Not the envelope's is_ext_shared_channel: in a shared channel most senders are still colleagues.
-            team_id=message.team_id, enterprise_id=_enterprise(body), ext_shared=None,
-            user_team=message_user_team,
+            team_id=message.team_id, enterprise_id=_enterprise(body), ext_shared=None, user_team=user_team,
         )  # fmt: skip
-        outcomes: list[str] = []
+        outcomes: set[str] = set()
         for recipient in recipients:
-            reason = autoreply.ignore_reason(message, recipient_id=recipient, channel_types=mentions.CHANNEL_TYPES)
-            if reason is not None:
-                return f"ignored:{reason}"  # of the message, so the same for every recipient
             view = self.store.dm_view(
                 message.team_id, message.channel_id, recipient_id=recipient, sender_id=None,
                 excepted_sender=message.sender_id,
             )  # fmt: skip
-            outcomes.append(record_after_hours(self.services, message, recipient, view, external=external,
-                                               source=source))  # fmt: skip
-        return f"{source}:" + ",".join(sorted(set(outcomes)))
+            outcomes.add(record_after_hours(self.services, message, recipient, view, external=external, source=source))
+        return f"{source}:" + ",".join(sorted(outcomes))
 
-    def _deleted(self, event: dict, team_id: str, watched: Mapping[str, Preferences]) -> str | None:
+    def _deleted(self, event: dict, team_id: str) -> str:
         """A deleted message that mentioned a watched person (or was in a group DM): out of their recap."""
         previous = payloads.obj(event, "previous_message")
-        concerned = event.get("channel_type") == "mpim" or bool(mentions.mentioned_users(previous, among=watched))
-        if not concerned:
-            return None
         deleted = payloads.ts(event, "deleted_ts") or payloads.ts(previous, "ts")
         channel_id = payloads.ident(event, "channel")
         if not (channel_id and deleted):
@@ -127,6 +152,25 @@ class ChannelMessages:
         return "deleted" if dropped else "ignored:deleted"
 
 
+def _off(prefs: Preferences, at: datetime) -> bool:
+    return prefs.schedule.off_window(at) is not None
+
+
 def _enterprise(body: dict) -> str | None:
     enterprise = body.get("enterprise_id")
     return enterprise if isinstance(enterprise, str) and enterprise else None
+
+
+def concerns_no_one(channels: ChannelMessages, payload: object) -> bool:
+    """For the HTTP server, before Bolt: a signed, well-formed event callback that is a channel or group-DM
+    message no one wants (its 200 can go at once). Anything else — 1:1 DMs, other events, odd shapes — is Bolt's."""
+    if not isinstance(payload, dict) or payload.get("type") != "event_callback":
+        return False
+    event = payload.get("event")
+    if not isinstance(event, dict) or event.get("type") != "message":
+        return False
+    if event.get("channel_type") == "im":
+        return False  # a DM: Bolt's listener (bot/slack/listeners/messages.py)
+    # Any other message, whatever its channel_type (missing or odd included), is the channel listener's, which
+    # would drop it just the same.
+    return not channels.wanted(event, payload)
