@@ -172,14 +172,30 @@ def count_statements(*, events: int, watched: list[str], fake: FakeSlackProcess,
     def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append(statement)
 
+    bodies = [channel_body(n, watched=watched, ts=base + n / 1e6) for n in range(events)]
     sa.event.listen(store.engine, "before_cursor_execute", on_execute)
     try:
-        for n in range(events):
-            call(wsgi, channel_body(n, watched=watched, ts=base + n / 1e6))
+        for body in bodies:
+            call(wsgi, body)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", on_execute)
-        store.close()
+    # CPU of this process per event, no sockets: the app's own work. Alternated, best of 3 (the machine is shared).
+    os.environ.update({"SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.base_url})
+    from bench.server import noop_wsgi
+
+    apps = {"noop": noop_wsgi().wsgi, "offhours": wsgi}
+    cpu_ms: dict[str, list[float]] = {"noop": [], "offhours": []}
+    for _ in range(3):
+        for name, app_wsgi in apps.items():
+            started = time.process_time()
+            for body in bodies:
+                call(app_wsgi, body)
+            cpu_ms[name].append((time.process_time() - started) / len(bodies) * 1000)
+    store.close()
+    best = {name: min(values) for name, values in cpu_ms.items()}
     return {
+        "cpu_ms_per_event": best,
+        "cpu_ratio_noop_over_offhours": best["noop"] / best["offhours"],
         "events": events,
         "statements": len(statements),
         "statements_per_event": len(statements) / events,
@@ -233,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_median": statistics.median(ratios) if ratios else None,
         "statements": counted,
     }
+    cpu = counted["cpu_ms_per_event"]
     print(f"offhours/noop acks/s per round: {', '.join(f'{r:.2f}' for r in ratios)}; statements/event="
-          f"{counted['statements_per_event']:.3f}; Web API calls={counted['web_api_calls']}", flush=True)  # fmt: skip
+          f"{counted['statements_per_event']:.3f}; Web API calls={counted['web_api_calls']}; in-process CPU/event "
+          f"noop={cpu['noop']:.3f}ms offhours={cpu['offhours']:.3f}ms", flush=True)  # fmt: skip
     emit(summary, args.json)
     return 0
 
