@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Mapping
 
+# The user scopes a person grants for this (`/hours mentions on` asks them): the messages of their public and private
+# channels and group DMs. Subscribed as the user events message.channels, message.groups, message.mpim.
+MENTION_SCOPES = ("channels:history", "groups:history", "mpim:history")
+MENTION_EVENTS = ("message.channels", "message.groups", "message.mpim")
 # Public channels, private channels, group DMs: the conversations issue 20 answers (1:1 DMs are "im").
 CHANNEL_TYPES = frozenset({"channel", "group", "mpim"})
 # A message naming more people than this is answered for the first ones only (a pasted list is no one's question).

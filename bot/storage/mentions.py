@@ -11,10 +11,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from bot.domain.mentions import MENTION_SCOPES
 from bot.storage import schema
 from bot.storage.engine import reading, upsert, writing
 
-MENTION_SCOPES = ("channels:history", "groups:history", "mpim:history")
+__all__ = ["MENTION_SCOPES", "Mentions"]
 
 _s = schema.mention_settings.c
 _i = schema.installations.c

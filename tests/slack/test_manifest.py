@@ -64,7 +64,9 @@ def test_scopes_command_events_interactivity_and_home_tab():
     scopes = manifest["oauth_config"]["scopes"]
     assert scopes["bot"] == list(BOT_SCOPES)
     assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read"}
-    assert set(scopes["user"]) == set(USER_SCOPES) == {"im:history", "chat:write"}
+    # The connect link asks for USER_SCOPES; the mention scopes only of who turns mentions on (issue 20).
+    assert set(USER_SCOPES) == {"im:history", "chat:write"}
+    assert set(scopes["user"]) == {*USER_SCOPES, "channels:history", "groups:history", "mpim:history"}
 
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/hours"
@@ -72,7 +74,7 @@ def test_scopes_command_events_interactivity_and_home_tab():
     assert command["should_escape"] is True  # mentions arrive as <@U123|name> (issue 21)
 
     events = manifest["settings"]["event_subscriptions"]
-    assert events["user_events"] == ["message.im"]
+    assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
     assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled"}
 
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
@@ -98,7 +100,7 @@ def test_socket_mode_manifest_has_no_request_urls_but_keeps_the_oauth_redirect(c
     assert urls(manifest) == [BASE + "/slack/oauth_redirect"]
     # Everything else is the same as over HTTP.
     events = manifest["settings"]["event_subscriptions"]
-    assert events["user_events"] == ["message.im"]
+    assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
     assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled"}
 
 

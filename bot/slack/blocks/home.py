@@ -95,6 +95,7 @@ def home_view(
     today: date | None = None,
     exceptions: Sequence[str] = (),
     max_exceptions: int = 100,
+    mentions: Sequence[dict] = (),
 ) -> dict:
     """The Home tab of a connected person: status, hours, zone, reply time, message, days off, public holidays,
     the people who never get an auto-reply, pause."""
@@ -191,6 +192,7 @@ def home_view(
         divider(),
     ]
     blocks += [
+        *mentions,  # channel mentions and group DMs (bot/slack/blocks/mentions.py)
         section(
             "*Auto-replies:* " + ("paused — nobody gets your message; your recap still comes" if paused else "on"),
             accessory=_button("Resume", RESUME_ACTION, style="primary") if paused else _button("Pause", PAUSE_ACTION),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from slack_sdk.models.blocks import ButtonElement, LinkButtonElement
+
 from bot.slack.blocks.common import context, section
 
 GRANT_TEXT = "Allow Offhours to see your channels"
@@ -34,3 +36,27 @@ def mentions_text(*, enabled: bool, scopes_missing: tuple[str, ...]) -> str:
     if not enabled:
         return "Mentions are off"
     return "Mentions are on — grant Offhours access to your channels" if scopes_missing else "Mentions are on"
+
+
+MENTIONS_ON_ACTION = "home_mentions_on"
+MENTIONS_OFF_ACTION = "home_mentions_off"
+MENTIONS_GRANT_ACTION = "home_mentions_grant"  # a link button: Slack opens the URL and still sends the click
+
+
+def home_mentions_block(*, enabled: bool, scopes_missing: tuple[str, ...], grant_url: str) -> list[dict]:
+    """The Home tab's row for channel mentions and group DMs: its state, and the button that changes it."""
+    if not enabled:
+        text = "*Mentions and group DMs:* off — only your DMs get an auto-reply"
+        button = ButtonElement(text="Turn on", action_id=MENTIONS_ON_ACTION, value="on")
+    elif scopes_missing:
+        text = ("*Mentions and group DMs:* on, waiting for access to your channels — "
+                f"<{grant_url}|{GRANT_TEXT}>")  # fmt: skip
+        button = ButtonElement(text="Turn off", action_id=MENTIONS_OFF_ACTION, value="off")
+    else:
+        text = "*Mentions and group DMs:* on — @-mentions and group DMs outside your hours get one private auto-reply"
+        button = ButtonElement(text="Turn off", action_id=MENTIONS_OFF_ACTION, value="off")
+    blocks = [section(text, accessory=button, block_id="home_mentions")]
+    if enabled and scopes_missing:
+        grant = LinkButtonElement(text=GRANT_TEXT, url=grant_url, action_id=MENTIONS_GRANT_ACTION)
+        blocks.append({"type": "actions", "block_id": "home_mentions_grant", "elements": [grant.to_dict()]})
+    return blocks

@@ -34,6 +34,7 @@ from bot.people import MAX_REPLY_EXCEPTIONS
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.blocks import home as ui
+from bot.slack.listeners.mentions_command import home_mentions, register_mentions_toggle
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def register(app: App, services: Services) -> None:
 
     people = services.people
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
+    register_mentions_toggle(app, services, change)
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
     app.action(ui.CLEAR_DAYS_OFF_ACTION)(change("clear_days_off", people.clear_days_off))
     app.action(ui.HOLIDAYS_OFF_ACTION)(change("holidays_off", lambda t, u: people.set_holidays(t, u, "off")))
@@ -228,6 +230,7 @@ class HomeTab:
             today=local_date(now, prefs.tz),
             exceptions=self.people.reply_exceptions(team_id, user_id),
             max_exceptions=MAX_REPLY_EXCEPTIONS,
+            mentions=home_mentions(self.services, team_id, user_id, headers=headers),
         )
 
     def publish(self, team_id: str, user_id: str, *, token: str | None, headers: dict | None = None) -> None:
