@@ -461,3 +461,49 @@ def test_a_mention_with_an_unreadable_ts_is_dropped(watched, store, clock, bad_t
     body = {"team_id": "T1", "api_app_id": "A1", "authorizations": [{"user_id": "U1"}], "event": event}
     assert ChannelMessages(watched.services).handle(event, body) is None
     assert rows(store, db.messages) == []
+
+
+# --- deliveries: settled once, never twice, never lost past the ack ----------------------------------------------
+
+
+def test_channel_not_found_settles_without_retrying(watched, store, fake_slack, slack, clock, drain):
+    fake_slack.fail("chat.postEphemeral", error="channel_not_found")
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    drain(watched)
+    clock.advance(minutes=30)
+    drain(watched)
+    assert len(ephemerals(fake_slack)) == 1
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["last_error"]) == ("failed", "channel_not_found")
+
+
+def test_an_ephemeral_reply_that_may_have_been_shown_is_never_posted_again(
+    watched, store, fake_slack, slack, clock, drain
+):
+    fake_slack.fail("chat.postEphemeral", status=500, after_acting=True)  # shown, then Slack answered 500
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    drain(watched)
+    clock.advance(minutes=30)
+    drain(watched)
+    assert len(ephemerals(fake_slack)) == 1  # no lookup exists for an ephemeral message: never a second one
+    assert fake_slack.calls_to("conversations.replies") == []
+    assert rows(store, db.replies)[0]["state"] == "failed"
+
+
+def test_a_rate_limited_ephemeral_reply_is_retried_and_posted_once(watched, store, fake_slack, slack, clock, drain):
+    fake_slack.fail("chat.postEphemeral", status=429, retry_after=5)
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    assert drain(watched) == 0
+    clock.advance(seconds=30)
+    assert drain(watched) == 1
+    assert len(ephemerals(fake_slack)) == 2 and rows(store, db.replies)[0]["state"] == "sent"
+
+
+def test_a_mention_recorded_before_the_ack_is_answered_by_another_process(
+    watched, make_app, store, fake_slack, slack, clock, drain
+):
+    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    # The process that acked stops before posting: a new one (its own services) finds the reply in the outbox.
+    assert drain(make_app()) == 1
+    assert len(ephemerals(fake_slack)) == 1
+    assert drain(watched) == 0
