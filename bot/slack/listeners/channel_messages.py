@@ -24,8 +24,7 @@ from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack import payloads
-from bot.slack.inbound import message_time, record_after_hours
-from bot.slack.listeners.messages import authorized_user, parse_message
+from bot.slack.inbound import authorized_user, message_time, parse_message, record_after_hours
 
 MAX_RECIPIENTS = 20  # watched people one message is recorded for, at most (each is a transaction before the ack)
 
