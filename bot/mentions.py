@@ -9,6 +9,7 @@ drop those with no database statement and no Web API call. It is read again from
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from datetime import datetime
 from bot.config import Config
 from bot.domain.preferences import Preferences
 from bot.people import PeopleService
-from bot.storage.mentions import MENTION_SCOPES, has_mention_scopes
+from bot.storage.mentions import MENTION_SCOPES, ReadFailed, has_mention_scopes
 from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
 
 Watched = Mapping[str, Mapping[str, Preferences]]  # team -> person -> settings
 
@@ -67,8 +70,14 @@ class MentionsService:
     def _refresh(self) -> None:
         generation = self._generation
         now = self.clock()
-        watched = self.store.mentions.watched(default_enabled=self.config.mentions.enabled)
-        self._watched = {team: self.people.get_many(team, users) for team, users in watched.items()}
+        try:
+            watched = self.store.mentions.watched(default_enabled=self.config.mentions.enabled)
+            self._watched = {team: self.people.get_many(team, users) for team, users in watched.items()}
+        except ReadFailed as e:
+            if self._loaded_at is None:
+                raise  # nothing to go on: the event fails (500) and Slack sends it again
+            # The database did not answer: the last view serves until the next try, refresh_seconds from now.
+            log.warning("mentions: view refresh failed error=%s", type(e).__name__)
         self._loaded_at = now
         self._loaded_generation = generation
 

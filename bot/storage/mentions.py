@@ -15,7 +15,10 @@ from bot.domain.mentions import MENTION_SCOPES
 from bot.storage import schema
 from bot.storage.engine import reading, upsert, writing
 
-__all__ = ["MENTION_SCOPES", "Mentions"]
+__all__ = ["MENTION_SCOPES", "Mentions", "ReadFailed"]
+
+# What a failed read of the database raises, for callers that may carry on with what they read before.
+ReadFailed = sa.exc.SQLAlchemyError
 
 _s = schema.mention_settings.c
 _i = schema.installations.c

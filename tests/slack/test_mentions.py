@@ -507,3 +507,22 @@ def test_a_mention_recorded_before_the_ack_is_answered_by_another_process(
     assert drain(make_app()) == 1
     assert len(ephemerals(fake_slack)) == 1
     assert drain(watched) == 0
+
+
+def test_a_failed_refresh_keeps_the_last_view_until_the_next_try(watched, store, clock, monkeypatch, caplog):
+    view = watched.services.mentions
+    assert "U1" in view.view()["T1"]
+
+    def broken(**_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store.mentions, "watched", broken)
+    clock.advance(seconds=watched.services.config.mentions.refresh_seconds)
+    with caplog.at_level(logging.WARNING):
+        assert "U1" in view.view()["T1"]  # the last view, not an error
+    assert "view refresh failed error=OperationalError" in caplog.text
+    monkeypatch.undo()
+    store.mentions.choose("T1", "U1", enabled=False, now=clock())
+    assert "U1" in view.view()["T1"]  # tried again only refresh_seconds later
+    clock.advance(seconds=watched.services.config.mentions.refresh_seconds)
+    assert "U1" not in view.view().get("T1", {})
