@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import MentionsConfig
-from bot.slack.listeners.channel_messages import ChannelMessages
+from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_one
 from bot.storage import db
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
@@ -526,3 +526,14 @@ def test_a_failed_refresh_keeps_the_last_view_until_the_next_try(watched, store,
     assert "U1" in view.view()["T1"]  # tried again only refresh_seconds later
     clock.advance(seconds=watched.services.config.mentions.refresh_seconds)
     assert "U1" not in view.view().get("T1", {})
+
+
+def test_another_features_test_lets_its_channel_messages_through_the_fast_path(watched, clock):
+    channels = ChannelMessages(watched.services)
+    event = {"type": "message", "channel": "C7", "channel_type": "channel", "user": "U2", "text": "hi",
+             "ts": f"{ts(clock):.6f}"}  # fmt: skip
+    payload = {"type": "event_callback", "team_id": "T1", "event": event, "authorizations": [{"user_id": "U1"}]}
+    assert concerns_no_one(channels, payload)
+    channels.also_wanted.append(lambda e, b: e.get("channel") == "C7")
+    assert not concerns_no_one(channels, payload)
+    assert not concerns_no_one(channels, {**payload, "event": {**event, "channel_type": "im"}})  # DMs: always Bolt's

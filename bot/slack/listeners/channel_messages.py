@@ -9,7 +9,8 @@ goes the way of a DM (bot/slack/inbound.py): recorded before the ack, its reply 
 sender per off window, DMs included), and posted ephemerally by the reply sender.
 
 Another feature that wants channel messages (none of which mention a watched person) adds its own cheap,
-in-memory test to `ChannelMessages.also_wanted`, so that the fast path lets them through to its listener.
+in-memory test to `also_wanted` in `ChannelMessages.__init__`, so that the fast path lets them through to the
+listener.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
 
 from bot.domain import autoreply, mentions
 from bot.domain.autoreply import DirectMessage
@@ -46,12 +46,12 @@ def _when(ts: object) -> datetime | None:
 
 
 class ChannelMessages:
-    # Tests of other features, (event, body) -> bool, in memory like `triage`: a message any of them wants goes on.
-    also_wanted: ClassVar[list[Callable[[dict, dict], bool]]] = []
-
     def __init__(self, services: Services) -> None:
         self.services = services
         self.store = services.store
+        # Other features' tests, (event, body) -> bool, in memory like `triage`: a message any of them wants goes
+        # on to the listener (e.g. channel office hours: the channel has hours).
+        self.also_wanted: list[Callable[[dict, dict], bool]] = []
 
     # --- the fast path: no statement, no call, no log line -------------------------------------------------------
 
