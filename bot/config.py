@@ -93,6 +93,13 @@ class MentionsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelsConfig:
+    # Who may change a channel's office hours: workspace admins and owners and the channel's creator ("admins"),
+    # or any member of the channel ("members").
+    managers: str = "admins"
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///offhours.db"
 
@@ -106,6 +113,7 @@ class Config:
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     mentions: MentionsConfig = field(default_factory=MentionsConfig)
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     retention_days: int = 14
     command: str = "/hours"
 
@@ -281,6 +289,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
     "mentions": (MentionsConfig, {"enabled": _bool, "refresh_seconds": _positive_number}),
+    "channels": (ChannelsConfig, {"managers": _one_of("admins", "members")}),
 }
 _TOP_LEVEL: dict[str, _Converter] = {"retention_days": _int_between(1, 3650), "command": _command}
 

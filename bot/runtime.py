@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from bot.slack.app import OffhoursApp
     from bot.storage.store import Store
+    from bot.workers.channel_hours import ChannelReplySender
     from bot.workers.replies import ReplySender
 
 log = logging.getLogger("bot.runtime")
@@ -119,6 +120,11 @@ class Runtime:
             from bot.workers.replies import ReplySender
 
             self.replies = ReplySender(self.services)
+        self.channel_replies: ChannelReplySender | None = None
+        if "replies" in self.parts:
+            from bot.workers.channel_hours import ChannelReplySender
+
+            self.channel_replies = ChannelReplySender(self.services)  # channel office hours (issue 25)
         self.server: BaseWSGIServer | None = None
         self.socket_mode: SocketModeHandler | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -161,6 +167,8 @@ class Runtime:
         if "replies" in self.parts and self.replies is not None:
             self.replies.start()
             self._replies_started = True
+            if self.channel_replies is not None:
+                self.channel_replies.start()
         if "home_refresh" in self.parts:
             self.services.home_refresh.start()
             self._home_started = True
@@ -251,6 +259,8 @@ class Runtime:
         if self.replies is not None:
             # Before the scheduler: a drain under way in its reply job stops claiming, and hands back what it holds.
             self.replies.stop()
+        if self.channel_replies is not None:
+            self.channel_replies.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)  # the jobs under way end (a recap tick included) and so do its threads
         if self._home_started:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
+from bot.channel_hours import ChannelHoursService
 from bot.config import Config, Settings
 from bot.metrics import Metrics
 from bot.people import PeopleService
@@ -48,6 +49,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
     # Whose channel mentions and group DMs are answered: the in-memory view the message listener reads
     mentions: MentionsService = field(default=None)  # type: ignore[assignment]  # always set by build_services
+    channel_hours: ChannelHoursService | None = None  # channel office hours (issue 25), built in build_services
 
     def install_url(self, headers: dict | None = None) -> str:
         """The public /slack/install URL: OFFHOURS_BASE_URL, else what the request says our host is."""
@@ -99,4 +101,5 @@ def build_services(
         home_refresh=HomeRefresher(),
         metrics=metrics,
         mentions=MentionsService(store, config, people, clock=clock),
+        channel_hours=ChannelHoursService(store, clock=clock),
     )

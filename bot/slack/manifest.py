@@ -17,6 +17,8 @@ from bot.domain.mentions import MENTION_EVENTS, MENTION_SCOPES
 from bot.slack.paths import BOT_SCOPES, EVENTS_PATH, REDIRECT_PATH, USER_SCOPES
 
 PLACEHOLDER_URL = "https://your.host"
+# Channel office hours (issue 25): messages in the channels the bot is in, and the bot's removal from one.
+CHANNEL_BOT_EVENTS = ("message.channels", "message.groups", "channel_left", "group_left")
 
 
 def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool = False) -> dict:
@@ -60,7 +62,7 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
         "settings": {
             "event_subscriptions": {
                 **({} if socket_mode else {"request_url": events_url}),
-                "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked"],
+                "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked", *CHANNEL_BOT_EVENTS],
                 "user_events": ["message.im", *MENTION_EVENTS],
             },
             "interactivity": {

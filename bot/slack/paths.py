@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # Each scope is justified in the README ("Scopes").
-BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read")
+# Channel office hours (issue 25): only channels the bot was invited to.
+CHANNEL_BOT_SCOPES = ("channels:history", "groups:history", "channels:read", "groups:read")
+BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read", *CHANNEL_BOT_SCOPES)
 USER_SCOPES = ("im:history", "chat:write")
 
 INSTALL_PATH = "/slack/install"

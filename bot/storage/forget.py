@@ -29,12 +29,16 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.dm_presence, ("user_id",)),
     (schema.deferred_dms, ("writer_id",)),
     (schema.mention_settings, ("user_id",)),
+    (schema.channel_posts, ("sender_id",)),  # channel office hours: what they posted off hours, their reply
+    (schema.channel_replies, ("sender_id",)),
 )
 # A workspace's rows: the above, and its bots (right after its installations, for the same lock order).
 TEAM_TABLES: tuple[sa.Table, ...] = (
     schema.installations,
     schema.bots,
     *(table for table, _ in PERSON_COLUMNS[1:]),
+    schema.channel_hours,
+    schema.channel_summaries,
 )
 
 
@@ -51,6 +55,13 @@ class Forget:
                 # Their org-wide installation (Enterprise Grid) too: it is the token this workspace reads.
                 team = in_team(team_id) if table is schema.installations else table.c.team_id == team_id
                 conn.execute(table.delete().where(team, names))
+            # A channel's summary DMed to them goes back to the channel; the channel's hours are the team's, not theirs.
+            h = schema.channel_hours.c
+            conn.execute(
+                schema.channel_hours.update()
+                .where(h.team_id == team_id, h.summary_to == user_id)
+                .values(summary_to=None)
+            )
 
     def forget_team(self, team_id: str) -> None:
         """The app was uninstalled: delete every row of that workspace, tokens included."""
@@ -78,4 +89,14 @@ class Forget:
             removed += conn.execute(schema.dm_presence.delete().where(d.wrote_at < now - timedelta(days=1))).rowcount
             removed += conn.execute(schema.recaps.delete().where(c.due_at < cutoff, c.state != "pending")).rowcount
             removed += conn.execute(schema.profiles.delete().where(p.fetched_at < cutoff)).rowcount
+            cp, cr, cs = schema.channel_posts.c, schema.channel_replies.c, schema.channel_summaries.c
+            removed += conn.execute(
+                schema.channel_posts.delete().where(cp.received_at < cutoff, cp.state != "pending")
+            ).rowcount
+            removed += conn.execute(
+                schema.channel_replies.delete().where(cr.received_at < cutoff, cr.state != "pending", cr.back_at <= now)
+            ).rowcount
+            removed += conn.execute(
+                schema.channel_summaries.delete().where(cs.due_at < cutoff, cs.state != "pending")
+            ).rowcount
         return removed

@@ -192,3 +192,71 @@ mention_settings = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Channel office hours (issue 25; bot/storage/channel_hours.py owns these four): a channel's settings, the
+# top-level messages that came while its team was off (what the summary is made of), the one threaded reply per
+# sender and off window (the unique key), and the one summary per off window.
+channel_hours = sa.Table(
+    "channel_hours",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("hours", sa.String(1000), nullable=False),  # canonical hours text
+    sa.Column("tz", sa.String(64), nullable=False),
+    sa.Column("days_off", sa.Text, nullable=False, server_default=""),
+    sa.Column("holidays", sa.String(16)),
+    sa.Column("message", sa.Text),  # None: the default
+    sa.Column("summary_to", ID),  # a person the summary is DMed to; None: posted in the channel
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+channel_posts = sa.Table(
+    "channel_posts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),  # the start of the channel's next hours: its summary's
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),  # pending|answered|summarised
+    sa.Column("summary_id", sa.Integer),
+    sa.UniqueConstraint("team_id", "channel_id", "ts", name="uq_channel_post_once"),
+    sa.Index("ix_channel_posts_due", "state", "due_at"),
+)
+channel_replies = sa.Table(
+    "channel_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("sender_id", ID, nullable=False),
+    sa.Column("window_key", sa.String(40), nullable=False),
+    sa.Column("message_ts", sa.String(32), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("back_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("posted_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "channel_id", "sender_id", "window_key", name="uq_channel_reply_once"),
+    sa.Index("ix_channel_replies_due", "state", "next_attempt_at"),
+)
+channel_summaries = sa.Table(
+    "channel_summaries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("team_id", ID, nullable=False),
+    sa.Column("channel_id", ID, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("delivery_state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("posted_ts", sa.String(32)),
+    sa.Column("last_error", sa.String(200)),
+    sa.UniqueConstraint("team_id", "channel_id", "due_at", name="uq_channel_summary_once"),
+    sa.Index("ix_channel_summaries_due", "state", "next_attempt_at"),
+)

@@ -18,6 +18,7 @@ from slack_sdk.oauth.installation_store import Bot
 
 from bot.domain.preferences import PersonRow
 from bot.storage import migrate
+from bot.storage.channel_hours import ChannelHoursStore
 from bot.storage.deferred_dms import DeferredDms
 from bot.storage.dm_channels import DmChannels
 from bot.storage.dm_view import DmView, read_dm_view
@@ -71,6 +72,7 @@ class Store:
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
         self.mentions = Mentions(self.engine, client_id=client_id)
+        self.channel_hours = ChannelHoursStore(self.engine)
 
     # --- the database ------------------------------------------------------------------------------------------
 

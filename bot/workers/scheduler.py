@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.services import Services
 from bot.storage import ops
+from bot.workers.channel_hours import ChannelReplySender, ChannelSummarySender
 from bot.workers.deferred import DeferredDmResolver
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
@@ -28,6 +29,7 @@ RECAP_JOB_ID = "offhours-recaps"
 REPLY_JOB_ID = "offhours-replies"
 PURGE_JOB_ID = "offhours-retention"
 DEFERRED_JOB_ID = "offhours-deferred-dms"
+CHANNEL_JOB_ID = "offhours-channel-hours"
 HEARTBEAT_JOB = "scheduler"  # the row in scheduler_ticks: the recap tick, or the reply drain with recaps off
 
 
@@ -74,6 +76,22 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         seconds=reply_poll_s,
         id=DEFERRED_JOB_ID,
         replace_existing=True,
+    )
+    # Channel office hours (issue 25): the summaries due at the start of a channel's hours, and the channel
+    # replies a web process left pending (caught up after downtime; expired once the team is back).
+    channel_summaries, channel_replies = ChannelSummarySender(services), ChannelReplySender(services)
+
+    def channel_hours() -> None:
+        channel_summaries.tick(services.clock())
+        channel_replies.drain(now=services.clock())
+
+    scheduler.add_job(
+        _safely(channel_hours, "channel_hours"),
+        "interval",
+        seconds=reply_poll_s,
+        id=CHANNEL_JOB_ID,
+        replace_existing=True,
+        next_run_time=services.clock(),
     )
     scheduler.add_job(
         _safely(lambda: services.store.purge_expired(now=services.clock(), days=config.retention_days), "retention"),

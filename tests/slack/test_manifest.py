@@ -63,7 +63,8 @@ def test_scopes_command_events_interactivity_and_home_tab():
     manifest = build_manifest(BASE)
     scopes = manifest["oauth_config"]["scopes"]
     assert scopes["bot"] == list(BOT_SCOPES)
-    assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read"}
+    assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read", "channels:history",
+                                  "groups:history", "channels:read", "groups:read"}  # fmt: skip
     # The connect link asks for USER_SCOPES; the mention scopes only of who turns mentions on (issue 20).
     assert set(USER_SCOPES) == {"im:history", "chat:write"}
     assert set(scopes["user"]) == {*USER_SCOPES, "channels:history", "groups:history", "mpim:history"}
@@ -75,7 +76,8 @@ def test_scopes_command_events_interactivity_and_home_tab():
 
     events = manifest["settings"]["event_subscriptions"]
     assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
-    assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled"}
+    assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled", "message.channels",
+                                         "message.groups", "channel_left", "group_left"}  # fmt: skip
 
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
@@ -101,7 +103,8 @@ def test_socket_mode_manifest_has_no_request_urls_but_keeps_the_oauth_redirect(c
     # Everything else is the same as over HTTP.
     events = manifest["settings"]["event_subscriptions"]
     assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
-    assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled"}
+    assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled", "message.channels",
+                                         "message.groups", "channel_left", "group_left"}  # fmt: skip
 
 
 @pytest.mark.parametrize(

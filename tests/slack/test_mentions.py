@@ -111,7 +111,7 @@ def test_a_message_that_concerns_no_one_costs_no_statement_no_call_and_no_log_li
     watched, store, fake_slack, slack, clock, caplog
 ):
     watched.services.mentions.view()  # loaded once, as the first message of a process would
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
     fake_slack.reset_calls()
     with caplog.at_level(logging.INFO), counted_statements(store) as statements:
         for i, fields in enumerate(NOBODY):
@@ -131,10 +131,10 @@ def test_a_message_that_concerns_no_one_costs_no_statement_no_call_and_no_log_li
 def test_a_mention_of_someone_at_work_costs_no_statement(watched, store, fake_slack, slack, clock):
     clock.set(clock().replace(hour=15))  # Wed 10:00 in New York: U1 is working
     watched.services.mentions.view()
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
     with counted_statements(store) as statements:
         assert (
-            slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1").status
+            slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1").status
             == 200
         )
     assert statements == []
@@ -163,7 +163,7 @@ def test_a_channel_mention_gets_one_ephemeral_reply_to_its_sender_with_the_perso
 ):
     at = ts(clock)
     assert (
-        slack.channel_message(sender="U2", channel="C1", ts=at, text="<@U1> can you look?", authorized="U1").status
+        slack.user_channel_message(sender="U2", channel="C1", ts=at, text="<@U1> can you look?", authorized="U1").status
         == 200
     )
     [message] = rows(store, db.messages)  # recorded before the ack
@@ -181,7 +181,7 @@ def test_a_channel_mention_gets_one_ephemeral_reply_to_its_sender_with_the_perso
     assert "offline" in (call.params.get("text") or "").lower() or "off" in call.params["text"].lower()
     assert fake_slack.calls_to("chat.postMessage") == []
     # A second mention from the same sender that evening: recorded, not answered again.
-    slack.channel_message(sender="U2", channel="C1", ts=at + 60, text="<@U1> ping", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=at + 60, text="<@U1> ping", authorized="U1")
     drain(watched)
     assert len(ephemerals(fake_slack)) == 1
     assert len(rows(store, db.messages)) == 2
@@ -189,7 +189,7 @@ def test_a_channel_mention_gets_one_ephemeral_reply_to_its_sender_with_the_perso
 
 def test_a_mention_in_a_thread_is_answered_in_that_thread(watched, store, fake_slack, slack, clock, drain):
     root = ts(clock, -600)
-    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="what do you think <@U1>?",
+    slack.user_channel_message(sender="U3", channel="C1", ts=ts(clock), text="what do you think <@U1>?",
                           authorized="U3", thread_ts=f"{root:.6f}")  # fmt: skip
     assert drain(watched) == 1
     [call] = ephemerals(fake_slack)
@@ -201,7 +201,7 @@ def test_a_mention_in_rich_text_blocks_counts_and_a_private_channel_too(
 ):
     blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
         {"type": "text", "text": "hey "}, {"type": "user", "user_id": "U1"}]}]}]  # fmt: skip
-    slack.channel_message(sender="U2", channel="G1", channel_type="group", ts=ts(clock), text="hey <@U1>",
+    slack.user_channel_message(sender="U2", channel="G1", channel_type="group", ts=ts(clock), text="hey <@U1>",
                           authorized="U2", blocks=blocks)  # fmt: skip
     assert drain(watched) == 1
     assert ephemerals(fake_slack)[0].params["channel"] == "G1"
@@ -210,7 +210,8 @@ def test_a_mention_in_rich_text_blocks_counts_and_a_private_channel_too(
 def test_here_channel_and_usergroups_get_nothing(watched, store, fake_slack, slack, clock, drain):
     for i, text in enumerate(["<!here> anyone?", "<!channel> outage", "<!subteam^S1|@team> help"]):
         assert (
-            slack.channel_message(sender="U2", channel="C1", ts=ts(clock, i), text=text, authorized="U1").status == 200
+            slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, i), text=text, authorized="U1").status
+            == 200
         )
     assert drain(watched) == 0
     assert rows(store, db.messages) == [] and ephemerals(fake_slack) == []
@@ -234,7 +235,7 @@ def test_bots_edits_own_messages_and_slackbot_get_nothing(watched, store, fake_s
 
 def test_hundreds_of_mentions_including_the_person_get_one_reply(watched, store, fake_slack, slack, clock, drain):
     text = " ".join(f"<@U{n:04d}>" for n in range(300)) + " <@U1>"
-    assert slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text=text, authorized="U1").status == 200
+    assert slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text=text, authorized="U1").status == 200
     assert drain(watched) == 1
 
 
@@ -246,7 +247,7 @@ def test_one_reply_per_sender_per_window_across_a_dm_and_a_mention(watched, stor
     assert slack.dm(sender="U2", recipient="U1", ts=ts(clock), text="are you there?").status == 200
     assert drain(watched) == 1
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 60), text="<@U1> also here", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, 60), text="<@U1> also here", authorized="U1")
     assert drain(watched) == 0
     assert ephemerals(fake_slack) == []
     assert len(rows(store, db.messages)) == 2  # both in the recap
@@ -255,7 +256,7 @@ def test_one_reply_per_sender_per_window_across_a_dm_and_a_mention(watched, stor
 
 def test_a_mention_first_then_a_dm_gets_no_second_reply(watched, store, fake_slack, slack, clock, drain):
     fake_slack.dm_members[dm_channel("U1", "U3")] = ("U1", "U3")
-    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> quick one", authorized="U1")
+    slack.user_channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> quick one", authorized="U1")
     assert drain(watched) == 1
     slack.dm(sender="U3", recipient="U1", ts=ts(clock, 60), text="and in private")
     assert drain(watched) == 0
@@ -265,14 +266,14 @@ def test_a_mention_first_then_a_dm_gets_no_second_reply(watched, store, fake_sla
 def test_mentions_off_by_default_gets_nothing(offhours, store, fake_slack, slack, clock, drain):
     connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())  # the scopes, but never turned on
     with counted_statements(store) as statements:
-        slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+        slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert not [s for s in statements if "after_hours_messages" in s or "auto_replies" in s]
     assert drain(offhours) == 0 and rows(store, db.messages) == []
 
 
 def test_mentions_turned_off_get_nothing(watched, store, fake_slack, slack, clock, drain):
     assert "*off*" in block_text(slack.command("mentions off", user="U1").json["blocks"])
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(watched) == 0 and rows(store, db.messages) == []
 
 
@@ -281,7 +282,7 @@ def test_the_config_default_turns_mentions_on_for_those_who_never_chose(make_app
     connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
     running = RunningServer(app)
     try:
-        SlackHTTP(running.url).channel_message(
+        SlackHTTP(running.url).user_channel_message(
             sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1"
         )
         assert drain(app) == 1
@@ -298,7 +299,7 @@ def test_without_the_scopes_mentions_on_says_how_to_grant_them_and_nothing_is_an
     assert "channels:history" in text and "groups:history" in text and "mpim:history" in text
     [link] = re.findall(r"<(http[^|>]+)\|Allow Offhours to see your channels>", text)
     assert "mentions=1" in link
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(offhours) == 0 and rows(store, db.messages) == []
     # The link asks this person for the channel scopes on top of the usual ones.
     page = request(f"{server.url}/slack/install?mentions=1&team=T1")
@@ -308,7 +309,7 @@ def test_without_the_scopes_mentions_on_says_how_to_grant_them_and_nothing_is_an
     # Granted (a new connection with the scopes): answered from then on, without turning it on again.
     connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
     offhours.services.mentions.changed()  # as the OAuth success callback does
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 1), text="<@U1> hi again", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, 1), text="<@U1> hi again", authorized="U1")
     assert drain(offhours) == 1
 
 
@@ -319,7 +320,7 @@ def test_mentions_with_the_scopes_says_on(watched, slack):
 
 def test_a_channel_the_person_left_settles_the_reply_without_retrying(watched, store, fake_slack, slack, clock, drain):
     fake_slack.fail("chat.postEphemeral", error="not_in_channel")
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(watched) == 0
     [reply] = rows(store, db.replies)
     assert (reply["state"], reply["last_error"]) == ("failed", "not_in_channel")
@@ -332,11 +333,11 @@ def test_paused_excepted_and_external_senders_are_recorded_without_a_reply(
     watched, store, fake_slack, slack, clock, drain
 ):
     watched.services.people.change_reply_exceptions("T1", "U1", add=["U3"])
-    slack.channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> excepted", authorized="U1")
-    slack.channel_message(sender="U7", channel="C1", ts=ts(clock, 1), text="<@U1> from elsewhere", authorized="U1",
+    slack.user_channel_message(sender="U3", channel="C1", ts=ts(clock), text="<@U1> excepted", authorized="U1")
+    slack.user_channel_message(sender="U7", channel="C1", ts=ts(clock, 1), text="<@U1> from elsewhere", authorized="U1",
                           user_team="T9")  # fmt: skip
     watched.services.people.set_paused("T1", "U1", True)
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock, 2), text="<@U1> paused", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, 2), text="<@U1> paused", authorized="U1")
     assert drain(watched) == 0
     assert ephemerals(fake_slack) == []
     assert sorted(m["sender_id"] for m in rows(store, db.messages)) == ["U2", "U3", "U7"]  # all in the recap
@@ -356,8 +357,10 @@ def test_a_group_dm_message_counts_without_a_mention_and_goes_in_the_recap(
     watched, store, fake_slack, slack, clock, drain
 ):
     at = ts(clock)
-    slack.channel_message(sender="U2", channel="G9", channel_type="mpim", ts=at, text="dinner plans?", authorized="U1")
-    slack.channel_message(sender="U2", channel="G9", channel_type="mpim", ts=at + 5, text="?", authorized="U1")
+    slack.user_channel_message(
+        sender="U2", channel="G9", channel_type="mpim", ts=at, text="dinner plans?", authorized="U1"
+    )
+    slack.user_channel_message(sender="U2", channel="G9", channel_type="mpim", ts=at + 5, text="?", authorized="U1")
     assert drain(watched) == 1
     [call] = ephemerals(fake_slack)
     assert (call.token, call.params["channel"], call.params["user"]) == (TOKEN_U1, "G9", "U2")
@@ -376,17 +379,19 @@ def test_the_recap_lists_mentions_with_channel_sender_time_and_link_and_leaves_o
 ):
     root = ts(clock, -3600)
     thread = {"thread_ts": f"{root:.6f}"}
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> in a thread", authorized="U1", **thread)
-    slack.channel_message(sender="U3", channel="C2", ts=ts(clock, 1), text="<@U1> top level", authorized="U1")
-    slack.channel_message(sender="U2", channel="C3", ts=ts(clock, 2), text="<@U1> top level too", authorized="U1")
+    slack.user_channel_message(
+        sender="U2", channel="C1", ts=ts(clock), text="<@U1> in a thread", authorized="U1", **thread
+    )
+    slack.user_channel_message(sender="U3", channel="C2", ts=ts(clock, 1), text="<@U1> top level", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C3", ts=ts(clock, 2), text="<@U1> top level too", authorized="U1")
     # U1 answers in the thread in C1, and in channel C3 after the mention (not in C2).
     with counted_statements(store) as statements:
-        slack.channel_message(sender="U1", channel="C1", ts=ts(clock, 10), text="on it", authorized="U1", **thread)
+        slack.user_channel_message(sender="U1", channel="C1", ts=ts(clock, 10), text="on it", authorized="U1", **thread)
     assert statements  # a watched person's own message is looked at
-    slack.channel_message(sender="U1", channel="C3", ts=ts(clock, 20), text="done", authorized="U1")
+    slack.user_channel_message(sender="U1", channel="C3", ts=ts(clock, 20), text="done", authorized="U1")
     # Writing in another thread of C2 does not answer C2's top-level mention... but it is C2's channel: writing
     # in C2 at top level would. Here U1 writes in an unrelated thread.
-    slack.channel_message(sender="U1", channel="C2", ts=ts(clock, 30), text="elsewhere", authorized="U1",
+    slack.user_channel_message(sender="U1", channel="C2", ts=ts(clock, 30), text="elsewhere", authorized="U1",
                           thread_ts=f"{ts(clock, -99):.6f}")  # fmt: skip
     states = {m["channel_id"]: m["state"] for m in rows(store, db.messages)}
     assert states == {"C1": "answered", "C2": "pending", "C3": "answered"}
@@ -401,7 +406,7 @@ def test_the_recap_lists_mentions_with_channel_sender_time_and_link_and_leaves_o
 
 def test_a_deleted_mention_leaves_the_recap(watched, store, fake_slack, slack, clock):
     at = ts(clock)
-    slack.channel_message(sender="U2", channel="C1", ts=at, text="<@U1> oops", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=at, text="<@U1> oops", authorized="U1")
     previous = {"type": "message", "user": "U2", "text": "<@U1> oops", "ts": f"{at:.6f}"}
     event = {"type": "message", "subtype": "message_deleted", "channel": "C1", "channel_type": "channel",
              "deleted_ts": f"{at:.6f}", "ts": f"{at + 9:.6f}", "previous_message": previous}  # fmt: skip
@@ -468,7 +473,7 @@ def test_a_mention_with_an_unreadable_ts_is_dropped(watched, store, clock, bad_t
 
 def test_channel_not_found_settles_without_retrying(watched, store, fake_slack, slack, clock, drain):
     fake_slack.fail("chat.postEphemeral", error="channel_not_found")
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     drain(watched)
     clock.advance(minutes=30)
     drain(watched)
@@ -481,7 +486,7 @@ def test_an_ephemeral_reply_that_may_have_been_shown_is_never_posted_again(
     watched, store, fake_slack, slack, clock, drain
 ):
     fake_slack.fail("chat.postEphemeral", status=500, after_acting=True)  # shown, then Slack answered 500
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     drain(watched)
     clock.advance(minutes=30)
     drain(watched)
@@ -492,7 +497,7 @@ def test_an_ephemeral_reply_that_may_have_been_shown_is_never_posted_again(
 
 def test_a_rate_limited_ephemeral_reply_is_retried_and_posted_once(watched, store, fake_slack, slack, clock, drain):
     fake_slack.fail("chat.postEphemeral", status=429, retry_after=5)
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(watched) == 0
     clock.advance(seconds=30)
     assert drain(watched) == 1
@@ -502,7 +507,7 @@ def test_a_rate_limited_ephemeral_reply_is_retried_and_posted_once(watched, stor
 def test_a_mention_recorded_before_the_ack_is_answered_by_another_process(
     watched, make_app, store, fake_slack, slack, clock, drain
 ):
-    slack.channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     # The process that acked stops before posting: a new one (its own services) finds the reply in the outbox.
     assert drain(make_app()) == 1
     assert len(ephemerals(fake_slack)) == 1

@@ -45,6 +45,8 @@ class User:
     tz: str | None = "America/New_York"
     is_bot: bool = False
     name: str = ""
+    is_admin: bool = False
+    is_owner: bool = False
 
 
 @dataclass
@@ -70,6 +72,10 @@ class FakeSlack:
         self.tokens: dict[str, dict[str, Any]] = {}  # token -> auth.test answer
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.dm_members: dict[str, tuple[str, str]] = {}  # channel -> the two members of the DM
+        # Channels (public C..., private G...): conversations.info answers {creator, is_member, is_private}; the
+        # messages posted there are kept for conversations.history / conversations.replies.
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.channel_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.rate_limits: RateLimits | None = None
         self.socket_url: str | None = None  # answered by apps.connections.open: ws://127.0.0.1:<port>/link
         self.record_calls = True
@@ -102,8 +108,14 @@ class FakeSlack:
 
     # --- scripting --------------------------------------------------------------------------------------
 
-    def add_user(self, user_id: str, *, tz: str | None = "America/New_York", is_bot: bool = False) -> None:
-        self.users[user_id] = User(id=user_id, tz=tz, is_bot=is_bot, name=user_id.lower())
+    def add_user(self, user_id: str, *, tz: str | None = "America/New_York", is_bot: bool = False,
+                 is_admin: bool = False, is_owner: bool = False) -> None:  # fmt: skip
+        self.users[user_id] = User(id=user_id, tz=tz, is_bot=is_bot, name=user_id.lower(), is_admin=is_admin,
+                                   is_owner=is_owner)  # fmt: skip
+
+    def add_channel(self, channel_id: str, *, creator: str = "UCREATOR", is_member: bool = True) -> None:
+        """A channel; a private one (is_member False and id G...) answers channel_not_found, as Slack does."""
+        self.channels[channel_id] = {"creator": creator, "is_member": is_member}
 
     def fail(self, method: str, *, times: int = 1, **failure: Any) -> None:
         """The next `times` calls to `method` fail: status=500, error="invalid_auth", retry_after=2, delay=...,
@@ -204,7 +216,8 @@ class FakeSlack:
         user = self.users.get(params.get("user", ""))
         if user is None:
             return {"ok": False, "error": "user_not_found"}
-        body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title()}
+        body = {"id": user.id, "name": user.name, "is_bot": user.is_bot, "real_name": user.name.title(),
+                "is_admin": user.is_admin, "is_owner": user.is_owner}  # fmt: skip
         if user.tz:
             body.update(tz=user.tz, tz_label=user.tz, tz_offset=0)
         return {"ok": True, "user": body}
@@ -212,6 +225,11 @@ class FakeSlack:
     def _conversations_info(self, token, params):
         channel = params.get("channel", "")
         members = self.dm_members.get(channel)
+        known = self.channels.get(channel)
+        if members is None and known is not None:
+            if channel.startswith("G") and not known["is_member"]:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {"id": channel, "is_channel": True, **known}}
         if members is None:
             return {"ok": False, "error": "channel_not_found"}
         me = (self.tokens.get(token or "") or {}).get("user_id")
@@ -223,9 +241,32 @@ class FakeSlack:
         return {"ok": True, "channel": {"id": "D" + users.replace(",", "")[:10]}}
 
     def _chat_postMessage(self, token, params):
+        channel = params.get("channel", "")
+        known = self.channels.get(channel)
+        if known is not None and not known["is_member"]:
+            return {"ok": False, "error": "not_in_channel"}
+        ts = self._new_ts()
         with self._lock:
-            self.post_counts[params.get("channel", "")] += 1
-        return {"ok": True, "channel": params.get("channel"), "ts": self._new_ts(), "message": {"text": ""}}
+            self.post_counts[channel] += 1
+            if known is not None:
+                self.channel_messages[channel].append(
+                    {"ts": ts, "thread_ts": params.get("thread_ts"), "metadata": params.get("metadata")}
+                )
+        return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": {"text": ""}}
+
+    def _conversations_history(self, token, params):
+        channel = params.get("channel", "")
+        if channel not in self.channels:
+            return {"ok": True, "messages": []}
+        with self._lock:
+            return {"ok": True, "messages": [m for m in self.channel_messages[channel] if not m["thread_ts"]]}
+
+    def _conversations_replies(self, token, params):
+        channel, root = params.get("channel", ""), params.get("ts")
+        if channel not in self.channels:
+            return {"ok": True}
+        with self._lock:
+            return {"ok": True, "messages": [m for m in self.channel_messages[channel] if m["thread_ts"] == root]}
 
     def _chat_postEphemeral(self, token, params):
         return {"ok": True, "message_ts": self._new_ts()}

@@ -99,22 +99,25 @@ class SlackHTTP:
         }
         return self.event(event, authorized=authorized or recipient, event_id=event_id, retry_num=retry_num)
 
-    def channel_message(self, *, sender: str, channel: str, ts: float, text: str = "hello",
-                        channel_type: str = "channel", authorized: str, event_id: str | None = None,
-                        **fields) -> Response:  # fmt: skip
-        """A message in a channel, private channel ("group") or group DM ("mpim"), seen through `authorized`."""
+    def user_channel_message(self, *, sender: str, channel: str, ts: float, text: str = "hello",
+                             channel_type: str = "channel", authorized: str, event_id: str | None = None,
+                             **fields) -> Response:  # fmt: skip
+        """A message in a channel, private channel ("group") or group DM ("mpim"), as a user event seen through
+        `authorized`'s token (mentions, issue 20)."""
         event = {
             "type": "message", "channel": channel, "channel_type": channel_type, "user": sender, "text": text,
             "ts": f"{ts:.6f}", "event_ts": f"{ts:.6f}", **fields,
         }  # fmt: skip
         return self.event(event, authorized=authorized, event_id=event_id)
 
-    def command(self, text: str, *, user: str, command: str = "/hours", team_id: str | None = None) -> Response:
+    def command(self, text: str, *, user: str, command: str = "/hours", team_id: str | None = None,
+                channel: str = "C1", channel_name: str = "general") -> Response:  # fmt: skip
         form = {
             "token": "legacy",
             "team_id": team_id or self.team_id,
             "team_domain": "example",
-            "channel_id": "C1",
+            "channel_id": channel,
+            "channel_name": channel_name,
             "user_id": user,
             "user_name": user.lower(),
             "command": command,
@@ -124,6 +127,24 @@ class SlackHTTP:
             "trigger_id": "123.456",
         }
         return self.post(urlencode(form), content_type="application/x-www-form-urlencoded")
+
+    def channel_message(self, *, channel: str, user: str | None, ts: float, text: str = "hello",
+                        bot_user: str = "UBOT", event_id: str | None = None, **fields) -> Response:  # fmt: skip
+        """A message in a channel (public; `channel_type="group"` for a private one), as a bot event: the
+        authorization is the app's bot user."""
+        event = {"type": "message", "channel": channel, "channel_type": "channel", "text": text,
+                 "ts": f"{ts:.6f}", "event_ts": f"{ts:.6f}", **({"user": user} if user else {}), **fields}  # fmt: skip
+        team = self.team_id
+        payload = {
+            "token": "legacy-verification-token", "team_id": team, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id or f"Ev{next(_event_ids):06d}", "event_time": int(ts), "event": event,
+            "authorizations": [{"team_id": team, "user_id": bot_user, "is_bot": True, "enterprise_id": None}],
+            "is_ext_shared_channel": False,
+        }  # fmt: skip
+        from tests.support import logscan
+
+        logscan.watch(text)
+        return self.post(json.dumps(payload), content_type="application/json")
 
     def interaction(self, payload: dict) -> Response:
         return self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded")

@@ -206,7 +206,8 @@ def test_unknown_key_without_close_match(write):
 
 def test_unknown_top_level_key(write):
     assert (
-        "retention: unknown key — known keys: defaults, reply, recap, storage, mentions, retention_days, command "
+        "retention: unknown key — known keys: defaults, reply, recap, storage, mentions, channels, retention_days, "
+        "command "
         "(did you mean 'retention_days'?)" in problems(write, "retention: 3")
     )
 
@@ -523,3 +524,8 @@ def test_a_malformed_database_url_is_refused_as_load_settings_refuses_it():
     with pytest.raises(ConfigError) as from_settings:
         load_settings({**REQUIRED_ENV, "DATABASE_URL": "offhours.db"})
     assert str(raised.value) in str(from_settings.value)
+
+
+def test_channels_managers_is_admins_or_members(write):
+    assert load_config(write("channels: {managers: members}"), environ={}).channels.managers == "members"
+    assert "channels.managers" in problems(write, "channels: {managers: everyone}")

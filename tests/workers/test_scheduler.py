@@ -18,7 +18,14 @@ from bot.storage import schema
 from bot.workers import deferred
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
-from bot.workers.scheduler import DEFERRED_JOB_ID, PURGE_JOB_ID, RECAP_JOB_ID, REPLY_JOB_ID, start_scheduler
+from bot.workers.scheduler import (
+    CHANNEL_JOB_ID,
+    DEFERRED_JOB_ID,
+    PURGE_JOB_ID,
+    RECAP_JOB_ID,
+    REPLY_JOB_ID,
+    start_scheduler,
+)
 from tests.support.helpers import connect, rows
 from tests.support.slackhttp import dm_channel
 
@@ -52,7 +59,7 @@ def test_start_false_builds_the_jobs_without_running_them(offhours):
     scheduler = start_scheduler(offhours.services, replies=ReplySender(offhours.services), start=False)
     assert not scheduler.running
     assert pending(scheduler) == {
-        RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True, DEFERRED_JOB_ID: True
+        RECAP_JOB_ID: True, REPLY_JOB_ID: True, PURGE_JOB_ID: True, DEFERRED_JOB_ID: True, CHANNEL_JOB_ID: True
     }  # replace_existing  # fmt: skip
 
 
@@ -69,7 +76,7 @@ def test_starting_says_so_in_the_log_with_its_settings(offhours, caplog):
 
 def test_one_interval_job_delivers_recaps_with_the_safe_options(offhours, clock, built):
     scheduler, jobs = built(offhours.services)
-    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID}
+    assert set(jobs) == {RECAP_JOB_ID, REPLY_JOB_ID, PURGE_JOB_ID, DEFERRED_JOB_ID, CHANNEL_JOB_ID}
     job = jobs[RECAP_JOB_ID]
     assert isinstance(job.trigger, IntervalTrigger)  # not a cron trigger per person (DST skips and repeats)
     assert job.trigger.interval == timedelta(seconds=30)  # recap.poll_seconds

@@ -155,6 +155,9 @@ HELP_ROWS: Mapping[str, str] = {
     "access)",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
+    "channel set <hours> <zone>": "in a channel Offhours is in: the team's hours, e.g. "
+    "`mon-fri 9-17:30 Europe/London`; `channel message <text>`, `channel summary @someone`, `channel show`, "
+    "`channel off`",
 }
 
 

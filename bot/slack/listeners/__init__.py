@@ -8,7 +8,7 @@ from bot.services import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from bot.slack.listeners import commands, home, lifecycle, messages, recap_actions
+    from bot.slack.listeners import channel_hours, commands, home, lifecycle, messages, recap_actions
 
-    for module in (commands, messages, lifecycle, recap_actions, home):
+    for module in (commands, messages, lifecycle, recap_actions, home, channel_hours):
         module.register(app, services)

@@ -52,6 +52,13 @@ class ChannelMessages:
         # Other features' tests, (event, body) -> bool, in memory like `triage`: a message any of them wants goes
         # on to the listener (e.g. channel office hours: the channel has hours).
         self.also_wanted: list[Callable[[dict, dict], bool]] = []
+        hours = services.channel_hours
+        if hours is not None:  # channel office hours (issue 25): the channel has hours (its in-memory set)
+            self.also_wanted.append(
+                lambda event, body: (
+                    hours.lookup(payloads.ident(body, "team_id"), payloads.ident(event, "channel")) is not None
+                )
+            )
 
     # --- the fast path: no statement, no call, no log line -------------------------------------------------------
 

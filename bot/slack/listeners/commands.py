@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "mentions",
+    "help", "forget", "mentions", "channel",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
-OPEN_TO_ALL = ("when",)
+OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
 
 # A correct example for each subcommand that takes a value: every refusal shows one, whatever the engine said.
 EXAMPLES = {
@@ -48,6 +48,7 @@ EXAMPLES = {
     "except": "except @maria @sam",
     "when": "when @maria",
     "mentions": "mentions on",
+    "channel": "channel set mon-fri 9-17:30 Europe/London",
 }
 
 
@@ -107,7 +108,8 @@ def register(app: App, services: Services) -> None:
             )
             _log(sub, "not_connected", started)
             return
-        handler = Subcommands(services, team_id=team_id, user_id=user_id)
+        handler = Subcommands(services, team_id=team_id, user_id=user_id, channel_id=body.get("channel_id") or "",
+                              channel_name=body.get("channel_name") or "")  # fmt: skip
         try:
             blocks, text = handler.run(sub, arg)
             outcome = "ok"
@@ -133,8 +135,11 @@ def _log(sub: str, outcome: str, started: float) -> None:
 class Subcommands:
     """One method per subcommand, each returning (blocks, fallback text)."""
 
-    def __init__(self, services: Services, *, team_id: str, user_id: str) -> None:
+    def __init__(
+        self, services: Services, *, team_id: str, user_id: str, channel_id: str = "", channel_name: str = ""
+    ) -> None:
         self.services = services
+        self.channel_id, self.channel_name = channel_id, channel_name  # where the command ran (`channel`)
         self.people = services.people
         self.team_id = team_id
         self.user_id = user_id
@@ -146,7 +151,7 @@ class Subcommands:
             "show": self.show, "set": self.set_hours, "tz": self.set_tz, "message": self.set_message,
             "reply": self.set_reply, "off": self.days_off, "pause": self.pause, "resume": self.resume,
             "preview": self.preview, "help": self.help, "forget": self.forget, "holidays": self.holidays,
-            "except": self.exceptions, "when": self.when,
+            "except": self.exceptions, "when": self.when, "channel": self.channel,
             "mentions": lambda arg: mentions_subcommand(self.services, team_id=self.team_id, user_id=self.user_id,
                                                         arg=arg),
         }  # fmt: skip
@@ -283,6 +288,12 @@ class Subcommands:
             return ui.when_blocks(text), text
         text = ui.when_text(self.people.get(self.team_id, target), now=self.now)
         return ui.when_blocks(text), text
+
+    def channel(self, arg: str) -> tuple[list[dict], str]:
+        from bot.slack.listeners.channel_hours import ChannelCommand
+
+        return ChannelCommand(self.services, team_id=self.team_id, user_id=self.user_id, channel_id=self.channel_id,
+                              channel_name=self.channel_name).run(arg)  # fmt: skip
 
     def pause(self, arg: str) -> tuple[list[dict], str]:
         prefs = self.people.set_paused(self.team_id, self.user_id, True)

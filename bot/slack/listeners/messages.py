@@ -28,6 +28,7 @@ from bot.slack.inbound import (
     record_for_other_member,
     stored_text,
 )
+from bot.slack.listeners.channel_hours import ChannelMessages
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ def _enterprise(body: dict) -> str | None:
 
 
 def register(app: App, services: Services) -> None:
-    from bot.slack.listeners.channel_messages import ChannelMessages
+    from bot.slack.listeners.channel_messages import ChannelMessages as MentionMessages
 
     handler = MessageHandler(services)
-    channels = ChannelMessages(services)
+    mentions = MentionMessages(services)
 
     @app.event("message")
     def on_message(event: dict, body: dict, request: BoltRequest) -> None:
@@ -67,11 +68,12 @@ def register(app: App, services: Services) -> None:
         if event.get("channel_type") == "im":
             outcome = handler.handle(event, body)
         else:
-            # Channels and group DMs (issue 20): most concern no one and leave here without a trace.
-            found = channels.handle(event, body)
-            if found is None:
+            # Channels and group DMs: office hours (issue 25), then mentions (issue 20); most messages concern
+            # neither and leave here without a trace (no statement, no log line).
+            found = [o for o in (handler.channel_hours.handle(event, body), mentions.handle(event, body)) if o]
+            if not found:
                 return
-            outcome = found
+            outcome = ",".join(found)
         latency = (time.perf_counter() - started) * 1000
         # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
@@ -88,9 +90,14 @@ class MessageHandler:
         self.store = services.store
         # Before the ack nothing may sleep on a rate limit: the one Web API call here goes through this client.
         self.client = ack_client(services.client)
+        self.channel_hours = ChannelMessages(services)  # channel office hours (issue 25)
 
     def handle(self, event: dict, body: dict) -> str:
         """Returns the outcome for the log line: replied, throttled, duplicate, answered, ignored:<why>."""
+        # A channel with office hours (an in-memory set: no database statement for any other channel).
+        channel_outcome = self.channel_hours.handle(event, body)
+        if channel_outcome is not None:
+            return channel_outcome
         if event.get("channel_type") != "im":
             return "ignored:not_dm"
         team_id = payloads.ident(body, "team_id")

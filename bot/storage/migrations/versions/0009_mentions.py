@@ -1,7 +1,7 @@
 """mentions: channel mentions and group DMs (issue 20)
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0011
 Create Date: 2026-12-02
 
 A person's choice (mention_settings), where a recorded message reached them (after_hours_messages.source) and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
