@@ -90,6 +90,12 @@ class Mentions:
         where = _m.thread_ts == thread_ts if thread_ts and thread_ts != ts else _m.ts < ts
         r = schema.recaps.c
         unsent = sa.select(r.id).where(r.state == "pending")
+        mine = (_m.team_id == team_id, _m.recipient_id == recipient_id, _m.channel_id == channel_id, _m.source != "dm")
+        with reading(self.engine) as conn:
+            # Most of a person's messages answer nothing that waits: a read spares them a write transaction.
+            waiting = sa.select(_m.id).where(*mine, sa.or_(_m.state == "pending", _m.state == "recapped")).limit(1)
+            if conn.execute(waiting).first() is None:
+                return 0
         with writing(self.engine) as conn:
             return conn.execute(
                 schema.messages.update()
