@@ -182,6 +182,32 @@ def memory_section(r: dict) -> str:
     )
 
 
+def channel_section(r: dict) -> str:
+    """Issue 20's fast path: channel messages that concern no one, Offhours against a no-op Bolt app."""
+    rows = [
+        [str(x["round"]), x["app"], fmt(x["acks_per_s"]), fmt(x["ack_p50_ms"]), fmt(x["ack_p99_ms"]),
+         fmt(x["cpu_s_per_1000"], 2), str(x["non_200"])]
+        for x in r["results"]
+    ]  # fmt: skip
+    counted = r["statements"]
+    cpu = counted["cpu_ms_per_event"]
+    median = r["ratio_median"]
+    verdict = "met" if median is not None and median >= 0.9 else "MISSED"
+    ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
+    return "\n".join(
+        [
+            markdown_table(["round", "app", "acks/s", "ack p50 ms", "p99 ms", "CPU s / 1000 ev", "non-200"], rows),
+            "",
+            f"- acks/s, Offhours ÷ no-op Bolt, per round: {ratios}; median {median:.2f}x ({verdict}, goal ≥ 0.9x)",
+            f"- database statements per such event: {counted['statements_per_event']:.3f} "
+            f"({counted['statements']} over {counted['events']:,} events, SQLAlchemy before_cursor_execute; goal 0); "
+            f"Web API calls: {sum(v for k, v in counted['web_api_calls'].items() if not k.startswith('bench.'))}",
+            f"- CPU per event in one process, no sockets (best of 3, alternated): no-op Bolt {cpu['noop']:.3f} ms, "
+            f"Offhours {cpu['offhours']:.3f} ms",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke test)")
@@ -219,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         _, engine_text = run_script("engine", *quick)
         print("memory", flush=True)
         memory_result, _ = run_script("memory", *quick, json_out=tmpdir / "memory.json")
+        print("channel path", flush=True)
+        channel_result, _ = run_script("channel_path", *quick, json_out=tmpdir / "channel.json")
     elapsed = time.monotonic() - started
     n_events = event_results[0]["events"]
     report = f"""# Benchmark results
@@ -260,6 +288,16 @@ Duplicates and losses are counted per channel at the fake.
 ## 4. Memory
 
 {memory_section(memory_result)}
+
+## 5. Channel path (bench/channel_path.py, issue 20)
+
+Signed `message.channels`/`message.groups`/`message.mpim` events that concern no one (plain text, mentions of people
+nobody watches, @here, a watched person's id in a code span, group DMs of others) while {channel_result["watched"]:,}
+people are watched (connected with the mention scopes, mentions on, off hours), concurrency 16. Offhours as
+`python -m bot web` serves it, against a bare Bolt app whose `message` listener does nothing, on waitress with the
+same threads and limits; rounds alternate the two apps.
+
+{channel_section(channel_result)}
 """
     out = Path(args.out) if args.out else (None if args.quick else BENCH / "RESULTS.md")
     if out is None:

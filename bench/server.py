@@ -206,8 +206,34 @@ def recording_wsgi() -> Built:
     return Built(wsgi, engine.dispose, _plain_waitress(wsgi))
 
 
+def noop_wsgi() -> Built:
+    """bench/channel_path.py's ceiling: a Bolt app whose one `message` listener does nothing (it acks, before the
+    response as Offhours does), served like Offhours: waitress with the runtime's threads and limits."""
+    import waitress
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    from bot.slack.web import SERVER_LIMITS
+
+    app = App(
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        client=_bare_client(),
+        authorize=_bare_authorize,
+        logger=logging.getLogger("bot.bolt"),
+        process_before_response=True,
+    )
+
+    @app.event("message")
+    def on_message(event: dict) -> None:
+        return None
+
+    wsgi = SlackRequestHandler(app, path="/slack/events")
+    limits = {**SERVER_LIMITS, "threads": THREADS}
+    return Built(wsgi, lambda: None, lambda port: waitress.create_server(wsgi, host="127.0.0.1", port=port, **limits))
+
+
 def build(kind: str) -> Built:
-    return {"offhours": offhours_wsgi, "bare": bare_wsgi, "recording": recording_wsgi}[kind]()
+    return {"offhours": offhours_wsgi, "bare": bare_wsgi, "recording": recording_wsgi, "noop": noop_wsgi}[kind]()
 
 
 def run_waitress(kind: str, port: int) -> None:
@@ -248,7 +274,7 @@ def run_gunicorn(kind: str, port: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", choices=["offhours", "bare", "recording"], required=True)
+    parser.add_argument("--app", choices=["offhours", "bare", "recording", "noop"], required=True)
     parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

@@ -85,6 +85,14 @@ class RecapConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MentionsConfig:
+    # Channel mentions and group DMs answered for people who never chose (`/hours mentions on|off`).
+    enabled: bool = False
+    # How often each process reads again who is watched (changes made in the process show at once).
+    refresh_seconds: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelsConfig:
     # Who may change a channel's office hours: workspace admins and owners and the channel's creator ("admins"),
     # or any member of the channel ("members").
@@ -120,6 +128,7 @@ class Config:
     reply: ReplyConfig = field(default_factory=ReplyConfig)
     recap: RecapConfig = field(default_factory=RecapConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    mentions: MentionsConfig = field(default_factory=MentionsConfig)
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     nudge: NudgeConfig = field(default_factory=NudgeConfig)
@@ -324,6 +333,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Converter]]] = {
         },
     ),
     "storage": (StorageConfig, {"url": _storage_url}),
+    "mentions": (MentionsConfig, {"enabled": _bool, "refresh_seconds": _positive_number}),
     "channels": (ChannelsConfig, {"managers": _one_of("admins", "members")}),
     "status": (
         StatusConfig,

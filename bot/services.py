@@ -20,6 +20,7 @@ from bot.storage import ops
 from bot.storage.store import Store
 
 if TYPE_CHECKING:  # built in build_services: this module imports no worker at run time
+    from bot.mentions import MentionsService
     from bot.slack.home_refresh import HomeRefresher
 
 Clock = Callable[[], datetime]
@@ -48,6 +49,8 @@ class Services:
     # Set when an urgent note is recorded, so the urgent sender wakes at once (bot/workers/urgent.py).
     urgent_queued: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (bot/metrics.py)
+    # Whose channel mentions and group DMs are answered: the in-memory view the message listener reads
+    mentions: MentionsService = field(default=None)  # type: ignore[assignment]  # always set by build_services
     channel_hours: ChannelHoursService | None = None  # channel office hours (issue 25), built in build_services
 
     def install_url(self, headers: dict | None = None) -> str:
@@ -74,6 +77,7 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     """Build the services once per process (the runtime does; tests hand in their fake Slack's client)."""
+    from bot.mentions import MentionsService
     from bot.slack.client import count_errors, make_client
     from bot.slack.home_refresh import HomeRefresher
 
@@ -98,5 +102,6 @@ def build_services(
         profiles=ProfileCache(store, client, clock=clock),
         home_refresh=HomeRefresher(),
         metrics=metrics,
+        mentions=MentionsService(store, config, people, clock=clock),
         channel_hours=ChannelHoursService(store, clock=clock),
     )

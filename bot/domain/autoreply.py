@@ -50,9 +50,12 @@ class DirectMessage:
         return "auto_re" in marker or "autorespon" in marker
 
 
-def ignore_reason(message: DirectMessage, *, recipient_id: str | None) -> str | None:
-    """Why this message gets no auto-reply, as a short log-friendly reason; None when it may get one."""
-    if message.channel_type != "im":
+def ignore_reason(
+    message: DirectMessage, *, recipient_id: str | None, channel_types: frozenset[str] = frozenset({"im"})
+) -> str | None:
+    """Why this message gets no auto-reply, as a short log-friendly reason; None when it may get one.
+    `channel_types`: the conversations that may get one (channel mentions and group DMs: bot/domain/mentions.py)."""
+    if message.channel_type not in channel_types:
         return "not_dm"
     if message.is_auto_reply:
         return "auto_reply"

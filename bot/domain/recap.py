@@ -18,6 +18,7 @@ class WaitingMessage:
     received_at: datetime
     text: str | None = None
     done: bool = False
+    source: str = "dm"  # "mention" (a channel) or "mpim" (a group DM): the recap's own section
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class RecapItem:
     texts: tuple[str, ...]
     done: bool
     urgent_to: str | None = None  # the sender passed an urgent note on, to this user id or "me" (issue 19)
+    source: str = "dm"
+    first_ts: str = ""  # the earliest message: a mention's permalink points at it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ def build_recap(
             texts=tuple(m.text for m in group if m.text),
             done=all(m.done for m in group),
             urgent_to=urgent.get(group[0].sender_id),
+            source=group[0].source,
+            first_ts=group[0].ts,
         )
         for channel, group in by_channel.items()
     ]

@@ -38,6 +38,7 @@ from bot.slack.paths import (
     USER_SCOPES,
 )
 from bot.storage import ops
+from bot.storage.mentions import MENTION_SCOPES
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,18 @@ class _OAuthFlow(OAuthFlow):
     def build_authorize_url(self, state: str, request: BoltRequest) -> str:
         generator = self.settings.authorize_url_generator
         asked = set((next(iter(request.query.get("scopes") or []), None) or "").split(","))
+        extra: list[str] = []
         if "status" in asked:
-            # Status sync's connect link: the usual user scopes and users.profile:read/write (Slack adds what is
+            # Status sync's connect link: users.profile:read/write, and dnd:write with `dnd` (Slack adds what is
             # granted to what the person granted before, and answers with the whole set, which Bolt stores).
+            extra += [*STATUS_USER_SCOPES, *(DND_USER_SCOPES if "dnd" in asked else ())]
+        if (request.query.get("mentions") or [""])[0] == "1":
+            # `/hours mentions on`'s link: this person alone is asked for the channel scopes too (issue 20).
+            extra += MENTION_SCOPES
+        if extra:
             generator = AuthorizeUrlGenerator(
                 client_id=generator.client_id, redirect_uri=generator.redirect_uri, scopes=generator.scopes,
-                user_scopes=[*USER_SCOPES, *STATUS_USER_SCOPES, *(DND_USER_SCOPES if "dnd" in asked else ())],
+                user_scopes=[*(generator.user_scopes or USER_SCOPES), *extra],
                 authorization_url=generator.authorization_url,
             )  # fmt: skip
         return generator.generate(state=state, team=_team(request))
@@ -182,6 +189,7 @@ def _on_installed(services: Services, pages: OffhoursPages) -> Callable[[Success
                     team_id, user_id, token=bot_token, source="install"
                 ),
             )
+            services.mentions.changed(team_id, user_id)  # maybe with the mention scopes now
             log.info("install: connected team=%s user=%s", installation.team_id, installation.user_id)
         html = pages.success(
             team_id=installation.team_id, app_id=installation.app_id, team_name=installation.team_name,

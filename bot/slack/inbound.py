@@ -2,6 +2,8 @@
 the message listener (before the ack) and the deferred-DM worker (bot/workers/deferred.py, after a refused lookup).
 
 Recording twice is harmless (inbox.record is idempotent by its unique key), so either may run it for the same DM.
+The channel listener (bot/slack/listeners/channel_messages.py) records mentions and group DMs through it too, and
+reads events with the same `parse_message` and `authorized_user`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,44 @@ from bot.domain import autoreply
 from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import preferences
 from bot.services import Services
+from bot.slack import payloads
 from bot.storage.inbox import IncomingRecord
 from bot.storage.store import DmView
+
+
+def parse_message(event: dict, body: dict) -> DirectMessage:
+    """The event as the rules see it; every field read type-safely (bot/slack/payloads.py)."""
+    metadata = payloads.obj(event, "metadata")
+    return DirectMessage(
+        team_id=payloads.ident(body, "team_id") or payloads.ident(event, "team"),
+        channel_id=payloads.ident(event, "channel"),
+        channel_type=payloads.text(event, "channel_type"),
+        ts=payloads.ts(event, "ts"),
+        thread_ts=payloads.ts(event, "thread_ts") or None,
+        sender_id=payloads.ident(event, "user") or None,
+        subtype=_subtype(event),
+        is_bot=bool(event.get("bot_id") or event.get("bot_profile")),
+        metadata_event_type=payloads.optional_text(metadata, "event_type"),
+        text=payloads.text(event, "text"),
+        from_this_app=bool(payloads.text(event, "app_id")) and event.get("app_id") == body.get("api_app_id"),
+    )
+
+
+def _subtype(event: dict) -> str | None:
+    """The subtype when it is a string; present but of another type it is no plain message (never a reply)."""
+    value = event.get("subtype")
+    if value is None:
+        return None
+    return payloads.clean(value) if isinstance(value, str) else "malformed"
+
+
+def authorized_user(body: dict) -> str | None:
+    """The connected person whose token saw this event."""
+    for authorization in payloads.objects(body, "authorizations"):
+        user_id = payloads.ident(authorization, "user_id")
+        if user_id:
+            return user_id
+    return None
 
 
 def message_time(ts: str, fallback: datetime) -> datetime:
@@ -39,7 +77,13 @@ def record_for_other_member(services: Services, message: DirectMessage, recipien
 
 
 def record_after_hours(
-    services: Services, message: DirectMessage, recipient: str, view: DmView, *, external: bool = False
+    services: Services,
+    message: DirectMessage,
+    recipient: str,
+    view: DmView,
+    *,
+    external: bool = False,
+    source: str = "dm",
 ) -> str:
     """Record `message` for `recipient`'s recap when it came outside their hours, and queue its auto-reply unless
     withheld. Returns the outcome for the log line."""
@@ -75,6 +119,7 @@ def record_after_hours(
         window_end=reply_window.end,
         reply=withheld is None,
         external=external,
+        source=source,
     )
     outcome = services.store.inbox.record(record, now=services.clock())
     if outcome == "replied":

@@ -13,6 +13,7 @@ import yaml
 
 from bot.config import load_config
 from bot.domain.errors import ConfigError
+from bot.domain.mentions import MENTION_EVENTS, MENTION_SCOPES
 from bot.slack.paths import BOT_SCOPES, DND_USER_SCOPES, EVENTS_PATH, REDIRECT_PATH, STATUS_USER_SCOPES, USER_SCOPES
 
 PLACEHOLDER_URL = "https://your.host"
@@ -55,13 +56,18 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
         },
         "oauth_config": {
             "redirect_urls": [base_url + REDIRECT_PATH],
-            "scopes": {"bot": list(BOT_SCOPES), "user": [*USER_SCOPES, *STATUS_USER_SCOPES, *DND_USER_SCOPES]},
+            # The status and mention scopes are declared, and asked only of a person who turns the feature on
+            # (bot/slack/app.py).
+            "scopes": {
+                "bot": list(BOT_SCOPES),
+                "user": [*USER_SCOPES, *STATUS_USER_SCOPES, *DND_USER_SCOPES, *MENTION_SCOPES],
+            },
         },
         "settings": {
             "event_subscriptions": {
                 **({} if socket_mode else {"request_url": events_url}),
                 "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked", *CHANNEL_BOT_EVENTS],
-                "user_events": ["message.im"],
+                "user_events": ["message.im", *MENTION_EVENTS],
             },
             "interactivity": {
                 "is_enabled": True,

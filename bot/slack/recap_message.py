@@ -56,7 +56,10 @@ class RecapRenderer:
                 continue
             try:
                 links[item.channel_id] = self.client.chat_getPermalink(
-                    token=token, channel=item.channel_id, message_ts=item.thread_ts
+                    # A mention's link opens the message itself; a DM's, the thread it started.
+                    token=token,
+                    channel=item.channel_id,
+                    message_ts=item.first_ts if item.source != "dm" and item.first_ts else item.thread_ts,
                 )["permalink"]
             except (SlackApiError, OSError) as e:
                 # Still useful without the link: the item names the sender and the time.

@@ -33,6 +33,7 @@ from waitress.task import ThreadedTaskDispatcher
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.app import OffhoursApp
+from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_one
 from bot.slack.paths import EVENTS_PATH
 from bot.storage import ops
 from bot.storage.store import Store
@@ -87,6 +88,7 @@ def create_wsgi(app: OffhoursApp) -> Callable:
     verifier = SignatureVerifier(services.settings.signing_secret)
     probes = create_ops_wsgi(services)
     metrics = services.metrics
+    channels = ChannelMessages(services)
     hint = "" if services.settings.base_url else " (set OFFHOURS_BASE_URL to the public URL this app is reached at)"
     log.info("install: open %s to install Offhours or connect your DMs%s", services.install_url(), hint)
 
@@ -104,9 +106,13 @@ def create_wsgi(app: OffhoursApp) -> Callable:
             started = time.perf_counter()
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads the body again
-            refusal = _refusal(verifier, environ, body)
+            refusal, payload = _refusal(verifier, environ, body)
             if refusal is not None:
                 return _plain(start_response, refusal, "")
+            if concerns_no_one(channels, payload):
+                # A channel message that concerns no one (issue 20's fast path): acked without Bolt.
+                metrics.ack(time.perf_counter() - started)
+                return _plain(start_response, "200 OK", "")
             try:
                 return slack(environ, start_response)  # Bolt answers after the listener ran (process_before_response)
             finally:
@@ -190,8 +196,9 @@ def _readyz(services: Services, start_response: Callable) -> Iterable[bytes]:
     return _json(start_response, "200 OK", {"ok": True})
 
 
-def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> str | None:
-    """Why a POST to /slack/events is refused before Bolt sees it, or None to let Bolt handle it.
+def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> tuple[str | None, object]:
+    """Why a POST to /slack/events is refused before Bolt sees it, or None to let Bolt handle it; and the parsed
+    payload of one that is not refused.
 
     Bolt parses the body before it checks the signature, and some malformed bodies (broken JSON, a list, an event
     that is not an object, a non-numeric timestamp) crash it into a 500, which Slack would retry. Bolt still
@@ -206,20 +213,21 @@ def _refusal(verifier: SignatureVerifier, environ: dict, raw: bytes) -> str | No
         signed = False
     if not signed:
         log.warning("request refused reason=bad_signature")
-        return "401 Unauthorized"
-    if not _well_formed(body, environ.get("CONTENT_TYPE")):
+        return "401 Unauthorized", None
+    payload = _well_formed(body, environ.get("CONTENT_TYPE"))
+    if payload is None:
         log.warning("request refused reason=malformed_body")
-        return "400 Bad Request"
-    return None
+        return "400 Bad Request", None
+    return None, payload
 
 
-def _well_formed(body: str, content_type: str | None) -> bool:
-    """Whether Bolt can parse the body into a payload of the shape it expects (bot/slack/payloads.py)."""
+def _well_formed(body: str, content_type: str | None) -> object:
+    """The payload, when Bolt can parse the body into one of the shape it expects (bot/slack/payloads.py)."""
     try:
         payload = parse_body(body, content_type)
     except ValueError:  # json.JSONDecodeError included
-        return False
-    return payloads.bolt_can_read(payload)
+        return None
+    return payload if payloads.bolt_can_read(payload) else None
 
 
 def _healthz(store: Store, start_response: Callable) -> Iterable[bytes]:

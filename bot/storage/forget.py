@@ -28,6 +28,7 @@ PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
     (schema.dm_presence, ("user_id",)),
     (schema.deferred_dms, ("writer_id",)),
+    (schema.mention_settings, ("user_id",)),
     (schema.channel_posts, ("sender_id",)),  # channel office hours: what they posted off hours, their reply
     (schema.channel_replies, ("sender_id",)),
     (schema.urgent_routes, ("user_id", "route_to")),  # their route, and their place as someone's backup

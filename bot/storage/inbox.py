@@ -44,6 +44,7 @@ class IncomingRecord:
     window_start: datetime | None = None
     window_end: datetime | None = None
     external: bool = False  # the sender is of another organisation
+    source: str = "dm"  # "mention" (in a channel) or "mpim" (a group DM): answered ephemerally
 
     @property
     def window(self) -> ReplyWindow:
@@ -76,7 +77,7 @@ _ATTACH_DUE = (
     .values(state="recapped", recap_id=sa.bindparam("b_recap_id"))
 )  # fmt: skip
 _HELD = (
-    sa.select(_m.channel_id, _m.sender_id, _m.ts, _m.thread_ts, _m.received_at, _m.text, _m.state)
+    sa.select(_m.channel_id, _m.sender_id, _m.ts, _m.thread_ts, _m.received_at, _m.text, _m.state, _m.source)
     .where(_m.recap_id == sa.bindparam("recap_id"), sa.or_(_m.state == "recapped", _m.state == "done"))
     .order_by(_m.received_at)
 )
@@ -149,6 +150,7 @@ class Inbox:
                     "received_at": rec.received_at,
                     "text": rec.text,
                     "due_at": rec.due_at,
+                    "source": rec.source,
                 },
             ).rowcount
             if not inserted:
@@ -167,6 +169,7 @@ class Inbox:
                 received_at=rec.received_at,
                 now=now,
                 external=rec.external,
+                ephemeral=rec.source != "dm",
             )
         return "replied" if queued else "throttled"
 
@@ -265,4 +268,5 @@ def _waiting(row: sa.Row) -> WaitingMessage:
         received_at=row.received_at,
         text=row.text,
         done=row.state == "done",
+        source=row.source,
     )

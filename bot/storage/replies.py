@@ -43,6 +43,7 @@ class PendingReply:
     last_error: str | None = None  # the code of the previous attempt's failure, if any
     message_state: str | None = None  # of the DM it answers, read with the claim: pending, answered, deleted...
     external: bool = False  # to someone of another organisation: the person's external message
+    ephemeral: bool = False  # a channel mention's or group DM's: shown to the sender only, never looked up
     previous: DeliveryState = DeliveryState.QUEUED  # the row's state as this claim found it
     leased_until: datetime | None = None
 
@@ -117,6 +118,7 @@ _REARM = (
         window_end=sa.bindparam("b_end", type_=db.UTCDateTime()), channel_id=sa.bindparam("b_channel_id"),
         message_ts=sa.bindparam("b_message_ts"), thread_ts=sa.bindparam("b_thread_ts"),
         received_at=sa.bindparam("b_received_at", type_=db.UTCDateTime()), external=sa.bindparam("b_external"),
+        ephemeral=sa.bindparam("b_ephemeral"),
         next_attempt_at=sa.bindparam("b_next_attempt_at", type_=db.UTCDateTime()), state="pending",
         delivery_state=DeliveryState.QUEUED.value, last_error=None, reply_ts=None, attempts=0,
     )
@@ -136,12 +138,13 @@ class Replies:
     def queue(
         self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window: ReplyWindow,
         channel_id: str, message_ts: str, thread_ts: str, received_at: datetime, now: datetime,
-        external: bool = False,
+        external: bool = False, ephemeral: bool = False,
     ) -> bool:  # fmt: skip
         """Queue the reply to a DM being recorded (in the caller's transaction); False: the sender already has one
         for an overlapping window."""
         fresh = {"channel_id": channel_id, "message_ts": message_ts, "thread_ts": thread_ts,
-                 "received_at": received_at, "next_attempt_at": now, "external": external}  # fmt: skip
+                 "received_at": received_at, "next_attempt_at": now, "external": external,
+                 "ephemeral": ephemeral}  # fmt: skip
         earlier = conn.execute(
             _OVERLAPPING, {"team_id": team_id, "recipient_id": recipient_id, "sender_id": sender_id,
                            "start": window.start, "end": window.end, "key": window.key}
@@ -201,6 +204,7 @@ class Replies:
                 previous=DeliveryState(row["delivery_state"]),
                 leased_until=until,
                 external=bool(row["external"]),
+                ephemeral=bool(row["ephemeral"]),
             )
             for row in rows
         ]

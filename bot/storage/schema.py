@@ -94,6 +94,8 @@ messages = sa.Table(
     # pending; answered (the recipient wrote in that DM); deleted; recapped; done (ticked off in the recap)
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("recap_id", sa.Integer),
+    # Where it reached the person: "dm", "mention" (a channel mention) or "mpim" (a group DM); the recap's sections
+    sa.Column("source", sa.String(8), nullable=False, server_default="dm"),
     sa.UniqueConstraint("team_id", "recipient_id", "channel_id", "ts", name="uq_message_once"),
     sa.Index("ix_messages_due", "state", "due_at"),
     sa.Index("ix_messages_channel", "team_id", "recipient_id", "channel_id", "state"),
@@ -125,6 +127,8 @@ replies = sa.Table(
     sa.Column("window_end", UTCDateTime),
     # To someone of another organisation (Slack Connect): composed from the person's external message
     sa.Column("external", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Shown to the sender only (chat.postEphemeral): a reply to a channel mention or a group DM; never looked up
+    sa.Column("ephemeral", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
     sa.Index("ix_replies_due", "state", "next_attempt_at"),
     sa.Index("ix_replies_sender_window", "team_id", "recipient_id", "sender_id"),
@@ -179,6 +183,16 @@ recaps = sa.Table(
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "user_id", "due_at", "seq", name="uq_recap_per_window"),
     sa.Index("ix_recaps_due", "state", "next_attempt_at"),
+)
+
+# Whether a person wants channel mentions and group DMs answered (/hours mentions on|off); no row: the config default.
+mention_settings = sa.Table(
+    "mention_settings",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("user_id", ID, primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # Channel office hours (issue 25; bot/storage/channel_hours.py owns these four): a channel's settings, the

@@ -26,6 +26,7 @@ from bot.storage.engine import make_engine, reading
 from bot.storage.exceptions import ReplyExceptions
 from bot.storage.forget import Forget
 from bot.storage.inbox import Inbox
+from bot.storage.mentions import Mentions
 from bot.storage.nudges import Nudges
 from bot.storage.people import People
 from bot.storage.profiles import Profiles
@@ -73,6 +74,7 @@ class Store:
         self.recaps = RecapStore(self.engine, self.inbox)
         self.exceptions = ReplyExceptions(self.engine)
         self.forget = Forget(self.engine, self.tokens)
+        self.mentions = Mentions(self.engine, client_id=client_id)
         self.channel_hours = ChannelHoursStore(self.engine)
         self.urgent = UrgentStore(self.engine)
         self.status = StatusStore(self.engine, client_id=client_id)

@@ -109,9 +109,12 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
             text = autoreply.compose(
                 person, now=max(now, reply.received_at), sender_id=reply.sender_id, external=reply.external
             )
-            # Not for people of another organisation: their clicks would reach Offhours from outside the workspace.
-            urgent = (reply.team_id, reply.recipient_id) in routed and not reply.external
-            prepared.append((reply, ReadyReply(token=token, text=text, ephemeral=ephemeral, urgent=urgent)))
+            # Not for people of another organisation: their clicks would reach Offhours from outside the workspace;
+            # nor on a mention's reply in a channel (reply.ephemeral): urgent notes answer DMs.
+            urgent = (reply.team_id, reply.recipient_id) in routed and not reply.external and not reply.ephemeral
+            prepared.append(
+                (reply, ReadyReply(token=token, text=text, ephemeral=ephemeral or reply.ephemeral, urgent=urgent))
+            )
         return prepared
 
     def compose(self, claim: PendingReply, prepared: ReadyReply, *, now: datetime) -> ReadyReply | Outcome:

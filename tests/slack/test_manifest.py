@@ -65,9 +65,12 @@ def test_scopes_command_events_interactivity_and_home_tab():
     assert scopes["bot"] == list(BOT_SCOPES)
     assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read", "channels:history",
                                   "groups:history", "channels:read", "groups:read"}  # fmt: skip
+    # The connect link asks for USER_SCOPES; the status and mention scopes only of who turns them on.
     assert set(USER_SCOPES) == {"im:history", "chat:write"}
-    # Status sync's scopes are declared, and asked for only by the link of people who turn it on.
-    assert set(scopes["user"]) == {*USER_SCOPES, "users.profile:read", "users.profile:write", "dnd:write"}
+    assert set(scopes["user"]) == {
+        *USER_SCOPES, "users.profile:read", "users.profile:write", "dnd:write", "channels:history", "groups:history",
+        "mpim:history",
+    }  # fmt: skip
 
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/hours"
@@ -75,7 +78,7 @@ def test_scopes_command_events_interactivity_and_home_tab():
     assert command["should_escape"] is True  # mentions arrive as <@U123|name> (issue 21)
 
     events = manifest["settings"]["event_subscriptions"]
-    assert events["user_events"] == ["message.im"]
+    assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
     assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled", "message.channels",
                                          "message.groups", "channel_left", "group_left"}  # fmt: skip
 
@@ -102,7 +105,7 @@ def test_socket_mode_manifest_has_no_request_urls_but_keeps_the_oauth_redirect(c
     assert urls(manifest) == [BASE + "/slack/oauth_redirect"]
     # Everything else is the same as over HTTP.
     events = manifest["settings"]["event_subscriptions"]
-    assert events["user_events"] == ["message.im"]
+    assert events["user_events"] == ["message.im", "message.channels", "message.groups", "message.mpim"]
     assert set(events["bot_events"]) == {"app_home_opened", "tokens_revoked", "app_uninstalled", "message.channels",
                                          "message.groups", "channel_left", "group_left"}  # fmt: skip
 

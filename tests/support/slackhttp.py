@@ -99,6 +99,17 @@ class SlackHTTP:
         }
         return self.event(event, authorized=authorized or recipient, event_id=event_id, retry_num=retry_num)
 
+    def user_channel_message(self, *, sender: str, channel: str, ts: float, text: str = "hello",
+                             channel_type: str = "channel", authorized: str, event_id: str | None = None,
+                             **fields) -> Response:  # fmt: skip
+        """A message in a channel, private channel ("group") or group DM ("mpim"), as a user event seen through
+        `authorized`'s token (mentions, issue 20)."""
+        event = {
+            "type": "message", "channel": channel, "channel_type": channel_type, "user": sender, "text": text,
+            "ts": f"{ts:.6f}", "event_ts": f"{ts:.6f}", **fields,
+        }  # fmt: skip
+        return self.event(event, authorized=authorized, event_id=event_id)
+
     def command(self, text: str, *, user: str, command: str = "/hours", team_id: str | None = None,
                 channel: str = "C1", channel_name: str = "general") -> Response:  # fmt: skip
         form = {

@@ -31,6 +31,19 @@ def test_event_path_quick(tmp_path):
     assert by_app["recording"]["recorded"] == 50  # the reference really writes each DM
 
 
+def test_channel_path_quick(tmp_path):
+    summary, _ = run_quick("channel_path", tmp_path)
+    by_app = {r["app"]: r for r in summary["results"]}
+    assert set(by_app) == {"noop", "offhours"}
+    for result in by_app.values():
+        assert result["sent"] == result["events"] == 50 and result["non_200"] == 0
+        assert result["acks_per_s"] > 0
+    assert summary["ratios"] and summary["statements"]["events"] == 50
+    assert summary["statements"]["statements"] == 0  # the fast path touches no database
+    assert summary["statements"]["watched_in_view"] == summary["watched"]  # with people watched, not an empty view
+    assert {k for k in summary["statements"]["web_api_calls"] if not k.startswith("bench.")} == set()
+
+
 def test_fanout_quick(tmp_path):
     summary, _ = run_quick("fanout", tmp_path)
     assert summary["posts"] == summary["people"] == 50
@@ -60,7 +73,7 @@ def test_run_quick_writes_a_report(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = out.read_text()
-    for heading in ("## 1. Event path", "## 2. Morning fan-out", "## 3. Engine", "## 4. Memory"):
+    for heading in ("## 1. Event path", "## 2. Morning fan-out", "## 3. Engine", "## 4. Memory", "## 5. Channel path"):
         assert heading in report
 
 

@@ -206,7 +206,7 @@ def test_unknown_key_without_close_match(write):
 
 def test_unknown_top_level_key(write):
     assert (
-        "retention: unknown key — known keys: defaults, reply, recap, storage, channels, status, nudge, "
+        "retention: unknown key — known keys: defaults, reply, recap, storage, mentions, channels, status, nudge, "
         "retention_days, command "
         "(did you mean 'retention_days'?)" in problems(write, "retention: 3")
     )

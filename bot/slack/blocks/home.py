@@ -97,6 +97,7 @@ def home_view(
     max_exceptions: int = 100,
     urgent: Sequence[dict] = (),
     nudge: Sequence[dict] = (),
+    mentions: Sequence[dict] = (),
 ) -> dict:
     """The Home tab of a connected person: status, hours, zone, reply time, message, days off, public holidays,
     the people who never get an auto-reply, pause."""
@@ -197,6 +198,7 @@ def home_view(
     if nudge:  # the nudge section (bot/slack/blocks/nudge.py)
         blocks += [*nudge, divider()]
     blocks += [
+        *mentions,  # channel mentions and group DMs (bot/slack/blocks/mentions.py)
         section(
             "*Auto-replies:* " + ("paused — nobody gets your message; your recap still comes" if paused else "on"),
             accessory=_button("Resume", RESUME_ACTION, style="primary") if paused else _button("Pause", PAUSE_ACTION),

@@ -14,6 +14,7 @@ from bot.domain.urgent import ME
 from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
 
 DONE_ACTION = "recap_done"
+MENTIONS_HEADING = "*Mentions and group DMs*"
 TEXT_PER_ITEM = 600  # keeps a 40-item recap readable and every section under 3,000 characters
 
 
@@ -35,8 +36,14 @@ def recap_blocks(
     if recap.late:
         summary += " · delivered late: Offhours was not running when your day started"
     blocks = [header(recap_title(recap, tz)), context(summary), divider()]
-    room = MESSAGE_BLOCK_LIMIT - len(blocks) - 2
-    for item in recap.items[:room]:
+    headed = any(item.source != "dm" for item in recap.items)  # one more block: the mentions heading
+    room = MESSAGE_BLOCK_LIMIT - len(blocks) - 2 - headed
+    # DMs first (urgent ones at their head: bot/domain/recap.py), then channel mentions and group DMs under their
+    # own heading (issue 20).
+    ordered = sorted(recap.items[:room], key=lambda item: item.source != "dm")
+    for i, item in enumerate(ordered):
+        if item.source != "dm" and (i == 0 or ordered[i - 1].source == "dm"):
+            blocks.append(context(MENTIONS_HEADING))
         blocks.append(item_block(item, recap_id=recap_id, tz=tz, permalink=permalinks.get(item.channel_id),
                                  promise=(promises or {}).get(item.channel_id)))  # fmt: skip
     hidden = len(recap.items) - room if len(recap.items) > room else 0
@@ -54,8 +61,14 @@ def item_block(
     if item.count > 1:
         when += f" – {format_local(item.last_at, tz, now=item.last_at)}"
     count = f"{item.count} message{'s' * (item.count != 1)}"
-    link = f" · <{permalink}|Open thread>" if permalink else ""
-    line = f"<@{item.sender_id}> · {count} · {when}{link}"
+    if item.source != "dm":
+        # Where: the channel (Slack shows its name to the person) or "a group DM"; the link opens the message.
+        where = "a group DM" if item.source == "mpim" else f"<#{item.channel_id}>"
+        link = f" · <{permalink}|Open message>" if permalink else ""
+        line = f"{where} · <@{item.sender_id}> · {count} · {when}{link}"
+    else:
+        link = f" · <{permalink}|Open thread>" if permalink else ""
+        line = f"<@{item.sender_id}> · {count} · {when}{link}"
     if item.urgent_to is not None:
         to = "sent to you" if item.urgent_to == ME else f"passed on to <@{item.urgent_to}>"
         line = f":rotating_light: *Urgent* ({to}) · {line}"

@@ -157,6 +157,8 @@ HELP_ROWS: Mapping[str, str] = {
     "`status replace on`)",
     "dnd on · off": "snooze your notifications while you are off",
     "nudge <time>": "a reminder that long before the reply-by time you promised, e.g. `30m`, `1h`; `nudge off`",
+    "mentions on · off": "also answer @-mentions in channels and group DMs outside your hours (asks for channel "
+    "access)",
     "preview": "exactly what a sender would get",
     "forget": "delete everything Offhours holds about you and disconnect",
     "channel set <hours> <zone>": "in a channel Offhours is in: the team's hours, e.g. "

@@ -26,6 +26,7 @@ from bot.services import Services
 from bot.slack.blocks import status as ui
 from bot.slack.client import REVOKED, ack_client
 from bot.slack.listeners import nudge_command
+from bot.slack.listeners.mentions_command import mentions_subcommand
 from bot.slack.listeners.status import StatusCommand
 from bot.status_sync import clear_now
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 TAKES_NO_VALUE = ("show", "pause", "resume", "preview", "forget")
 SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
-    "help", "forget", "channel", "urgent", "status", "dnd", "nudge",
+    "help", "forget", "channel", "urgent", "status", "dnd", "nudge", "mentions",
 )  # fmt: skip
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
@@ -49,6 +50,7 @@ EXAMPLES = {
     "holidays": "holidays DE-BY",
     "except": "except @maria @sam",
     "when": "when @maria",
+    "mentions": "mentions on",
     "channel": "channel set mon-fri 9-17:30 Europe/London",
     "urgent": "urgent @dana",
     "status": "status text Off until {back_at}",
@@ -168,6 +170,8 @@ class Subcommands:
             "except": self.exceptions, "when": self.when, "channel": self.channel, "urgent": self.urgent,
             "status": self.status,
             "dnd": lambda arg: self._status_command().dnd(arg), "nudge": lambda arg: nudge_command.run(self, arg),
+            "mentions": lambda arg: mentions_subcommand(self.services, team_id=self.team_id, user_id=self.user_id,
+                                                        arg=arg),
         }  # fmt: skip
         handler = handlers.get(sub)
         if handler is None:

@@ -38,6 +38,7 @@ from bot.slack.blocks import status_sync as status_ui
 from bot.slack.blocks.nudge import HOME_NUDGE_ACTION, HOME_NUDGE_CHOICES, home_nudge_blocks
 from bot.slack.blocks.urgent import home_blocks as urgent_home_blocks
 from bot.slack.listeners import nudge_command
+from bot.slack.listeners.mentions_command import home_mentions, register_mentions_toggle
 from bot.status_sync import grant_url, summary
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def register(app: App, services: Services) -> None:
         change("nudge", lambda t, u: people.set_nudge_before(t, u, value))(ack, body, context, request)
 
     app.action(ui.PAUSE_ACTION)(change("pause", lambda t, u: people.set_paused(t, u, True)))
+    register_mentions_toggle(app, services, change)
     app.action(ui.RESUME_ACTION)(change("resume", lambda t, u: people.set_paused(t, u, False)))
     status_prefs = services.store.status
     app.action(status_ui.STATUS_ON_ACTION)(change("status_on", lambda t, u: status_prefs.choose(t, u, enabled=True)))
@@ -248,6 +250,7 @@ class HomeTab:
             max_exceptions=MAX_REPLY_EXCEPTIONS,
             urgent=urgent_home_blocks(self.services.store.urgent.route(team_id, user_id), command=self.command),
             nudge=home_nudge_blocks(nudge_command.before(self.services, prefs), command=self.command),
+            mentions=home_mentions(self.services, team_id, user_id, headers=headers),
         )
         # Status sync, right below the person's status line.
         status = summary(self.services.config, self.services.store.status, prefs, now=now)

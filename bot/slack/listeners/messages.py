@@ -18,7 +18,16 @@ from bot.domain.autoreply import DirectMessage
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.client import REVOKED, ack_client, retry_after
-from bot.slack.inbound import message_time, record_after_hours, record_for_other_member, stored_text
+
+# parse_message and authorized_user live in inbound: bot/slack/listeners/channel_messages.py reads events the same way
+from bot.slack.inbound import (
+    authorized_user,
+    message_time,
+    parse_message,
+    record_after_hours,
+    record_for_other_member,
+    stored_text,
+)
 from bot.slack.listeners.channel_hours import ChannelMessages
 
 log = logging.getLogger(__name__)
@@ -34,46 +43,11 @@ class LookupRefused(Exception):
         self.wait_s = wait_s
 
 
-def parse_message(event: dict, body: dict) -> DirectMessage:
-    """The event as the rules see it; every field read type-safely (bot/slack/payloads.py)."""
-    metadata = payloads.obj(event, "metadata")
-    return DirectMessage(
-        team_id=payloads.ident(body, "team_id") or payloads.ident(event, "team"),
-        channel_id=payloads.ident(event, "channel"),
-        channel_type=payloads.text(event, "channel_type"),
-        ts=payloads.ts(event, "ts"),
-        thread_ts=payloads.ts(event, "thread_ts") or None,
-        sender_id=payloads.ident(event, "user") or None,
-        subtype=_subtype(event),
-        is_bot=bool(event.get("bot_id") or event.get("bot_profile")),
-        metadata_event_type=payloads.optional_text(metadata, "event_type"),
-        text=payloads.text(event, "text"),
-        from_this_app=bool(payloads.text(event, "app_id")) and event.get("app_id") == body.get("api_app_id"),
-    )
-
-
-def _subtype(event: dict) -> str | None:
-    """The subtype when it is a string; present but of another type it is no plain message (never a reply)."""
-    value = event.get("subtype")
-    if value is None:
-        return None
-    return payloads.clean(value) if isinstance(value, str) else "malformed"
-
-
 def malformed(message: DirectMessage, event: dict) -> bool:
     """A DM whose ids or timestamp no Slack message has: nothing can be recorded or answered for it."""
     sender = event.get("user")
     bad_sender = sender is not None and message.sender_id is None
     return not message.team_id or not message.channel_id or not message.ts or bad_sender
-
-
-def authorized_user(body: dict) -> str | None:
-    """The connected person whose token saw this event."""
-    for authorization in payloads.objects(body, "authorizations"):
-        user_id = payloads.ident(authorization, "user_id")
-        if user_id:
-            return user_id
-    return None
 
 
 def _enterprise(body: dict) -> str | None:
@@ -83,12 +57,23 @@ def _enterprise(body: dict) -> str | None:
 
 
 def register(app: App, services: Services) -> None:
+    from bot.slack.listeners.channel_messages import ChannelMessages as MentionMessages
+
     handler = MessageHandler(services)
+    mentions = MentionMessages(services)
 
     @app.event("message")
     def on_message(event: dict, body: dict, request: BoltRequest) -> None:
         started = time.perf_counter()
-        outcome = handler.handle(event, body)
+        if event.get("channel_type") == "im":
+            outcome = handler.handle(event, body)
+        else:
+            # Channels and group DMs: office hours (issue 25), then mentions (issue 20); most messages concern
+            # neither and leave here without a trace (no statement, no log line).
+            found = [o for o in (handler.channel_hours.handle(event, body), mentions.handle(event, body)) if o]
+            if not found:
+                return
+            outcome = ",".join(found)
         latency = (time.perf_counter() - started) * 1000
         # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
