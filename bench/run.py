@@ -129,6 +129,7 @@ def fanout_section(results: list[dict]) -> str:
             f"{r['workspace_per_minute']:,.0f}/min + 1/s/channel",
             r["workers"],
             fmt(r["floor_s"]),
+            fmt(r["steady_rate_s"]),
             fmt(r["delivered_s"]),
             fmt(r["ratio_to_floor"], 2),
             fmt(r["http_429"]),
@@ -147,6 +148,7 @@ def fanout_section(results: list[dict]) -> str:
             "limits",
             "workers",
             "floor s",
+            "N ÷ rate s",
             "delivered s",
             "÷ floor",
             "429s",
@@ -160,10 +162,14 @@ def fanout_section(results: list[dict]) -> str:
     )
     lines = [table, ""]
     for r in results:
-        ok = r["ratio_to_floor"] is not None and r["ratio_to_floor"] <= 1.2
+        if r["ratio_to_floor"] is None:
+            verdict = "no floor: every post fits in the first burst" if r["delivered_s"] else "NOT ALL DELIVERED"
+        else:
+            verdict = "met" if r["ratio_to_floor"] <= 1.1 else "MISSED"
         lines.append(
             f"- **{r['database']}**: {fmt(r['ratio_to_floor'], 2)}x the floor "
-            f"({'met' if ok else 'MISSED'}, goal ≤ 1.2x); duplicates {r['duplicates']}, losses "
+            f"({verdict}, goal ≤ 1.1x; the floor is the fake limiter's own best schedule, RateLimits.earliest); "
+            f"duplicates {r['duplicates']}, losses "
             f"{r['losses']} ({'met' if r['duplicates'] == 0 and r['losses'] == 0 else 'MISSED'}, goal 0)"
         )
     return "\n".join(lines)

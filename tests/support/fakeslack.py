@@ -52,12 +52,49 @@ class User:
 
 @dataclass
 class RateLimits:
-    """Slack-like posting limits for the benchmarks: per channel and per workspace, answered with 429."""
+    """Slack-like posting limits for the benchmarks: per channel and per workspace, answered with 429.
+
+    The rules live here once: `admit` is what the fake answers a post, and `earliest` is the schedule those same
+    rules allow at best, which is the floor a benchmark divides by.
+    """
 
     per_channel_per_second: float = 1.0
     workspace_per_minute: float | None = None
     _last_post: dict[str, float] = field(default_factory=dict)
     _window: deque = field(default_factory=deque)
+
+    WINDOW_S = 60.0
+
+    def admit(self, channel: str, now: float) -> int | None:
+        """None (and the post is counted) when a post to `channel` at `now` is allowed, else its Retry-After."""
+        last = self._last_post.get(channel)
+        if last is not None and now - last < 1.0 / self.per_channel_per_second:
+            return 1
+        if self.workspace_per_minute is not None:
+            while self._window and now - self._window[0] > self.WINDOW_S:
+                self._window.popleft()
+            if len(self._window) >= self.workspace_per_minute:
+                return max(1, int(self.WINDOW_S - (now - self._window[0])) + 1)
+            self._window.append(now)
+        self._last_post[channel] = now
+        return None
+
+    def earliest(self, channels: list[str], *, epsilon: float = 1e-6) -> list[float]:
+        """The earliest instant (seconds from 0) each post, in order, could pass `admit`: the first burst goes at
+        once, and with a sliding window the k-th post beyond it waits for the (k - capacity)-th to age out."""
+        times: list[float] = []
+        last: dict[str, float] = {}
+        gap = 1.0 / self.per_channel_per_second
+        capacity = None if self.workspace_per_minute is None else int(self.workspace_per_minute)
+        for k, channel in enumerate(channels):
+            at = 0.0
+            if channel in last:
+                at = max(at, last[channel] + gap)
+            if capacity is not None and k >= capacity:
+                at = max(at, times[k - capacity] + self.WINDOW_S + epsilon)
+            times.append(at)
+            last[channel] = at
+        return times
 
 
 class _Server(ThreadingHTTPServer):
@@ -190,19 +227,8 @@ class FakeSlack:
 
     def _rate_limited(self, channel: str) -> int | None:
         limits = self.rate_limits
-        now = time.monotonic()
         with self._lock:
-            last = limits._last_post.get(channel)
-            if last is not None and now - last < 1.0 / limits.per_channel_per_second:
-                return 1
-            if limits.workspace_per_minute is not None:
-                while limits._window and now - limits._window[0] > 60:
-                    limits._window.popleft()
-                if len(limits._window) >= limits.workspace_per_minute:
-                    return max(1, int(60 - (now - limits._window[0])) + 1)
-                limits._window.append(now)
-            limits._last_post[channel] = now
-        return None
+            return limits.admit(channel, time.monotonic())
 
     def _new_ts(self) -> str:
         return f"{1_700_000_000 + next(self._ts)}.000100"
