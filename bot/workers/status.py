@@ -122,7 +122,11 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
         kept = None
         if row is not None and row.saved_text is not None:
             kept = (row.saved_text, row.saved_emoji or "", row.saved_expiration or 0)
-        return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=settings.replace, now=now,
+        # Only a window's first set may replace the person's own status: one a later set finds (after new text or
+        # emoji, a resume, or new hours that moved the window) was set during the window, and is left alone.
+        earlier = [r for r in history if r.id < claim.id and r.action == "set" and r.state == "sent"]
+        replace = settings.replace and not any(r.window_end == claim.window_end or r.window_end > now for r in earlier)
+        return ReadyStatus(token=token, ours=ours(history, before=claim.id), replace=replace, now=now,
                            kept=kept)  # fmt: skip
 
     def _prepare_dnd(self, claim: ClaimedStatus, token: str, *, now: datetime) -> ReadyStatus | Outcome:

@@ -169,6 +169,17 @@ def test_a_change_of_hours_leaves_a_status_the_person_set_meanwhile(hours, grant
     assert fake_slack.status_of("U1")["status_text"] == "Sick"
 
 
+def test_with_replace_a_status_set_before_the_window_moved_is_left_alone(hours, granted, sync, fake_slack, clock):
+    hours("status on")
+    hours("status replace on")
+    sync.tick(clock())
+    fake_slack.set_status("U1", "Dentist", ":tooth:")  # set during the window
+    hours("off 2026-03-04")  # Wednesday off: the window now ends Thu 09:00
+    assert sync.tick(clock() + timedelta(minutes=1)) == 1
+    assert fake_slack.status_of("U1")["status_text"] == "Dentist"
+    assert len(sets(fake_slack)) == 1
+
+
 def test_forget_clears_offhours_status_before_the_token_goes(hours, granted, sync, fake_slack, clock, store):
     hours("status on")
     sync.tick(clock())

@@ -148,6 +148,20 @@ def test_with_replace_a_status_changed_during_the_window_is_not_overwritten_by_t
     assert [u["result"] for u in updates(store)] == ["set", "left"]
 
 
+def test_with_replace_a_status_set_during_the_window_is_not_replaced_by_a_new_emoji(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    sync.tick(clock())  # empty: Offhours' status at the window start
+    fake_slack.set_status("U1", "Dentist", ":tooth:")  # the person's own, set during the window
+    store.status.choose("T1", "U1", emoji=":zzz:")
+    assert sync.tick(clock() + timedelta(minutes=5)) == 1
+    assert fake_slack.status_of("U1")["status_text"] == "Dentist"
+    assert len(sets(fake_slack)) == 1
+    assert [u["result"] for u in updates(store)] == ["set", "own"]
+    fake_slack.set_status("U1", "")
+    sync.tick(MONDAY_BACK)  # and nothing to put back at the end
+    assert len(sets(fake_slack)) == 1
+
+
 def test_with_replace_turning_sync_off_puts_the_persons_status_back_at_once(sync, fake_slack, store, clock):
     store.status.choose("T1", "U1", replace=True)
     fake_slack.set_status("U1", "In Lisbon", ":airplane:")
