@@ -162,6 +162,20 @@ def test_none_when_answered_in_the_dm_after_the_recap(replied, tick, slack, stor
     assert [(r["state"], r["last_error"]) for r in nudges(store)] == [("expired", "answered")]
 
 
+def test_none_when_the_answer_arrives_under_the_other_members_authorization(
+    replied, tick, slack, store, fake_slack, clock, people
+):
+    connect(store, fake_slack, "U2", tz="Europe/Rome")  # the sender uses Offhours too
+    replied()
+    assert RecapSender(people.services).tick(BACK) == 1
+    clock.set(BACK + timedelta(minutes=20))
+    # U1 answers; Slack delivers the event once, under one authorization: here U2's.
+    assert slack.dm(sender="U1", recipient="U2", ts=clock().timestamp(), text="on it", authorized="U2").status == 200
+    assert tick(DUE) == 0
+    assert nudge_posts(fake_slack) == []
+    assert [(r["state"], r["last_error"]) for r in nudges(store)] == [("expired", "answered")]
+
+
 def test_none_when_answered_in_the_thread(replied, tick, slack, store, fake_slack, clock):
     ts = replied()
     clock.set(BACK + timedelta(hours=1))

@@ -131,7 +131,15 @@ class MessageHandler:
             recipient_id=authorized if may_reply else None, sender_id=message.sender_id if answering else None,
             excepted_sender=message.sender_id if may_reply else None,
         )  # fmt: skip
-        answered = self._mark_answered(message) if view.sender_has_waiting else 0
+        answered = 0
+        if view.sender_has_waiting:
+            answered = self._mark_answered(message)
+            # DMs wait for the writer, so they are connected: Slack delivers the event once, maybe under the other
+            # member's authorization, and their answer (nudges, presence) counts all the same.
+            self.store.inbox.wrote(
+                message.team_id, message.sender_id or "", message.channel_id,
+                at=message_time(message.ts, self.services.clock()),
+            )  # fmt: skip
         if not may_reply:
             return "answered" if answered else f"ignored:{reason}"
         return record_after_hours(self.services, message, authorized or "", view, external=external)
