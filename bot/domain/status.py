@@ -17,6 +17,7 @@ from bot.domain.templates import boundary_values, render_template, validate_temp
 DEFAULT_STATUS_TEXT = "Off the clock — back {back_at}"
 DEFAULT_STATUS_EMOJI = ":crescent_moon:"
 MAX_STATUS_LENGTH = 100  # Slack's limit on status_text
+MAX_TEMPLATE_LENGTH = 400  # what status_prefs.text holds (bot/storage/schema.py)
 # The user scopes status sync needs, asked for only from people who turn it on.
 STATUS_SCOPES = ("users.profile:read", "users.profile:write")
 DND_SCOPES = ("dnd:write",)  # snoozing notifications, asked for only from people who turn it on
@@ -114,10 +115,17 @@ def next_plan(prefs: Preferences, status: StatusSettings, *, now: datetime) -> S
 
 
 def validate_status_text(text: str, prefs: Preferences, *, now: datetime) -> str:
-    """A status template: the placeholders of a boundary message, at most 100 characters once rendered."""
-    text = validate_template(" ".join(text.split()))
+    """A status template: the placeholders of a boundary message, at most 400 characters as typed and 100 once
+    rendered, no NUL."""
     if "\x00" in text:
         raise TemplateError("The status contains a NUL character (\\0); remove it and try again.")
+    text = validate_template(" ".join(text.split()))
+    # Placeholders may render short (`{sender}` is empty here), but the template itself is what is stored.
+    if len(text) > MAX_TEMPLATE_LENGTH:
+        raise TemplateError(
+            f"A status template holds at most {MAX_TEMPLATE_LENGTH} characters, placeholders included; yours has "
+            f"{len(text)}. Shorten it and try again."
+        )
     at = prefs.schedule.next_end(now) if prefs.schedule.is_working(now) else now
     values = boundary_values(prefs.schedule, now=at, user=f"<@{prefs.user_id}>", sender="",
                              reply_within=prefs.reply_within)  # fmt: skip

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from bot.domain.status import StatusChoice
 from bot.storage import schema
 from bot.workers.status import StatusSync
 from tests.support.fakeslack import FakeSlack
@@ -124,6 +125,16 @@ def test_text_and_emoji_are_validated_and_followed_within_the_window(hours, gran
     assert fake_slack.status_of("U1")["status_text"] == "Gone fishing until Wed 09:00"
     assert fake_slack.status_of("U1")["status_emoji"] == ":palm_tree:"
     assert len(sets(fake_slack)) == 2
+
+
+def test_a_template_longer_than_what_is_stored_or_with_a_nul_is_refused(hours, granted, store):
+    hours("status on")
+    # `{sender}` renders empty in a status: short once rendered, but the template is stored as typed.
+    long = hours("status text Off " + "{sender}" * 60)
+    assert "at most 400 characters" in long.text
+    assert "NUL" in hours("status text Off\x00 duty").text
+    assert (store.status.choice("T1", "U1") or StatusChoice()).text is None
+    assert "Off duty" in hours("status text Off duty").text
 
 
 def test_status_off_clears_offhours_status_within_one_tick(hours, granted, sync, fake_slack, clock):
