@@ -2,13 +2,14 @@
 
 A person's choice (bot/storage/status.py) merged with config.yaml's `status`; the summary `/hours show` and Home
 give (on or off, what the next status will read, what stands in the way); the link that asks Slack for the status
-scopes; and the clear that `/hours forget` makes before the token is deleted.
+scopes; and the clear (and end of the snooze) that `/hours forget` makes before the token is deleted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -106,18 +107,24 @@ def grant_url(install_url: str, *, team_id: str, dnd: bool = False) -> str:
     return f"{install_url}?{GRANT_QUERY}{',dnd' if dnd else ''}&team={team_id}"
 
 
-def clear_now(client: WebClient, store: StatusStore, *, team_id: str, user_id: str, token: str) -> bool:
+def clear_now(
+    client: WebClient, store: StatusStore, *, team_id: str, user_id: str, token: str, now: datetime,
+    in_time: Callable[[], bool] = lambda: True,
+) -> bool:  # fmt: skip
     """Clear Offhours' status at once, if it is still the one on the profile (before `/hours forget` deletes the
-    token that could clear it later); the person's own status is left. Whether anything was cleared."""
+    token that could clear it later); the person's own status is left, and one it replaced is put back unless it
+    has expired. `in_time`: whether a further call still fits (checked before each). Whether anything was cleared."""
     mine = ours(store.history(team_id, user_id))
-    if mine.text is None:
+    if mine.text is None or not in_time():
         return False
     try:
         profile = client.users_profile_get(token=token).get("profile") or {}
         current = SlackStatus(str(profile.get("status_text") or ""), str(profile.get("status_emoji") or ""))
-        if not domain.is_ours(current, text=mine.text, emoji=mine.emoji):
+        if not domain.is_ours(current, text=mine.text, emoji=mine.emoji) or not in_time():
             return False
         text, emoji, expiration = mine.saved or ("", "", 0)
+        if expiration != 0 and expiration <= int(now.timestamp()):
+            text, emoji, expiration = "", "", 0  # the person's own status expired meanwhile: not put back
         client.users_profile_set(
             token=token, profile={"status_text": text, "status_emoji": emoji, "status_expiration": expiration}
         )
@@ -126,5 +133,25 @@ def clear_now(client: WebClient, store: StatusStore, *, team_id: str, user_id: s
         return False
     except OSError as e:
         log.warning("status: clear failed error=%s", type(e).__name__)
+        return False
+    return True
+
+
+def end_snooze_now(
+    client: WebClient, store: StatusStore, *, team_id: str, user_id: str, token: str, now: datetime,
+    in_time: Callable[[], bool] = lambda: True,
+) -> bool:  # fmt: skip
+    """End the snooze Offhours started, if its window is still open (before `/hours forget` deletes the token
+    that could end it later). Whether it was ended."""
+    latest = next((r for r in store.history(team_id, user_id, what="dnd") if r.state == "sent"), None)
+    if latest is None or latest.action != "snooze" or latest.window_end <= now or not in_time():
+        return False
+    try:
+        client.dnd_endSnooze(token=token)
+    except SlackApiError as e:
+        log.warning("dnd: end snooze failed error=%s", e.response.get("error"))
+        return False
+    except OSError as e:
+        log.warning("dnd: end snooze failed error=%s", type(e).__name__)
         return False
     return True

@@ -6,6 +6,7 @@ The clock starts on Tue 3 Mar 2026 22:00 in New York (off; back Wed 09:00 EST = 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -206,6 +207,27 @@ def test_forget_leaves_the_persons_own_status(hours, granted, sync, fake_slack, 
     hours("forget")
     assert fake_slack.status_of("U1")["status_text"] == "Vacation"
     assert sets(fake_slack) == []
+
+
+def test_forget_does_not_put_back_an_own_status_that_expired_meanwhile(hours, granted, sync, fake_slack, clock):
+    hours("status on")
+    hours("status replace on")
+    fake_slack.set_status("U1", "Lunch", ":sandwich:", int((clock() + timedelta(hours=1)).timestamp()))
+    sync.tick(clock())
+    clock.set(clock() + timedelta(hours=2))  # the lunch status would have expired by now
+    hours("forget")
+    assert fake_slack.status_of("U1")["status_text"] == ""
+
+
+def test_forget_answers_within_slacks_3_s_even_when_the_status_calls_are_slow(hours, granted, sync, fake_slack, clock):
+    hours("status on")
+    sync.tick(clock())
+    fake_slack.fail("users.profile.get", delay=1.5)  # slow, but within the 2 s of a call before an ack
+    fake_slack.fail("users.profile.set", delay=1.5)
+    started = time.monotonic()
+    assert "deleted" in hours("forget").text
+    assert time.monotonic() - started < 3
+    assert len(fake_slack.calls_to("auth.revoke")) == 1
 
 
 def test_a_change_of_zone_or_days_off_moves_the_status_and_its_expiration(hours, granted, sync, fake_slack, clock):

@@ -75,6 +75,14 @@ def test_dnd_off_ends_the_snooze_and_a_snooze_already_ended_is_fine(hours, grant
     assert len(fake_slack.calls_to("dnd.endSnooze")) == 1
 
 
+def test_forget_ends_the_snooze_offhours_started(hours, granted, sync, fake_slack, clock):
+    hours("dnd on")
+    sync.tick(clock())
+    assert "deleted" in hours("forget")
+    assert len(fake_slack.calls_to("dnd.endSnooze")) == 1
+    assert fake_slack.snoozes == {}
+
+
 def test_a_restart_snoozes_only_what_is_left_of_the_window(hours, granted, sync, fake_slack, clock):
     hours("dnd on")
     sync.plan(clock())  # recorded, then down for two hours

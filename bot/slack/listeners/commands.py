@@ -24,11 +24,11 @@ from bot.domain.hours import render_days_off
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack.blocks import status as ui
-from bot.slack.client import REVOKED, ack_client
+from bot.slack.client import REVOKED, sending_client
 from bot.slack.listeners import nudge_command
 from bot.slack.listeners.mentions_command import mentions_subcommand
 from bot.slack.listeners.status import StatusCommand
-from bot.status_sync import clear_now
+from bot.status_sync import clear_now, end_snooze_now
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ SUBCOMMANDS = (
     "show", "set", "tz", "message", "reply", "off", "holidays", "except", "when", "pause", "resume", "preview",
     "help", "forget", "channel", "urgent", "status", "dnd", "nudge", "mentions",
 )  # fmt: skip
+FORGET_CLEANUP_S = 0.7  # /hours forget: no best-effort call (status, snooze) starts after this
 # Answered for anyone in the workspace, connected or not.
 OPEN_TO_ALL = ("when", "channel")  # channel: who may change a channel is checked there
 
@@ -349,11 +350,22 @@ class Subcommands:
         token = self.services.store.user_token(self.team_id, self.user_id)
         revoked = True
         if token:
-            # Offhours' status goes with the token that could clear it later (a status of the person's own stays).
-            clear_now(ack_client(self.services.client), self.services.store.status, team_id=self.team_id,
-                      user_id=self.user_id, token=token)  # fmt: skip
+            # Offhours' status and snooze go with the token that could end them later (the person's own status
+            # stays). All of it runs before the ack (process_before_response), and the token must still work, so
+            # it cannot wait until after: these best-effort calls never sleep, give up after 1 s each, and none
+            # starts once FORGET_CLEANUP_S have passed; the revoke, which matters most, then has its own 1 s, so
+            # the answer leaves within Slack's 3 s.
+            started = time.monotonic()
+
+            def in_time() -> bool:
+                return time.monotonic() - started < FORGET_CLEANUP_S
+
+            quick = sending_client(self.services.client, timeout=1)
+            status, where = self.services.store.status, {"team_id": self.team_id, "user_id": self.user_id}
+            clear_now(quick, status, token=token, now=self.now, in_time=in_time, **where)
+            end_snooze_now(quick, status, token=token, now=self.now, in_time=in_time, **where)
             try:
-                ack_client(self.services.client).auth_revoke(token=token)  # before the ack: no sleeping on a 429
+                quick.auth_revoke(token=token)  # before the ack: no sleeping on a 429
             except SlackApiError as e:
                 revoked = e.response.get("error") in REVOKED  # already refused by Slack: nothing left to revoke
                 log.warning("forget: auth.revoke failed error=%s", e.response.get("error"))
