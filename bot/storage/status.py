@@ -240,13 +240,18 @@ class StatusStore:
     def _ours(self, claim: ClaimedStatus) -> sa.ColumnElement[bool]:
         return sa.and_(_s.id == claim.id, _s.state == "pending", _s.attempts == claim.attempts)
 
-    def keep(self, claim: ClaimedStatus, saved: tuple[str, str, int]) -> None:
-        """Write down the person's own status a set is about to replace (while the claim holds)."""
+    def keep(self, claim: ClaimedStatus, saved: tuple[str, str, int]) -> bool:
+        """Write down the person's own status a set is about to replace; False when the claim no longer holds
+        (nothing written: the set must not go ahead)."""
         with writing(self.engine) as conn:
-            conn.execute(
-                schema.status_updates.update()
-                .where(self._ours(claim))
-                .values(saved_text=saved[0], saved_emoji=saved[1], saved_expiration=saved[2])
+            return (
+                conn.execute(
+                    schema.status_updates.update()
+                    .where(self._ours(claim))
+                    .values(saved_text=saved[0], saved_emoji=saved[1], saved_expiration=saved[2])
+                    .execution_options(preserve_rowcount=True)
+                ).rowcount
+                == 1
             )
 
     def renew(self, claim: ClaimedStatus, *, until: datetime) -> bool:

@@ -59,6 +59,10 @@ P = TypeVar("P")  # what a kind's per-batch `prepare` hands to `compose` for one
 R = TypeVar("R")  # what a kind composed for one claim, ready to post: the text, the token...
 
 
+class ClaimLost(Exception):
+    """Raised by a kind's post when its claim turned out, mid-post, to be another's: nothing more is done or written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Posted:
     """Where a post (or the earlier post a lookup found) landed."""
@@ -329,6 +333,9 @@ class DeliveryEngine(Generic[C, P, R]):
             return None
         try:
             posted = self.kind.post(claim, prepared)
+        except ClaimLost:
+            log.warning("%s id=%s outcome=abandoned reason=claim_lost", self.kind.name, claim.id)
+            return None
         except SlackApiError as e:
             return self.refused(claim, e, now=self.later(now), can_look_up=self.kind.can_look_up(prepared))
         except OSError as e:  # refused or reset while sending (not sent), or dropped while awaiting the answer

@@ -32,7 +32,7 @@ from bot.services import Services
 from bot.slack.client import sending_client, slack_code
 from bot.status_sync import Ours, ours
 from bot.storage.status import STATUS_LEASE, ClaimedStatus, StatusRow
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import ClaimLost, DeliveryEngine, KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
                     return Done(applied=False, result="own")  # the person's own status: left alone this window
                 saved = (current.text, current.emoji, current.expiration)
                 # Kept before it is replaced: an attempt whose answer is lost must not lose the person's status.
-                self.store.status.keep(claim, saved)
+                if not self.store.status.keep(claim, saved):
+                    raise ClaimLost  # another process has it now: it reads the profile and decides for itself
             self._set(token, claim.text or "", claim.emoji or "", int(claim.window_end.timestamp()))
             return Done(applied=True, result="set", saved=saved)
         if not mine and not (claim.action == "restore" and current.empty):

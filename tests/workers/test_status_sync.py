@@ -13,7 +13,8 @@ import pytest
 
 from bot.config import Config, StatusConfig
 from bot.storage import schema
-from bot.workers.status import StatusSync
+from bot.storage.status import STATUS_LEASE
+from bot.workers.status import ReadyStatus, StatusSync
 from tests.support.helpers import connect, rows
 
 SCOPES = "im:history,chat:write,users.profile:read,users.profile:write"
@@ -186,6 +187,21 @@ def test_without_replace_nothing_is_restored_at_the_window_end(sync, fake_slack,
     fake_slack.set_status("U1", "")
     assert sync.tick(MONDAY_BACK) == 0
     assert len(sets(fake_slack)) == 1
+
+
+def test_with_replace_a_set_whose_claim_was_taken_over_meanwhile_writes_nothing(sync, fake_slack, store, clock):
+    store.status.choose("T1", "U1", replace=True)
+    fake_slack.set_status("U1", "In Lisbon", ":airplane:")
+    sync.plan(clock())
+    [claim] = store.status.claim_due(now=clock())
+    [(_, prepared)] = sync.kind.prepare([claim], now=clock())
+    assert isinstance(prepared, ReadyStatus)
+    store.status.claim_due(now=clock() + STATUS_LEASE + timedelta(seconds=1))  # another process took it over
+    assert sync.engine.attempt(claim, prepared, now=clock()) is None  # abandoned
+    assert sets(fake_slack) == []
+    assert fake_slack.status_of("U1")["status_text"] == "In Lisbon"
+    [row] = updates(store)
+    assert (row["state"], row["saved_text"]) == ("pending", None)
 
 
 def test_config_status_enabled_is_the_default_for_people_who_never_chose(make_app, store, fake_slack, clock):
