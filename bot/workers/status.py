@@ -118,6 +118,17 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
             ):
                 return Outcome(S.EXPIRED, error="changed")  # the planner records what is wanted now
         history = self.store.status.history(claim.team_id, claim.user_id)
+        if claim.action != "set" and now < claim.window_end:
+            # A clear (or restore) of a window still open: sync turned back on (or resumed) before it went out
+            # leaves Offhours' status wanted as it is.
+            wanted = domain.plan(self.services.people.get(claim.team_id, claim.user_id), settings, now=now)
+            mine = ours(history, before=claim.id)
+            if wanted is not None and (wanted.window_end, wanted.text, wanted.emoji) == (
+                claim.window_end,
+                mine.text,
+                mine.emoji,
+            ):
+                return Outcome(S.EXPIRED, error="changed")
         row = next((r for r in history if r.id == claim.id), None)
         kept = None
         if row is not None and row.saved_text is not None:
@@ -134,12 +145,14 @@ class StatusKind(KindDefaults[ClaimedStatus, ReadyStatus]):
         if domain.missing_scopes(granted, domain.DND_SCOPES):
             return Outcome(S.FAILED, error="missing_scope")
         settings = status_settings(self.services, claim.team_id, claim.user_id)
+        prefs = self.services.people.get(claim.team_id, claim.user_id)
         if claim.action == "snooze":
             if now >= claim.window_end:
                 return Outcome(S.EXPIRED, error="window_over")
-            prefs = self.services.people.get(claim.team_id, claim.user_id)
             if domain.snooze_until(prefs, settings, now=now) != claim.window_end:
                 return Outcome(S.EXPIRED, error="changed")
+        elif domain.snooze_until(prefs, settings, now=now) == claim.window_end:
+            return Outcome(S.EXPIRED, error="changed")  # DND turned back on before the end of the snooze went out
         return ReadyStatus(token=token, ours=Ours(), replace=False, now=now)
 
     def compose(self, claim: ClaimedStatus, prepared: ReadyStatus, *, now: datetime) -> ReadyStatus | Outcome:

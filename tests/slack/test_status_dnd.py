@@ -83,6 +83,21 @@ def test_forget_ends_the_snooze_offhours_started(hours, granted, sync, fake_slac
     assert fake_slack.snoozes == {}
 
 
+def test_the_end_of_a_snooze_still_queued_when_dnd_is_turned_back_on_is_not_sent(
+    hours, granted, sync, fake_slack, clock
+):
+    hours("dnd on")
+    sync.tick(clock())
+    hours("dnd off")
+    sync.plan(clock() + timedelta(minutes=1))  # the end of the snooze is recorded, not yet delivered...
+    hours("dnd on")  # ...when the person turns DND back on
+    sync.tick(clock() + timedelta(minutes=1))
+    assert fake_slack.calls_to("dnd.endSnooze") == []
+    assert fake_slack.snoozes != {}
+    sync.tick(clock() + timedelta(minutes=2))
+    assert snoozes(fake_slack) == [660]
+
+
 def test_a_restart_snoozes_only_what_is_left_of_the_window(hours, granted, sync, fake_slack, clock):
     hours("dnd on")
     sync.plan(clock())  # recorded, then down for two hours

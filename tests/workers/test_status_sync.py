@@ -95,6 +95,21 @@ def test_a_status_the_person_sets_during_the_window_is_no_longer_touched(sync, f
     assert len(sets(fake_slack)) == 1
 
 
+def test_a_clear_still_queued_when_sync_is_turned_back_on_is_not_sent(sync, fake_slack, store, clock):
+    sync.tick(clock())
+    store.status.choose("T1", "U1", enabled=False)
+    sync.plan(clock() + timedelta(seconds=30))  # the clear is recorded, not yet delivered...
+    store.status.choose("T1", "U1", enabled=True)  # ...when the person turns sync back on
+    sync.tick(clock() + timedelta(seconds=31))
+    assert fake_slack.status_of("U1")["status_text"] == "Off the clock — back Mon 09:00"
+    assert len(sets(fake_slack)) == 1
+    sync.tick(clock() + timedelta(minutes=5))
+    assert len(sets(fake_slack)) == 1
+    store.status.choose("T1", "U1", enabled=False)  # and off again: cleared
+    sync.tick(clock() + timedelta(minutes=6))
+    assert fake_slack.status_of("U1")["status_text"] == ""
+
+
 def test_each_window_gets_its_own_status_with_its_own_expiration(sync, fake_slack, clock):
     sync.tick(clock())
     fake_slack.set_status("U1", "")  # Slack cleared it at the expiration
