@@ -17,6 +17,7 @@ from datetime import datetime
 
 from bot.config import Config
 from bot.domain.preferences import Preferences
+from bot.group_dms import GroupDMMembers
 from bot.people import PeopleService
 from bot.storage.mentions import MENTION_SCOPES, ReadFailed, has_mention_scopes
 from bot.storage.store import Store
@@ -48,6 +49,7 @@ class MentionsService:
         self._generation = 0  # bumped by every change in this process
         self._loaded_generation = -1
         self._lock = threading.Lock()
+        self.group_dms = GroupDMMembers(clock=clock)  # who is in which group DM, learnt once per process
         people.on_change.append(self.changed)
 
     # --- the view ------------------------------------------------------------------------------------------------

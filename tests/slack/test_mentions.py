@@ -112,6 +112,8 @@ def test_a_message_that_concerns_no_one_costs_no_statement_no_call_and_no_log_li
 ):
     watched.services.mentions.view()  # loaded once, as the first message of a process would
     slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    # A group DM's members are learnt from Slack on its first message, once per process (tests/slack/test_group_dms.py).
+    watched.services.mentions.group_dms.learn("T1", "C1", frozenset({"U2", "U5"}))
     fake_slack.reset_calls()
     with caplog.at_level(logging.INFO), counted_statements(store) as statements:
         for i, fields in enumerate(NOBODY):
@@ -301,11 +303,11 @@ def test_without_the_scopes_mentions_on_says_how_to_grant_them_and_nothing_is_an
     assert "mentions=1" in link
     slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(offhours) == 0 and rows(store, db.messages) == []
-    # The link asks this person for the channel scopes on top of the usual ones.
+    # The link asks this person for the channel scopes on top of the usual ones (and mpim:read: group DMs' members).
     page = request(f"{server.url}/slack/install?mentions=1&team=T1")
     [authorize] = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
     user_scope = parse_qs(urlparse(unescape(authorize)).query)["user_scope"][0].split(",")
-    assert user_scope == ["im:history", "chat:write", "channels:history", "groups:history", "mpim:history"]
+    assert user_scope == ["im:history", "chat:write", "channels:history", "groups:history", "mpim:history", "mpim:read"]
     # Granted (a new connection with the scopes): answered from then on, without turning it on again.
     connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
     offhours.services.mentions.changed()  # as the OAuth success callback does
@@ -449,6 +451,7 @@ def test_odd_channel_messages_never_answer_5xx_nor_post(watched, store, fake_sla
 def test_the_listener_drops_what_concerns_no_one_without_a_statement(watched, store, clock):
     channels = ChannelMessages(watched.services)
     watched.services.mentions.view()
+    watched.services.mentions.group_dms.learn("T1", "C1", frozenset({"U2", "U5"}))  # learnt on its first message
     with counted_statements(store) as statements:
         for i, fields in enumerate(NOBODY):
             fields = dict(fields)
