@@ -109,3 +109,14 @@ def test_a_disconnected_authorization_is_not_looked_up(app, store, fake_slack, s
     say(slack, clock, channel="G7", authorized="U6")  # U6 has no token here (left, or never connected)
     assert fake_slack.calls_to("conversations.members") == []
     assert recipients(store, "G7") == []
+
+
+def test_a_token_without_mpim_read_is_not_asked_and_answers_its_own_member(app, store, fake_slack, slack, clock):
+    # Granted the mention scopes before mpim:read was asked: known from the in-memory view, no lookup, no statement.
+    connect(store, fake_slack, "U7", user_scopes="im:history,chat:write,channels:history,groups:history,mpim:history",
+            now=clock())  # fmt: skip
+    app.services.mentions.choose("T1", "U7", enabled=True)
+    fake_slack.group_dms["G6"] = ["U1", "U2", "U7"]
+    say(slack, clock, channel="G6", authorized="U7")
+    assert fake_slack.calls_to("conversations.members") == []
+    assert recipients(store, "G6") == ["U7"]

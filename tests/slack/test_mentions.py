@@ -112,8 +112,6 @@ def test_a_message_that_concerns_no_one_costs_no_statement_no_call_and_no_log_li
 ):
     watched.services.mentions.view()  # loaded once, as the first message of a process would
     slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
-    # A group DM's members are learnt from Slack on its first message, once per process (tests/slack/test_group_dms.py).
-    watched.services.mentions.group_dms.learn("T1", "C1", frozenset({"U2", "U5"}))
     fake_slack.reset_calls()
     with caplog.at_level(logging.INFO), counted_statements(store) as statements:
         for i, fields in enumerate(NOBODY):
@@ -451,7 +449,6 @@ def test_odd_channel_messages_never_answer_5xx_nor_post(watched, store, fake_sla
 def test_the_listener_drops_what_concerns_no_one_without_a_statement(watched, store, clock):
     channels = ChannelMessages(watched.services)
     watched.services.mentions.view()
-    watched.services.mentions.group_dms.learn("T1", "C1", frozenset({"U2", "U5"}))  # learnt on its first message
     with counted_statements(store) as statements:
         for i, fields in enumerate(NOBODY):
             fields = dict(fields)

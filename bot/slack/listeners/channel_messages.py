@@ -98,7 +98,8 @@ class ChannelMessages:
             authorized = authorized_user(body)
             channel = event.get("channel")
             known = self.services.mentions.group_dms.known(team_id, channel) if isinstance(channel, str) else None
-            if known is None and any(user != authorized for user in watched):
+            lookup = known is None and self.services.mentions.can_list_members(team_id, authorized)
+            if lookup and any(user != authorized for user in watched):
                 return Triage(team_id=team_id, recipients=(), sender_watched=sender_watched, members_unknown=True)
             group = [user for user in {*(known or ()), *([authorized] if authorized else [])} if user in watched]
         if not (sender_watched or group or mentions.may_mention(event.get("text"))):
