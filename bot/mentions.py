@@ -17,6 +17,7 @@ from datetime import datetime
 
 from bot.config import Config
 from bot.domain.preferences import Preferences
+from bot.group_dms import GroupDMMembers
 from bot.people import PeopleService
 from bot.storage.mentions import MENTION_SCOPES, ReadFailed, has_mention_scopes
 from bot.storage.store import Store
@@ -48,6 +49,8 @@ class MentionsService:
         self._generation = 0  # bumped by every change in this process
         self._loaded_generation = -1
         self._lock = threading.Lock()
+        self.group_dms = GroupDMMembers(clock=clock)  # who is in which group DM, learnt once per process
+        self._readers: Mapping[str, set[str]] = {}  # team -> who may list a group DM's members (mpim:read)
         people.on_change.append(self.changed)
 
     # --- the view ------------------------------------------------------------------------------------------------
@@ -73,6 +76,7 @@ class MentionsService:
         try:
             watched = self.store.mentions.watched(default_enabled=self.config.mentions.enabled)
             self._watched = {team: self.people.get_many(team, users) for team, users in watched.items()}
+            self._readers = self.store.mentions.group_dm_readers()
         except ReadFailed as e:
             if self._loaded_at is None:
                 raise  # nothing to go on: the event fails (500) and Slack sends it again
@@ -80,6 +84,10 @@ class MentionsService:
             log.warning("mentions: view refresh failed error=%s", type(e).__name__)
         self._loaded_at = now
         self._loaded_generation = generation
+
+    def can_list_members(self, team_id: str, user_id: str | None) -> bool:
+        """Whether `user_id`'s token may list a group DM's members (in memory: read with the view)."""
+        return user_id is not None and user_id in self._readers.get(team_id, ())
 
     def changed(self, team_id: str = "", user_id: str = "") -> None:
         """Something that decides the view changed in this process: the next message reads it again."""

@@ -10,6 +10,9 @@ from collections.abc import Container, Mapping
 # channels and group DMs. Subscribed as the user events message.channels, message.groups, message.mpim.
 MENTION_SCOPES = ("channels:history", "groups:history", "mpim:history")
 MENTION_EVENTS = ("message.channels", "message.groups", "message.mpim")
+# Asked with them, not required: a group DM's members (conversations.members). Slack sends a group-DM message once,
+# through one member's token; the others it concerns are known only from its membership (bot/group_dms.py).
+GROUP_DM_MEMBERS_SCOPE = "mpim:read"
 # Public channels, private channels, group DMs: the conversations issue 20 answers (1:1 DMs are "im").
 CHANNEL_TYPES = frozenset({"channel", "group", "mpim"})
 # A message naming more people than this is answered for the first ones only (a pasted list is no one's question).

@@ -25,6 +25,7 @@ from slack_sdk.oauth import AuthorizeUrlGenerator
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.config import Config, Settings
+from bot.domain.mentions import GROUP_DM_MEMBERS_SCOPE
 from bot.metrics import label
 from bot.services import Services, build_services, utc_now
 from bot.slack.authorize import StoreAuthorize
@@ -143,7 +144,7 @@ class _OAuthFlow(OAuthFlow):
             extra += [*STATUS_USER_SCOPES, *(DND_USER_SCOPES if "dnd" in asked else ())]
         if (request.query.get("mentions") or [""])[0] == "1":
             # `/hours mentions on`'s link: this person alone is asked for the channel scopes too (issue 20).
-            extra += MENTION_SCOPES
+            extra += [*MENTION_SCOPES, GROUP_DM_MEMBERS_SCOPE]
         if extra:
             generator = AuthorizeUrlGenerator(
                 client_id=generator.client_id, redirect_uri=generator.redirect_uri, scopes=generator.scopes,

@@ -13,7 +13,7 @@ import yaml
 
 from bot.config import load_config
 from bot.domain.errors import ConfigError
-from bot.domain.mentions import MENTION_EVENTS, MENTION_SCOPES
+from bot.domain.mentions import GROUP_DM_MEMBERS_SCOPE, MENTION_EVENTS, MENTION_SCOPES
 from bot.slack.paths import BOT_SCOPES, DND_USER_SCOPES, EVENTS_PATH, REDIRECT_PATH, STATUS_USER_SCOPES, USER_SCOPES
 
 PLACEHOLDER_URL = "https://your.host"
@@ -60,7 +60,13 @@ def build_manifest(base_url: str, *, command: str = "/hours", socket_mode: bool 
             # (bot/slack/app.py).
             "scopes": {
                 "bot": list(BOT_SCOPES),
-                "user": [*USER_SCOPES, *STATUS_USER_SCOPES, *DND_USER_SCOPES, *MENTION_SCOPES],
+                "user": [
+                    *USER_SCOPES,
+                    *STATUS_USER_SCOPES,
+                    *DND_USER_SCOPES,
+                    *MENTION_SCOPES,
+                    GROUP_DM_MEMBERS_SCOPE,
+                ],
             },
         },
         "settings": {

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from bot.domain.mentions import MENTION_SCOPES
+from bot.domain.mentions import GROUP_DM_MEMBERS_SCOPE, MENTION_SCOPES
 from bot.storage import schema
 from bot.storage.engine import reading, upsert, writing
 
@@ -82,6 +82,16 @@ class Mentions:
             if chosen.get((team_id, user_id), default_enabled) and has_mention_scopes(scopes_of(scopes)):
                 watched.setdefault(team_id, set()).add(user_id)
         return watched
+
+    def group_dm_readers(self) -> dict[str, set[str]]:
+        """team -> the connected people whose token may list a group DM's members (mpim:read granted)."""
+        with reading(self.engine) as conn:
+            latest = conn.execute(_CONNECTED, {"client_id": self.client_id}).all()
+        readers: dict[str, set[str]] = {}
+        for team_id, user_id, scopes in latest:
+            if GROUP_DM_MEMBERS_SCOPE in scopes_of(scopes):
+                readers.setdefault(team_id, set()).add(user_id)
+        return readers
 
     def answered(self, team_id: str, recipient_id: str, channel_id: str, *, ts: str, thread_ts: str | None) -> int:
         """The person wrote in `channel_id` (at `ts`, in thread `thread_ts` if a thread reply): the mentions waiting

@@ -69,7 +69,7 @@ def test_scopes_command_events_interactivity_and_home_tab():
     assert set(USER_SCOPES) == {"im:history", "chat:write"}
     assert set(scopes["user"]) == {
         *USER_SCOPES, "users.profile:read", "users.profile:write", "dnd:write", "channels:history", "groups:history",
-        "mpim:history",
+        "mpim:history", "mpim:read",
     }  # fmt: skip
 
     [command] = manifest["features"]["slash_commands"]

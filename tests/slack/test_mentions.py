@@ -301,11 +301,11 @@ def test_without_the_scopes_mentions_on_says_how_to_grant_them_and_nothing_is_an
     assert "mentions=1" in link
     slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U1")
     assert drain(offhours) == 0 and rows(store, db.messages) == []
-    # The link asks this person for the channel scopes on top of the usual ones.
+    # The link asks this person for the channel scopes on top of the usual ones (and mpim:read: group DMs' members).
     page = request(f"{server.url}/slack/install?mentions=1&team=T1")
     [authorize] = re.findall(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
     user_scope = parse_qs(urlparse(unescape(authorize)).query)["user_scope"][0].split(",")
-    assert user_scope == ["im:history", "chat:write", "channels:history", "groups:history", "mpim:history"]
+    assert user_scope == ["im:history", "chat:write", "channels:history", "groups:history", "mpim:history", "mpim:read"]
     # Granted (a new connection with the scopes): answered from then on, without turning it on again.
     connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
     offhours.services.mentions.changed()  # as the OAuth success callback does

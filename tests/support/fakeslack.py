@@ -113,6 +113,7 @@ class FakeSlack:
         # Channels (public C..., private G...): conversations.info answers {creator, is_member, is_private}; the
         # messages posted there are kept for conversations.history / conversations.replies.
         self.channels: dict[str, dict[str, Any]] = {}
+        self.group_dms: dict[str, list[str]] = {}  # group DM -> its members (conversations.members)
         self.channel_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.rate_limits: RateLimits | None = None
         self.socket_url: str | None = None  # answered by apps.connections.open: ws://127.0.0.1:<port>/link
@@ -252,6 +253,12 @@ class FakeSlack:
         if user.tz:
             body.update(tz=user.tz, tz_label=user.tz, tz_offset=0)
         return {"ok": True, "user": body}
+
+    def _conversations_members(self, token, params):
+        members = self.group_dms.get(params.get("channel", ""))
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "members": list(members), "response_metadata": {"next_cursor": ""}}
 
     def _conversations_info(self, token, params):
         channel = params.get("channel", "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -150,3 +152,18 @@ def block_text(blocks: list[dict]) -> str:
 
     walk(blocks)
     return "\n".join(parts)
+
+
+@contextmanager
+def counted_statements(store: Store) -> Iterator[list[str]]:
+    """Every SQL statement the app runs meanwhile, from any thread (SQLAlchemy's cursor event)."""
+    seen: list[str] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", on_execute)

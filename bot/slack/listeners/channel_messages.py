@@ -15,16 +15,22 @@ listener.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from slack_sdk.errors import SlackApiError
 
 from bot.domain import autoreply, mentions
 from bot.domain.autoreply import DirectMessage
 from bot.domain.preferences import Preferences
 from bot.services import Services
 from bot.slack import payloads
+from bot.slack.client import ack_client
 from bot.slack.inbound import authorized_user, message_time, parse_message, record_after_hours
+
+log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20  # watched people one message is recorded for, at most (each is a transaction before the ack)
 
@@ -36,6 +42,9 @@ class Triage:
     team_id: str
     recipients: tuple[str, ...]  # watched, off at the message's time, not its sender
     sender_watched: bool  # the sender is watched: what waited for them in this channel may be answered
+    # A group DM whose members are not known yet, in a team where someone watched may be among them: the listener
+    # looks them up (once per group DM and process) and decides again.
+    members_unknown: bool = False
 
 
 def _when(ts: object) -> datetime | None:
@@ -84,13 +93,18 @@ class ChannelMessages:
             if channel_type == "mpim" or mentions.mentioned_users(previous, among=watched):
                 return Triage(team_id=team_id, recipients=(), sender_watched=False)
             return None
-        authorized = authorized_user(body) if channel_type == "mpim" else None
-        mpim_member = authorized is not None and authorized in watched
-        if not (sender_watched or mpim_member or mentions.may_mention(event.get("text"))):
+        group: list[str] = []  # the watched members of a group DM
+        if channel_type == "mpim":
+            authorized = authorized_user(body)
+            channel = event.get("channel")
+            known = self.services.mentions.group_dms.known(team_id, channel) if isinstance(channel, str) else None
+            lookup = known is None and self.services.mentions.can_list_members(team_id, authorized)
+            if lookup and any(user != authorized for user in watched):
+                return Triage(team_id=team_id, recipients=(), sender_watched=sender_watched, members_unknown=True)
+            group = [user for user in {*(known or ()), *([authorized] if authorized else [])} if user in watched]
+        if not (sender_watched or group or mentions.may_mention(event.get("text"))):
             return None
-        candidates = mentions.mentioned_users(event, among=watched)
-        if mpim_member and authorized is not None:
-            candidates.append(authorized)
+        candidates = mentions.mentioned_users(event, among=watched) + sorted(group)
         at = _when(event.get("ts"))
         recipients = tuple(
             user for user in dict.fromkeys(candidates) if user != sender and at is not None and _off(watched[user], at)
@@ -104,6 +118,9 @@ class ChannelMessages:
     def handle(self, event: dict, body: dict) -> str | None:
         """The outcome for the log line; None: the message concerns no one (nothing was done, nothing to log)."""
         triage = self.triage(event, body)
+        if triage is not None and triage.members_unknown:
+            self._learn_members(triage.team_id, event, body)
+            triage = self.triage(event, body)
         if triage is None:
             return None
         if event.get("subtype") == "message_deleted":
@@ -115,6 +132,30 @@ class ChannelMessages:
         if not triage.recipients:
             return "answered" if answered else "ignored:own_message"
         return self._record(message, body, list(triage.recipients), user_team=event.get("user_team"))
+
+    def _learn_members(self, team_id: str, event: dict, body: dict) -> None:
+        """A group DM's members, asked of Slack with the token that saw the message (conversations.members needs
+        its mpim:read); before the ack, so with the no-sleep client. Refused or unreachable: only that person is
+        known for a while (bot/group_dms.py)."""
+        channel, authorized = payloads.ident(event, "channel"), authorized_user(body)
+        groups = self.services.mentions.group_dms
+        token = self.store.user_token(team_id, authorized) if channel and authorized else None
+        if not channel or token is None:
+            if channel:
+                groups.refused(team_id, channel)
+            return
+        try:
+            answer = ack_client(self.services.client).conversations_members(token=token, channel=channel, limit=100)
+            members = answer.get("members")
+        except (SlackApiError, OSError) as e:  # a refusal (missing_scope...), a timeout, a dropped connection
+            error = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
+            log.info("group dm members lookup failed error=%s", error)
+            groups.refused(team_id, channel)
+            return
+        if isinstance(members, list) and all(isinstance(m, str) for m in members):
+            groups.learn(team_id, channel, frozenset(members))
+        else:
+            groups.refused(team_id, channel)
 
     def _wrote(self, message: DirectMessage) -> int:
         """A watched person wrote here: the mentions waiting for them in this channel (or thread) are answered, and
