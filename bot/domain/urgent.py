@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ME = "me"  # the route that sends urgent notes to the person themselves (a DM from the app)
+NOT_PASSED_ON = "not_passed_on"  # in a recap: the sender's urgent note failed for good (no user id is lowercase)
 MAX_NOTE = 2999  # "3,000+ characters" is refused; a plain_text section holds at most 3,000
 NOTE_EVENT_TYPE = "offhours_urgent"  # message metadata on every urgent notice, to find it again after a timeout
 

@@ -488,3 +488,33 @@ def test_the_recap_says_a_note_sent_to_the_person_was_sent_to_them(people, http,
     assert RecapSender(people.services).tick(clock()) == 1
     [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
     assert ":rotating_light: *Urgent* (sent to you) · <@U2>" in block_text(recap["blocks"])
+
+
+def test_a_note_that_failed_for_good_can_be_sent_again_and_the_recap_says_so(people, http, senders, clock, store,
+                                                                            fake_slack):  # fmt: skip
+    from datetime import UTC, datetime
+
+    from bot.workers.recaps import RecapSender
+
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock, sender="U2"))
+    assert "Passed on" in json.dumps(submit(http, user="U2", reply_id=reply["value"], note="prod is down"))
+    fake_slack.fail("chat.postMessage", error="cannot_dm_bot")  # Slack refuses the notice for good
+    assert senders["urgent"].drain(now=clock()) == 0
+    assert [r["state"] for r in rows(store, schema.urgent_notices)] == ["failed"]
+
+    # The sender is not told it was passed on: the button opens the form again, and a new note is queued.
+    click(http, fake_slack, user="U2", value=reply["value"])
+    assert len(fake_slack.calls_to("views.open")) == 1 and told(fake_slack) == []
+    again = submit(http, user="U2", reply_id=reply["value"], note="prod is still down")
+    assert "Passed on to <@U3>" in json.dumps(again["view"])
+    [notice] = rows(store, schema.urgent_notices)
+    assert (notice["state"], notice["note"], notice["last_error"]) == ("pending", "prod is still down", None)
+    fake_slack.fail("chat.postMessage", error="cannot_dm_bot")
+    assert senders["urgent"].drain(now=clock()) == 0
+
+    # Nothing is lost: the person's recap lists the conversation as urgent, and says the note did not get through.
+    clock.set(datetime(2026, 3, 4, 14, 0, tzinfo=UTC))
+    assert RecapSender(people.services).tick(clock()) == 1
+    [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
+    assert ":rotating_light: *Urgent* (could not be passed on) · <@U2>" in block_text(recap["blocks"])
