@@ -33,4 +33,6 @@ def note_problem(note: str) -> str | None:
         return "Write a few words about what can't wait."
     if len(note) > MAX_NOTE:
         return f"Keep it under 3,000 characters (this one has {len(note):,})."
+    if "\x00" in note:  # PostgreSQL text cannot hold NUL: refused here rather than failing the write
+        return "The note contains a NUL character (\\0); remove it and try again."
     return None

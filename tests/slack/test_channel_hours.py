@@ -125,6 +125,14 @@ def test_wrong_hours_or_zone_are_explained(workspace, slack, store):
     assert channel_row(store) is None
 
 
+def test_a_channel_message_with_a_nul_character_is_refused_and_nothing_changes(workspace, slack, store):
+    answer(slack.command(SET, user="UCREATOR"))
+    before = channel_row(store)["message"]
+    said = answer(slack.command("channel message hello\x00there", user="UCREATOR"))  # PostgreSQL text holds no NUL
+    assert "NUL character" in said
+    assert channel_row(store)["message"] == before
+
+
 def test_without_connecting_their_dms_an_admin_can_still_set_a_channel(workspace, slack, store):
     assert store.user_token("T1", "UADMIN") is None
     answer(slack.command(SET, user="UADMIN"))

@@ -225,8 +225,11 @@ def test_a_forged_button_value_is_answered_and_opens_nothing(people, http, fake_
     assert "doesn't work" in told(fake_slack)[-1]
 
 
-@pytest.mark.parametrize(("note", "says"), [("", "few words"), ("   ", "few words"), ("x" * 3000, "3,000")])
-def test_an_empty_or_too_long_note_is_a_field_error(people, http, senders, clock, store, fake_slack, note, says):
+@pytest.mark.parametrize(
+    ("note", "says"),
+    [("", "few words"), ("   ", "few words"), ("x" * 3000, "3,000"), ("server\x00down", "NUL character")],
+)
+def test_an_empty_too_long_or_nul_note_is_a_field_error(people, http, senders, clock, store, fake_slack, note, says):
     urgent(http, "<@U3>")
     reply = button(dm_and_reply(http, senders, clock))
     answer = submit(http, user="U2", reply_id=reply["value"], note=note)
