@@ -197,6 +197,12 @@ def test_an_off_hours_top_level_post_is_recorded_before_the_ack_and_answered_onc
     assert drain_channel() == 0  # once
 
 
+def test_a_post_whose_ts_is_past_any_date_is_taken_as_received_now(with_hours, slack, store, clock):
+    assert slack.channel_message(channel="C1", user="U2", ts=1e19).status == 200  # no datetime can hold it
+    [post] = rows(store, schema.channel_posts)
+    assert post["received_at"] == clock() and post["due_at"] == BACK
+
+
 def test_a_second_post_by_the_same_sender_gets_no_second_reply_but_a_new_sender_does(
     with_hours, slack, store, fake_slack, clock, drain_channel
 ):
