@@ -218,6 +218,13 @@ def test_someone_else_clicking_is_told_why_and_nothing_opens(people, http, sende
     assert rows(store, schema.urgent_notices) == []
 
 
+def test_a_click_without_a_response_url_is_acknowledged_and_opens_nothing(people, http, fake_slack):
+    response = http.message_button(user="U2", action_id=ui.URGENT_ACTION, value="1", channel=CHANNEL,
+                                   response_url=None, block_id=ui.BUTTON_BLOCK)  # fmt: skip
+    assert response.status == 200, response.text  # signed, but nowhere to answer: acked, nothing else
+    assert fake_slack.calls_to("views.open") == [] and told(fake_slack) == []
+
+
 @pytest.mark.parametrize("value", ["", "abc", "99999", "1" * 40, "-1", "2147483648", "99999999999", "１２"])
 def test_a_forged_button_value_is_answered_and_opens_nothing(people, http, fake_slack, value):
     click(http, fake_slack, user="U2", value=value)
