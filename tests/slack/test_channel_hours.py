@@ -347,6 +347,26 @@ def test_the_summary_can_be_dmed_to_a_named_person(with_hours, slack, store, fak
     assert "<@U2>" in block_text(dm.params["blocks"])
 
 
+@pytest.mark.parametrize(
+    ("who", "says"),
+    [("UBOT", "is a bot"), ("UGONE", "is deactivated"), ("UNOBODY", "not someone in this workspace")],
+)
+def test_a_summary_recipient_who_is_no_person_here_is_refused_and_nothing_changes(with_hours, slack, store,
+                                                                                   fake_slack, who, says):  # fmt: skip
+    fake_slack.add_user("UBOT", is_bot=True)
+    fake_slack.add_user("UGONE")
+    fake_slack.users["UGONE"].deleted = True
+    said = answer(slack.command(f"channel summary <@{who}>", user="UCREATOR"))
+    assert says in said and "nothing was changed" in said.lower()
+    assert channel_row(store)["summary_to"] is None
+
+
+def test_slack_not_answering_about_the_summary_recipient_changes_nothing(with_hours, slack, store, fake_slack):
+    fake_slack.fail("users.info", status=500)
+    said = answer(slack.command("channel summary <@UMEMBER>", user="UCREATOR"))
+    assert "try again" in said.lower() and channel_row(store)["summary_to"] is None
+
+
 def test_after_downtime_the_summary_is_caught_up_once(with_hours, slack, store, fake_slack, clock, tick):
     slack.channel_message(channel="C1", user="U2", ts=clock().timestamp())
     clock.set(BACK + timedelta(hours=5))  # no scheduler ran at 09:00
