@@ -144,7 +144,6 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
             token=prepared.bot_token, channel=channel, text=prepared.text, blocks=prepared.blocks,
             metadata={"event_type": NOTE_EVENT_TYPE, "event_payload": {"notice_id": str(claim.id)}},
         )  # fmt: skip
-        self._mark_passed_on(claim)
         return Posted(channel=channel, ts=response.get("ts"))
 
     def _mark_passed_on(self, claim: PendingNotice) -> None:
@@ -174,7 +173,10 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
             log.info("urgent id=%s passed_on update failed error=%s", claim.id, code)
 
     def settle(self, claim: PendingNotice, prepared: ReadyNotice | None, outcome: Outcome, *, now: datetime) -> None:
-        self.store.urgent.settle(claim.id, attempts=claim.attempts, outcome=outcome)
+        settled = self.store.urgent.settle(claim.id, attempts=claim.attempts, outcome=outcome)
+        if settled and outcome.state is S.SENT:
+            # After settling, not within the post: these Web API calls must not make the claim's lease run out.
+            self._mark_passed_on(claim)
 
 
 class UrgentSender:

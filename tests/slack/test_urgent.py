@@ -422,6 +422,24 @@ def test_the_link_button_in_a_notice_is_acknowledged(people, http, fake_slack):
     assert response.status == 200
 
 
+def test_the_auto_reply_is_updated_only_once_the_notice_is_settled(people, http, senders, clock, store, fake_slack,
+                                                                    monkeypatch):  # fmt: skip
+    # The update takes two more Web API calls: made after settling, they cannot outlast the notice's lease.
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock))
+    submit(http, user="U2", reply_id=reply["value"], note="prod is down")
+    seen: list[str] = []
+    read_thread = fake_slack._conversations_replies
+
+    def watched(token, params):
+        seen.extend(r["state"] for r in rows(store, schema.urgent_notices))
+        return read_thread(token, params)
+
+    monkeypatch.setattr(fake_slack, "_conversations_replies", watched)
+    assert senders["urgent"].drain(now=clock()) == 1
+    assert seen == ["sent"] and len(fake_slack.calls_to("chat.update")) == 1
+
+
 def test_a_failed_update_of_the_auto_reply_does_not_touch_the_notice(people, http, senders, clock, store, fake_slack):
     urgent(http, "<@U3>")
     reply = button(dm_and_reply(http, senders, clock))
