@@ -86,6 +86,8 @@ def validate_message(text: str) -> str:
         raise HoursError("Give the text senders should see, like `/hours channel message We answer 9-17:30.`")
     if len(text) > MAX_MESSAGE:
         raise HoursError(f"The channel message is {len(text)} characters; at most {MAX_MESSAGE} fit.")
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL: refused here rather than failing the write
+        raise HoursError("The channel message contains a NUL character (\\0); remove it and try again.")
     return text
 
 

@@ -33,7 +33,7 @@ class RecapItem:
     thread_ts: str  # the thread to open: the earliest message's thread root
     texts: tuple[str, ...]
     done: bool
-    urgent_to: str | None = None  # the sender passed an urgent note on, to this user id or "me" (issue 19)
+    urgent_to: str | None = None  # the sender passed an urgent note on, to this user id or "me", or NOT_PASSED_ON
     source: str = "dm"
     first_ts: str = ""  # the earliest message: a mention's permalink points at it
 

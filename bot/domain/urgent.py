@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ME = "me"  # the route that sends urgent notes to the person themselves (a DM from the app)
+NOT_PASSED_ON = "not_passed_on"  # in a recap: the sender's urgent note failed for good (no user id is lowercase)
 MAX_NOTE = 2999  # "3,000+ characters" is refused; a plain_text section holds at most 3,000
 NOTE_EVENT_TYPE = "offhours_urgent"  # message metadata on every urgent notice, to find it again after a timeout
 
@@ -32,4 +33,6 @@ def note_problem(note: str) -> str | None:
         return "Write a few words about what can't wait."
     if len(note) > MAX_NOTE:
         return f"Keep it under 3,000 characters (this one has {len(note):,})."
+    if "\x00" in note:  # PostgreSQL text cannot hold NUL: refused here rather than failing the write
+        return "The note contains a NUL character (\\0); remove it and try again."
     return None

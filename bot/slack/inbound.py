@@ -55,9 +55,10 @@ def authorized_user(body: dict) -> str | None:
 
 
 def message_time(ts: str, fallback: datetime) -> datetime:
+    """When a message was sent, by its ts; `fallback` for a ts that is no time (a number past the year 9999, too)."""
     try:
         return datetime.fromtimestamp(float(ts), UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return fallback
 
 

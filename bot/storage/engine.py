@@ -114,7 +114,7 @@ def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:
             raise sa.exc.DBAPIError.instance(statement, None, e, sqlite3.Error, hide_parameters=True) from e
 
 
-def _dialect_insert(engine: sa.Engine) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
+def dialect_insert(engine: sa.Engine) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
@@ -122,11 +122,11 @@ def insert_ignore(engine: sa.Engine, table: sa.Table, conflict: list[str]) -> po
     """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike: rowcount 0 means "already there"."""
     # preserve_rowcount: with SQLAlchemy 2.1 and psycopg, rowcount is -1 here unless asked for, so on PostgreSQL a
     # duplicate looked inserted (Outbox.record answered "replied" to every redelivered copy, never "duplicate").
-    stmt = _dialect_insert(engine)(table).on_conflict_do_nothing(index_elements=conflict)
+    stmt = dialect_insert(engine)(table).on_conflict_do_nothing(index_elements=conflict)
     return stmt.execution_options(preserve_rowcount=True)
 
 
 def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT (keys) DO UPDATE the other columns."""
-    stmt = _dialect_insert(engine)(table).values(**values)
+    stmt = dialect_insert(engine)(table).values(**values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})

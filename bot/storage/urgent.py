@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
-from bot.domain.urgent import ME
+from bot.domain.urgent import ME, NOT_PASSED_ON
 from bot.storage import schema
-from bot.storage.engine import UTCDateTime, insert_ignore, reading, upsert, writing
+from bot.storage.engine import UTCDateTime, dialect_insert, reading, upsert, writing
 
 URGENT_LEASE = timedelta(seconds=60)
 MAX_URGENT_ATTEMPTS = 10
@@ -77,6 +77,8 @@ class PendingNotice:
         return maybe_posted(self.previous)
 
 
+_RECORDED = ["team_id", "recipient_id", "sender_id", "target_id", "window_key", "reply_id", "channel_id", "message_ts",
+             "note", "created_at", "next_attempt_at"]  # fmt: skip
 _OURS = sa.and_(_u.id == sa.bindparam("b_id"), _u.state == "pending", _u.attempts == sa.bindparam("b_attempts"))
 _SETTLE = (
     schema.urgent_notices.update()
@@ -109,7 +111,17 @@ _CLAIM_PG = _CLAIM.with_for_update(skip_locked=True)
 class UrgentStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._insert_notice = insert_ignore(engine, schema.urgent_notices, NOTICE_KEY)
+        # A note that failed for good gives its sender's once-per-window place back: the same statement inserts, or
+        # re-queues the failed row (and only a failed one), so two submissions racing still record one note.
+        insert = dialect_insert(engine)(schema.urgent_notices)
+        fresh = {"state": "pending", "delivery_state": DeliveryState.QUEUED.value, "attempts": 0,
+                 "notice_channel": None, "notice_ts": None, "last_error": None}  # fmt: skip
+        again = [c for c in _RECORDED if c not in NOTICE_KEY]
+        self._insert_notice = insert.on_conflict_do_update(
+            index_elements=NOTICE_KEY,
+            set_={**{k: insert.excluded[k] for k in again}, **fresh},
+            where=_u.state == "failed",
+        ).execution_options(preserve_rowcount=True)
 
     # --- routes ----------------------------------------------------------------------------------------------
 
@@ -157,18 +169,20 @@ class UrgentStore:
     # --- notices ---------------------------------------------------------------------------------------------
 
     def existing(self, reply: RepliedMessage) -> Notice | None:
-        """The notice this sender already sent in the reply's off-window, if any."""
+        """The notice this sender already sent in the reply's off-window, if any (one that failed for good is none:
+        the sender may try again)."""
         with reading(self.engine) as conn:
             row = conn.execute(
                 sa.select(_u.id, _u.target_id, _u.state).where(
                     _u.team_id == reply.team_id, _u.recipient_id == reply.recipient_id,
-                    _u.sender_id == reply.sender_id, _u.window_key == reply.window_key,
+                    _u.sender_id == reply.sender_id, _u.window_key == reply.window_key, _u.state != "failed",
                 )
             ).first()  # fmt: skip
         return Notice(id=row.id, target_id=row.target_id, state=row.state) if row is not None else None
 
     def record(self, reply: RepliedMessage, *, target_id: str, note: str, now: datetime) -> int | None:
-        """Record the sender's note, due now; None: this sender already sent one in this off-window."""
+        """Record the sender's note, due now; None: this sender already sent one in this off-window (a note that
+        failed for good is replaced)."""
         values = {
             "team_id": reply.team_id, "recipient_id": reply.recipient_id, "sender_id": reply.sender_id,
             "target_id": target_id, "window_key": reply.window_key, "reply_id": reply.id,
@@ -232,16 +246,22 @@ class UrgentStore:
     def for_recap(
         self, team_id: str, recipient_id: str, sender_ids: Iterable[str], *, since: datetime
     ) -> dict[str, str]:
-        """Sender -> who their urgent note went to ("me": the person), for notices since `since` (the recap's
-        earliest message)."""
+        """Sender -> who their urgent note went to ("me": the person; NOT_PASSED_ON: it failed for good), for notices
+        since `since` (the recap's earliest message)."""
         ids = list(set(sender_ids))
         if not ids:
             return {}
         with reading(self.engine) as conn:
             rows = conn.execute(
-                sa.select(_u.sender_id, _u.target_id).where(
+                sa.select(_u.sender_id, _u.target_id, _u.state).where(
                     _u.team_id == team_id, _u.recipient_id == recipient_id, _u.sender_id.in_(ids),
-                    _u.created_at >= since, _u.state != "failed",
+                    _u.created_at >= since,
                 )
             ).all()  # fmt: skip
-        return {row.sender_id: ME if row.target_id == recipient_id else row.target_id for row in rows}
+        found: dict[str, str] = {}
+        for row in sorted(rows, key=lambda r: r.state != "failed"):  # a note passed on outranks one that failed
+            if row.state == "failed":
+                found[row.sender_id] = NOT_PASSED_ON
+            else:
+                found[row.sender_id] = ME if row.target_id == recipient_id else row.target_id
+        return found

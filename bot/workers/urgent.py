@@ -2,9 +2,9 @@
 
 The delivery engine (bot/workers/engine.py) runs the loop, the claim re-check, the lookups and the retries. What
 is particular here: the note is recorded before the modal's ack (bot/slack/listeners/urgent.py), so a crash after
-the ack loses nothing; a claim whose earlier attempt may have posted looks for the notice (by its metadata, with
-the recipient's own token) when Offhours holds one, and otherwise posts again: for a note that cannot wait, twice
-is better than never. The person disconnecting meanwhile deletes the notice with the rest of their data.
+the ack loses nothing; a claim whose earlier attempt may have posted looks for the notice by its metadata in the
+app's own DM with the recipient (the bot's im:history), so it is never posted twice. The person disconnecting
+meanwhile deletes the notice with the rest of their data.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bot.domain.delivery import DeliveryState, Outcome
 from bot.domain.urgent import NOTE_EVENT_TYPE
 from bot.services import Services
 from bot.slack.blocks.urgent import BUTTON_BLOCK, notice_blocks, notice_fallback, passed_on
-from bot.slack.client import sending_client
+from bot.slack.client import sending_client, slack_code
 from bot.storage.urgent import MAX_URGENT_ATTEMPTS, URGENT_LEASE, PendingNotice
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
 
@@ -108,22 +108,32 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
         return link if isinstance(link, str) else None
 
     def look_up(self, claim: PendingNotice, prepared: ReadyNotice) -> Posted | None:
-        """The notice an earlier attempt posted, read in the app's DM with the recipient's own token (im:history);
-        without one it cannot be looked up, and is posted again."""
-        token = self.store.user_token(claim.team_id, claim.target_id)
-        if token is None:
-            return None
+        """The notice an earlier attempt posted, read in the app's own DM with the recipient (the bot's im:history).
+        An installation from before that scope reads with the recipient's token if Offhours holds one, else the
+        notice cannot be looked up and is posted again."""
         channel = self.client.conversations_open(token=prepared.bot_token, users=claim.target_id)["channel"]["id"]
-        history = self.client.conversations_history(
-            token=token, channel=channel, oldest=f"{claim.created_at.timestamp():.6f}", include_all_metadata=True,
-            limit=100,
-        )  # fmt: skip
+        try:
+            history = self._history(prepared.bot_token, channel, claim)
+        except SlackApiError as e:
+            if slack_code(e) != "missing_scope":
+                raise
+            token = self.store.user_token(claim.team_id, claim.target_id)
+            if token is None:
+                return None
+            history = self._history(token, channel, claim)
         for message in history.get("messages") or []:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             if metadata.get("event_type") == NOTE_EVENT_TYPE and payload.get("notice_id") == str(claim.id):
                 return Posted(channel=channel, ts=message.get("ts"))
         return None
+
+    def _history(self, token: str, channel: str, claim: PendingNotice) -> dict:
+        oldest = f"{claim.created_at.timestamp():.6f}"
+        answer = self.client.conversations_history(
+            token=token, channel=channel, oldest=oldest, include_all_metadata=True, limit=100
+        )
+        return answer.data if isinstance(answer.data, dict) else {}
 
     def renew(self, claim: PendingNotice, *, until: datetime) -> bool:
         return self.store.urgent.renew(claim.id, attempts=claim.attempts, until=until)
@@ -134,7 +144,6 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
             token=prepared.bot_token, channel=channel, text=prepared.text, blocks=prepared.blocks,
             metadata={"event_type": NOTE_EVENT_TYPE, "event_payload": {"notice_id": str(claim.id)}},
         )  # fmt: skip
-        self._mark_passed_on(claim)
         return Posted(channel=channel, ts=response.get("ts"))
 
     def _mark_passed_on(self, claim: PendingNotice) -> None:
@@ -164,7 +173,10 @@ class UrgentKind(KindDefaults[PendingNotice, ReadyNotice]):
             log.info("urgent id=%s passed_on update failed error=%s", claim.id, code)
 
     def settle(self, claim: PendingNotice, prepared: ReadyNotice | None, outcome: Outcome, *, now: datetime) -> None:
-        self.store.urgent.settle(claim.id, attempts=claim.attempts, outcome=outcome)
+        settled = self.store.urgent.settle(claim.id, attempts=claim.attempts, outcome=outcome)
+        if settled and outcome.state is S.SENT:
+            # After settling, not within the post: these Web API calls must not make the claim's lease run out.
+            self._mark_passed_on(claim)
 
 
 class UrgentSender:

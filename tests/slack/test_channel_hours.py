@@ -125,6 +125,14 @@ def test_wrong_hours_or_zone_are_explained(workspace, slack, store):
     assert channel_row(store) is None
 
 
+def test_a_channel_message_with_a_nul_character_is_refused_and_nothing_changes(workspace, slack, store):
+    answer(slack.command(SET, user="UCREATOR"))
+    before = channel_row(store)["message"]
+    said = answer(slack.command("channel message hello\x00there", user="UCREATOR"))  # PostgreSQL text holds no NUL
+    assert "NUL character" in said
+    assert channel_row(store)["message"] == before
+
+
 def test_without_connecting_their_dms_an_admin_can_still_set_a_channel(workspace, slack, store):
     assert store.user_token("T1", "UADMIN") is None
     answer(slack.command(SET, user="UADMIN"))
@@ -187,6 +195,12 @@ def test_an_off_hours_top_level_post_is_recorded_before_the_ack_and_answered_onc
     assert call.params["metadata"]["event_type"] == REPLY_EVENT_TYPE
     assert rows(store, schema.channel_replies)[0]["state"] == "sent"
     assert drain_channel() == 0  # once
+
+
+def test_a_post_whose_ts_is_past_any_date_is_taken_as_received_now(with_hours, slack, store, clock):
+    assert slack.channel_message(channel="C1", user="U2", ts=1e19).status == 200  # no datetime can hold it
+    [post] = rows(store, schema.channel_posts)
+    assert post["received_at"] == clock() and post["due_at"] == BACK
 
 
 def test_a_second_post_by_the_same_sender_gets_no_second_reply_but_a_new_sender_does(
@@ -331,6 +345,26 @@ def test_the_summary_can_be_dmed_to_a_named_person(with_hours, slack, store, fak
     assert summary_calls(fake_slack) == []
     [dm] = [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "UCREATOR"]
     assert "<@U2>" in block_text(dm.params["blocks"])
+
+
+@pytest.mark.parametrize(
+    ("who", "says"),
+    [("UBOT", "is a bot"), ("UGONE", "is deactivated"), ("UNOBODY", "not someone in this workspace")],
+)
+def test_a_summary_recipient_who_is_no_person_here_is_refused_and_nothing_changes(with_hours, slack, store,
+                                                                                   fake_slack, who, says):  # fmt: skip
+    fake_slack.add_user("UBOT", is_bot=True)
+    fake_slack.add_user("UGONE")
+    fake_slack.users["UGONE"].deleted = True
+    said = answer(slack.command(f"channel summary <@{who}>", user="UCREATOR"))
+    assert says in said and "nothing was changed" in said.lower()
+    assert channel_row(store)["summary_to"] is None
+
+
+def test_slack_not_answering_about_the_summary_recipient_changes_nothing(with_hours, slack, store, fake_slack):
+    fake_slack.fail("users.info", status=500)
+    said = answer(slack.command("channel summary <@UMEMBER>", user="UCREATOR"))
+    assert "try again" in said.lower() and channel_row(store)["summary_to"] is None
 
 
 def test_after_downtime_the_summary_is_caught_up_once(with_hours, slack, store, fake_slack, clock, tick):

@@ -89,6 +89,13 @@ def test_a_lone_surrogate_in_a_dm_is_stored_replaced(slack, store, u1):
         assert row["text"] == "hi \ufffd there"
 
 
+def test_a_dm_whose_ts_is_past_any_date_is_taken_as_received_now(slack, store, u1, clock):
+    huge = "10000000000000000000.000000"  # a ts by its shape, but no datetime can hold it
+    assert slack.event(dm(ts=huge, event_ts=huge), authorized="U1").status == 200
+    [row] = rows(store, db.messages)
+    assert row["ts"] == huge and row["received_at"] == clock()
+
+
 def test_a_well_formed_dm_next_to_them_is_still_recorded(slack, store, u1):
     for i, name in enumerate(sorted(MALFORMED_DMS)):
         assert send(slack, MALFORMED_DMS[name], event_id=f"Ev{i}") < 500, name

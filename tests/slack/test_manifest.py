@@ -63,7 +63,7 @@ def test_scopes_command_events_interactivity_and_home_tab():
     manifest = build_manifest(BASE)
     scopes = manifest["oauth_config"]["scopes"]
     assert scopes["bot"] == list(BOT_SCOPES)
-    assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "users:read", "channels:history",
+    assert set(scopes["bot"]) == {"commands", "chat:write", "im:write", "im:history", "users:read", "channels:history",
                                   "groups:history", "channels:read", "groups:read"}  # fmt: skip
     # The connect link asks for USER_SCOPES; the status and mention scopes only of who turns them on.
     assert set(USER_SCOPES) == {"im:history", "chat:write"}

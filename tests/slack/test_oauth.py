@@ -33,8 +33,9 @@ def test_install_sets_the_state_cookie_and_links_to_slack_with_bot_and_user_scop
     install = start_install(server.url)
     query = parse_qs(urlparse(install.authorize_url).query)
     assert query["client_id"] == ["111.222"]
-    assert query["scope"][0].split(",") == ["commands", "chat:write", "im:write", "users:read", "channels:history",
-                                            "groups:history", "channels:read", "groups:read"]  # fmt: skip
+    assert query["scope"][0].split(",") == ["commands", "chat:write", "im:write", "im:history", "users:read",
+                                            "channels:history", "groups:history", "channels:read",
+                                            "groups:read"]  # fmt: skip
     assert query["user_scope"][0].split(",") == ["im:history", "chat:write"]
     assert install.cookie == f"{STATE_COOKIE}={install.state}"
     assert "HttpOnly" in install.response.headers["Set-Cookie"]

@@ -218,6 +218,13 @@ def test_someone_else_clicking_is_told_why_and_nothing_opens(people, http, sende
     assert rows(store, schema.urgent_notices) == []
 
 
+def test_a_click_without_a_response_url_is_acknowledged_and_opens_nothing(people, http, fake_slack):
+    response = http.message_button(user="U2", action_id=ui.URGENT_ACTION, value="1", channel=CHANNEL,
+                                   response_url=None, block_id=ui.BUTTON_BLOCK)  # fmt: skip
+    assert response.status == 200, response.text  # signed, but nowhere to answer: acked, nothing else
+    assert fake_slack.calls_to("views.open") == [] and told(fake_slack) == []
+
+
 @pytest.mark.parametrize("value", ["", "abc", "99999", "1" * 40, "-1", "2147483648", "99999999999", "１２"])
 def test_a_forged_button_value_is_answered_and_opens_nothing(people, http, fake_slack, value):
     click(http, fake_slack, user="U2", value=value)
@@ -225,8 +232,11 @@ def test_a_forged_button_value_is_answered_and_opens_nothing(people, http, fake_
     assert "doesn't work" in told(fake_slack)[-1]
 
 
-@pytest.mark.parametrize(("note", "says"), [("", "few words"), ("   ", "few words"), ("x" * 3000, "3,000")])
-def test_an_empty_or_too_long_note_is_a_field_error(people, http, senders, clock, store, fake_slack, note, says):
+@pytest.mark.parametrize(
+    ("note", "says"),
+    [("", "few words"), ("   ", "few words"), ("x" * 3000, "3,000"), ("server\x00down", "NUL character")],
+)
+def test_an_empty_too_long_or_nul_note_is_a_field_error(people, http, senders, clock, store, fake_slack, note, says):
     urgent(http, "<@U3>")
     reply = button(dm_and_reply(http, senders, clock))
     answer = submit(http, user="U2", reply_id=reply["value"], note=note)
@@ -412,6 +422,24 @@ def test_the_link_button_in_a_notice_is_acknowledged(people, http, fake_slack):
     assert response.status == 200
 
 
+def test_the_auto_reply_is_updated_only_once_the_notice_is_settled(people, http, senders, clock, store, fake_slack,
+                                                                    monkeypatch):  # fmt: skip
+    # The update takes two more Web API calls: made after settling, they cannot outlast the notice's lease.
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock))
+    submit(http, user="U2", reply_id=reply["value"], note="prod is down")
+    seen: list[str] = []
+    read_thread = fake_slack._conversations_replies
+
+    def watched(token, params):
+        seen.extend(r["state"] for r in rows(store, schema.urgent_notices))
+        return read_thread(token, params)
+
+    monkeypatch.setattr(fake_slack, "_conversations_replies", watched)
+    assert senders["urgent"].drain(now=clock()) == 1
+    assert seen == ["sent"] and len(fake_slack.calls_to("chat.update")) == 1
+
+
 def test_a_failed_update_of_the_auto_reply_does_not_touch_the_notice(people, http, senders, clock, store, fake_slack):
     urgent(http, "<@U3>")
     reply = button(dm_and_reply(http, senders, clock))
@@ -488,3 +516,33 @@ def test_the_recap_says_a_note_sent_to_the_person_was_sent_to_them(people, http,
     assert RecapSender(people.services).tick(clock()) == 1
     [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
     assert ":rotating_light: *Urgent* (sent to you) · <@U2>" in block_text(recap["blocks"])
+
+
+def test_a_note_that_failed_for_good_can_be_sent_again_and_the_recap_says_so(people, http, senders, clock, store,
+                                                                            fake_slack):  # fmt: skip
+    from datetime import UTC, datetime
+
+    from bot.workers.recaps import RecapSender
+
+    urgent(http, "<@U3>")
+    reply = button(dm_and_reply(http, senders, clock, sender="U2"))
+    assert "Passed on" in json.dumps(submit(http, user="U2", reply_id=reply["value"], note="prod is down"))
+    fake_slack.fail("chat.postMessage", error="cannot_dm_bot")  # Slack refuses the notice for good
+    assert senders["urgent"].drain(now=clock()) == 0
+    assert [r["state"] for r in rows(store, schema.urgent_notices)] == ["failed"]
+
+    # The sender is not told it was passed on: the button opens the form again, and a new note is queued.
+    click(http, fake_slack, user="U2", value=reply["value"])
+    assert len(fake_slack.calls_to("views.open")) == 1 and told(fake_slack) == []
+    again = submit(http, user="U2", reply_id=reply["value"], note="prod is still down")
+    assert "Passed on to <@U3>" in json.dumps(again["view"])
+    [notice] = rows(store, schema.urgent_notices)
+    assert (notice["state"], notice["note"], notice["last_error"]) == ("pending", "prod is still down", None)
+    fake_slack.fail("chat.postMessage", error="cannot_dm_bot")
+    assert senders["urgent"].drain(now=clock()) == 0
+
+    # Nothing is lost: the person's recap lists the conversation as urgent, and says the note did not get through.
+    clock.set(datetime(2026, 3, 4, 14, 0, tzinfo=UTC))
+    assert RecapSender(people.services).tick(clock()) == 1
+    [recap] = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "U1"]
+    assert ":rotating_light: *Urgent* (could not be passed on) · <@U2>" in block_text(recap["blocks"])

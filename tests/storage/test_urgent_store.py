@@ -42,3 +42,17 @@ def test_retention_drops_settled_notes_and_keeps_pending_ones(store):
     store.urgent.settle(a.id, attempts=a.attempts, outcome=Outcome(DeliveryState.SENT, ts="1.2"))
     store.forget.purge_expired(now=NOW + timedelta(days=30), days=14)
     assert [r["note"] for r in rows(store, schema.urgent_notices)] == ["waiting"]
+
+
+def test_a_note_that_failed_for_good_is_replaced_and_only_that_one(store):
+    first = store.urgent.record(reply(), target_id="U3", note="a", now=NOW)
+    [claim] = store.urgent.claim_due(now=NOW)
+    assert store.urgent.settle(claim.id, attempts=claim.attempts, outcome=Outcome(DeliveryState.FAILED, error="x"))
+    assert store.urgent.existing(reply()) is None
+    later = NOW + timedelta(minutes=5)
+    assert store.urgent.record(reply(), target_id="U5", note="b", now=later) == first
+    [row] = rows(store, schema.urgent_notices)
+    assert (row["state"], row["target_id"], row["note"], row["attempts"], row["next_attempt_at"]) == (
+        "pending", "U5", "b", 0, later)  # fmt: skip
+    assert store.urgent.record(reply(), target_id="U3", note="c", now=later) is None  # pending now: kept
+    assert store.urgent.existing(reply()) is not None

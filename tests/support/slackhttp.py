@@ -149,9 +149,10 @@ class SlackHTTP:
     def interaction(self, payload: dict) -> Response:
         return self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded")
 
-    def message_button(self, *, user: str, action_id: str, value: str, channel: str, response_url: str,
+    def message_button(self, *, user: str, action_id: str, value: str, channel: str, response_url: str | None,
                        block_id: str = "b1", message_ts: str = "1772593200.000100") -> Response:  # fmt: skip
-        """A click on a button of a message (block_actions), with a response URL for ephemeral answers."""
+        """A click on a button of a message (block_actions), with a response URL for ephemeral answers (None: a
+        payload without one)."""
         payload = {
             "type": "block_actions",
             "team": {"id": self.team_id, "domain": "example"},
@@ -159,7 +160,7 @@ class SlackHTTP:
             "api_app_id": "A1",
             "token": "legacy-verification-token",
             "trigger_id": f"trigger.{next(_event_ids)}",
-            "response_url": response_url,
+            **({"response_url": response_url} if response_url is not None else {}),
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "channel": {"id": channel, "name": "directmessage"},
             "message": {"type": "message", "ts": message_ts, "text": ""},

@@ -89,8 +89,7 @@ def test_a_sender_that_died_holding_the_claim_is_taken_over_after_the_lease(peop
 
 
 def test_a_post_slack_carried_out_but_failed_is_found_not_repeated(people, store, fake_slack, clock, senders):
-    connect(store, fake_slack, "U3", now=clock())  # the backup uses Offhours: their token reads the app's DM
-    notice_id = note(store, clock)
+    notice_id = note(store, clock)  # the backup does not use Offhours: the bot reads its own DM with them
     fake_slack.fail("chat.postMessage", status=500, after_acting=True)
     sender = sender_for(people.services, senders)
     assert sender.drain(now=clock()) == 0
@@ -98,17 +97,27 @@ def test_a_post_slack_carried_out_but_failed_is_found_not_repeated(people, store
     assert row["delivery_state"] == "outcome_unknown"
     assert sender.drain(now=clock() + timedelta(minutes=5)) == 1  # found by its metadata
     assert posted_ids(fake_slack) == {str(notice_id): 1}
-    assert len(fake_slack.calls_to("conversations.history")) == 1
+    [history] = fake_slack.calls_to("conversations.history")
+    assert history.token == "xoxb-T1" and history.params["channel"] == "DU3"
 
 
-def test_without_a_token_to_look_with_a_maybe_posted_note_is_posted_again(people, store, fake_slack, clock, senders):
-    # For a note that cannot wait, twice is better than never (the backup's DM with the app cannot be read).
+@pytest.mark.parametrize("backup_connected", [True, False])
+def test_an_installation_without_the_bots_im_history_looks_with_the_backups_token(
+    people, store, fake_slack, clock, senders, backup_connected
+):
+    # Installed before the bot asked for im:history: the backup's own token reads the app's DM, when Offhours has
+    # one; without it the note cannot be looked up and is posted again (for a note that cannot wait).
+    if backup_connected:
+        connect(store, fake_slack, "U3", now=clock())
     notice_id = note(store, clock)
     fake_slack.fail("chat.postMessage", status=500, after_acting=True)
+    fake_slack.fail("conversations.history", error="missing_scope")
     sender = sender_for(people.services, senders)
     sender.drain(now=clock())
     assert sender.drain(now=clock() + timedelta(minutes=5)) == 1
-    assert posted_ids(fake_slack) == {str(notice_id): 2}
+    assert posted_ids(fake_slack) == {str(notice_id): 1 if backup_connected else 2}
+    tokens = [c.token for c in fake_slack.calls_to("conversations.history")]
+    assert tokens == (["xoxb-T1", "xoxp-T1-U3"] if backup_connected else ["xoxb-T1"])
 
 
 def test_a_refused_post_is_retried_then_sent_once(people, store, fake_slack, clock, senders):

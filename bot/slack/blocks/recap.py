@@ -10,7 +10,7 @@ from slack_sdk.models.blocks import ButtonElement
 from bot.domain.hours import format_local
 from bot.domain.hours.timezones import zone
 from bot.domain.recap import Recap, RecapItem
-from bot.domain.urgent import ME
+from bot.domain.urgent import ME, NOT_PASSED_ON
 from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
 
 DONE_ACTION = "recap_done"
@@ -70,7 +70,10 @@ def item_block(
         link = f" · <{permalink}|Open thread>" if permalink else ""
         line = f"<@{item.sender_id}> · {count} · {when}{link}"
     if item.urgent_to is not None:
-        to = "sent to you" if item.urgent_to == ME else f"passed on to <@{item.urgent_to}>"
+        if item.urgent_to == NOT_PASSED_ON:
+            to = "could not be passed on"
+        else:
+            to = "sent to you" if item.urgent_to == ME else f"passed on to <@{item.urgent_to}>"
         line = f":rotating_light: *Urgent* ({to}) · {line}"
     if promise is not None:  # the auto-reply promised an answer today (bot/domain/nudge.py)
         line += f" · :hourglass_flowing_sand: reply by {promise.astimezone(zone(tz)):%H:%M} today"

@@ -1,7 +1,8 @@
 """Channel office hours in Slack: `/hours channel ...`, the channel messages the bot sees, the bot leaving a channel.
 
-The command answers in its ack; before it at most two Web API calls go out through the no-sleep client
-(conversations.info: is the bot a member, who created the channel; users.info: is the asker an admin or owner).
+The command answers in its ack; before it at most three Web API calls go out through the no-sleep client
+(conversations.info: is the bot a member, who created the channel; users.info: is the asker an admin or owner;
+for `summary @person`, users.info: is that a person, still in the workspace).
 A channel message costs nothing unless its channel has office hours (ChannelHoursService's in-memory set): then a
 thread reply marks its thread answered, and a new top-level message off hours is recorded with its one reply
 queued, before the ack. The reply and the summary are posted by bot/workers/channel_hours.py.
@@ -99,9 +100,9 @@ class ChannelCommand:
         refused = self._may_change(token, creator=payloads.ident(info, "creator"))
         if refused is not None:
             return self._answer(refused)
-        return self._change(sub, value)
+        return self._change(sub, value, token=token)
 
-    def _change(self, sub: str, value: str) -> tuple[list[dict], str]:
+    def _change(self, sub: str, value: str, *, token: str) -> tuple[list[dict], str]:
         team, channel, now = self.team_id, self.channel_id, self.services.clock()
         if sub == "off":
             gone = self.service.turn_off(team, channel)
@@ -123,6 +124,8 @@ class ChannelCommand:
             hours = self.service.add_days_off(team, channel, value)
         else:  # summary
             target = _summary_target(value)
+            if target is not None:
+                self._check_recipient(token, target)
             hours = self.service.set_summary_to(team, channel, target)
         return self._answer("Saved. " + domain.describe(hours, now=now))
 
@@ -173,6 +176,25 @@ class ChannelCommand:
             f"(`channels.managers: admins` in Offhours' config). Ask one of them, or see them with "
             f"`{self.command} channel show`."
         )
+
+    def _check_recipient(self, token: str, target: str) -> None:
+        """Raise ChannelUsageError (nothing changed) unless `target` is a person still in the workspace."""
+        busy = "Slack could not tell who that is just now: nothing was changed. Please try again in a moment."
+        try:
+            user = self.client.users_info(token=token, user=target).get("user") or {}
+        except SlackApiError as e:
+            code = slack_code(e)
+            if code in ("user_not_found", "user_not_visible"):
+                raise ChannelUsageError(f"<@{target}> is not someone in this workspace: nothing was changed.") from e
+            log.warning("channel command users.info failed error=%s", code)
+            raise ChannelUsageError(busy) from e
+        except OSError as e:
+            log.warning("channel command users.info failed error=%s", type(e).__name__)
+            raise ChannelUsageError(busy) from e
+        if not isinstance(user, dict) or user.get("is_bot") or user.get("is_app_user") or target == "USLACKBOT":
+            raise ChannelUsageError(f"<@{target}> is a bot: the summary goes to a person. Nothing was changed.")
+        if user.get("deleted"):
+            raise ChannelUsageError(f"<@{target}> is deactivated: choose someone active. Nothing was changed.")
 
     def _answer(self, text: str) -> tuple[list[dict], str]:
         return answer_blocks(text), text

@@ -280,6 +280,9 @@ def _note(view: dict) -> str:
 
 
 def _tell(respond: Any, text: str) -> None:
+    if getattr(respond, "response_url", None) is None:  # Bolt's respond raises without one: the click is acked
+        log.info("action type=urgent_open outcome=no_response_url")
+        return
     try:
         respond(text=text, response_type="ephemeral", replace_original=False)
     except OSError as e:  # the response URL is Slack's; a failure there leaves nothing to undo
