@@ -258,7 +258,10 @@ class Runtime:
             self._stopped = True
         self.stop_requested.set()
         if self.server is not None:
-            self._stop_http(self.server)
+            try:
+                self._stop_http(self.server)
+            except OSError as e:  # the loop went away under us: stop everything else all the same
+                log.warning("stop: the HTTP loop had already ended error=%s", type(e).__name__)
         if self._stop_probes is not None:
             self._stop_probes()
         if self.socket_mode is not None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.services import Services
@@ -126,6 +128,11 @@ def start_scheduler(services: Services, *, replies: ReplySender, start: bool = T
         replace_existing=True,
         next_run_time=services.clock(),
     )
+    # The senders' posting threads end with the scheduler, once the jobs under way have (shutdown(wait=True)).
+    senders: list[_Stoppable] = [channel_summaries, channel_replies, status_sync, nudges]
+    if config.recap.enabled:
+        senders.append(recaps)
+    scheduler.add_listener(lambda _event: _stop_all(senders), EVENT_SCHEDULER_SHUTDOWN)
     # From here on this process's /readyz expects the heartbeat.
     beat_s = config.recap.poll_seconds if config.recap.enabled else reply_poll_s
     services.metrics.scheduler_started(poll_seconds=beat_s, now=services.clock())
@@ -160,3 +167,12 @@ def _safely(job: Callable[[], object], name: str) -> Callable[[], None]:
 
     run.__name__ = f"offhours_{name}"
     return run
+
+
+class _Stoppable(Protocol):
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
+def _stop_all(senders: list[_Stoppable]) -> None:
+    for sender in senders:
+        sender.stop()
