@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from html import unescape
 from urllib.parse import parse_qs, urlparse
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import sqlalchemy as sa
 
-from bot.config import MentionsConfig
+from bot.config import Config, MentionsConfig
 from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_one
 from bot.storage import db
 from bot.workers.recaps import RecapSender
@@ -480,6 +481,47 @@ def test_channel_not_found_settles_without_retrying(watched, store, fake_slack, 
     assert len(ephemerals(fake_slack)) == 1
     [reply] = rows(store, db.replies)
     assert (reply["state"], reply["last_error"]) == ("failed", "channel_not_found")
+
+
+def test_a_reply_refused_as_not_in_channel_does_not_use_up_the_senders_one_reply(
+    watched, store, fake_slack, slack, clock, drain
+):
+    # The event came through another member's token: U1 is not in C1, so U2 never saw the reply.
+    fake_slack.dm_members[dm_channel("U1", "U2")] = ("U1", "U2")
+    fake_slack.fail("chat.postEphemeral", error="not_in_channel")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U3")
+    assert drain(watched) == 0
+    assert slack.dm(sender="U2", recipient="U1", ts=ts(clock, 60), text="are you there?").status == 200
+    assert drain(watched) == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # the DM gets the sender's one reply
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["ephemeral"], reply["channel_id"]) == ("sent", False, dm_channel("U1", "U2"))
+    states = {m["channel_id"]: m["state"] for m in rows(store, db.messages)}
+    assert states == {"C1": "deleted", dm_channel("U1", "U2"): "pending"}  # the mention was never U1's to see
+
+
+def test_a_private_channel_mention_of_a_non_member_stays_out_of_their_recap(make_app, store, fake_slack, clock, drain):
+    app = make_app(recap=replace(Config().recap, include_text=True))
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
+    app.services.mentions.choose("T1", "U1", enabled=True)
+    fake_slack.add_user("U2", tz="Europe/Rome")
+    running = RunningServer(app)
+    try:
+        slack = SlackHTTP(running.url)
+        fake_slack.fail("chat.postEphemeral", error="channel_not_found")  # U1 is not in private channel G5
+        slack.user_channel_message(sender="U2", channel="G5", channel_type="group", ts=ts(clock),
+                                   text="don't tell <@U1> yet", authorized="U2")  # fmt: skip
+        assert drain(app) == 0
+        slack.user_channel_message(sender="U3", channel="C1", ts=ts(clock, 5), text="<@U1> hi", authorized="U1")
+        assert drain(app) == 1
+    finally:
+        running.close()
+    [hidden] = [m for m in rows(store, db.messages) if m["channel_id"] == "G5"]
+    assert (hidden["state"], hidden["text"]) == ("deleted", None)
+    assert RecapSender(app.services).tick(DUE) == 1
+    sections = recap_sections(fake_slack)
+    assert [s for s in sections if "<#C1>" in s]
+    assert not [s for s in sections if "G5" in s or "don't tell" in s]
 
 
 def test_an_ephemeral_reply_that_may_have_been_shown_is_never_posted_again(
