@@ -142,6 +142,42 @@ def test_a_mention_of_someone_at_work_costs_no_statement(watched, store, fake_sl
     assert rows(store, db.messages) == []
 
 
+def test_a_watched_persons_own_message_at_work_costs_no_statement_and_no_log_line(
+    watched, store, fake_slack, slack, clock, caplog
+):
+    clock.set(clock().replace(hour=15))  # Wed 10:00 in New York: U1 is working
+    watched.services.mentions.view()
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    with caplog.at_level(logging.DEBUG), counted_statements(store) as statements:
+        for i, channel_type in enumerate(["channel", "group", "mpim"]):
+            response = slack.user_channel_message(sender="U1", channel="C7", channel_type=channel_type,
+                                                  ts=ts(clock, i), text="just chatting", authorized="U1")  # fmt: skip
+            assert response.status == 200
+    assert statements == []
+    assert not [r for r in caplog.records if "event type=message" in r.getMessage()]
+    assert rows(store, db.dm_presence) == []
+
+
+def test_a_watched_persons_own_message_off_hours_answering_nothing_logs_at_debug_only(
+    watched, store, fake_slack, slack, clock, caplog
+):
+    with caplog.at_level(logging.DEBUG):
+        slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="late night", authorized="U1")
+    [line] = [r for r in caplog.records if "event type=message" in r.getMessage()]
+    assert line.levelno == logging.DEBUG and "outcome=ignored:own_message" in line.getMessage()
+
+
+def test_an_answer_just_after_the_window_still_takes_the_mention_out_of_the_recap(
+    watched, store, fake_slack, slack, clock
+):
+    root = ts(clock)
+    slack.user_channel_message(sender="U2", channel="C1", ts=root, text="<@U1> in the morning?", authorized="U1")
+    clock.set(DUE.replace(minute=20))  # Wed 09:20 in New York: back at work, the recap not sent yet
+    slack.user_channel_message(sender="U1", channel="C1", ts=ts(clock), text="yes", authorized="U1",
+                               thread_ts=f"{root:.6f}")  # fmt: skip
+    assert [m["state"] for m in rows(store, db.messages)] == ["answered"]
+
+
 def test_the_view_follows_a_change_in_this_process_and_the_database_after_refresh_seconds(
     watched, store, fake_slack, slack, clock
 ):
