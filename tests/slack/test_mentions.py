@@ -192,6 +192,44 @@ def test_the_view_follows_a_change_in_this_process_and_the_database_after_refres
     assert "U1" in view.view()["T1"]
 
 
+def forgotten_by_command(app, slack, store, fake_slack) -> None:
+    slack.command("forget", user="U1")
+
+
+def forgotten_by_tokens_revoked(app, slack, store, fake_slack) -> None:
+    event = {"type": "tokens_revoked", "tokens": {"oauth": ["U1"], "bot": []}, "event_ts": "1700000000.000100"}
+    assert slack.event(event, authorized="UBOT").status == 200
+
+
+def forgotten_by_a_revoked_reply(app, slack, store, fake_slack) -> None:
+    fake_slack.fail("chat.postEphemeral", error="token_revoked")
+    slack.user_channel_message(sender="U3", channel="C2", ts=1772593100.0, text="<@U1> hi", authorized="U1")
+    sender = ReplySender(app.services)
+    sender.drain()
+    sender.stop(timeout=5)
+
+
+@pytest.mark.parametrize("forget", [forgotten_by_command, forgotten_by_tokens_revoked, forgotten_by_a_revoked_reply])
+def test_someone_forgotten_leaves_the_view_at_once(watched, store, fake_slack, slack, clock, forget):
+    watched.services.mentions.view()
+    forget(watched, slack, store, fake_slack)
+    assert store.user_token("T1", "U1") is None
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U2")
+    with counted_statements(store) as statements:
+        slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="still here", authorized="U2")
+        slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, 1), text="<@U1> hi", authorized="U2")
+    assert statements == []
+    assert rows(store, db.dm_presence) == [] and rows(store, db.messages) == []
+
+
+def test_someone_forgotten_by_another_process_gets_no_presence_written(watched, store, fake_slack, slack, clock):
+    watched.services.mentions.view()
+    store.forget.forget_person("T1", "U1")  # as another process's /hours forget: this view still lists U1
+    assert "U1" in watched.services.mentions.view()["T1"]
+    assert slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="hi", authorized="U1").status == 200
+    assert rows(store, db.dm_presence) == []
+
+
 # --- (2) a channel mention ----------------------------------------------------------------------------------------
 
 
