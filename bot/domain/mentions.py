@@ -14,7 +14,8 @@ MENTION_EVENTS = ("message.channels", "message.groups", "message.mpim")
 CHANNEL_TYPES = frozenset({"channel", "group", "mpim"})
 # A message naming more people than this is answered for the first ones only (a pasted list is no one's question).
 MAX_MENTIONED = 50
-# Nodes of a message's rich text looked at, at most: bounded work for any input.
+# Nodes of a message's rich text looked at, at most: bounded work for any input. A message with more is read from
+# its text instead (linear in its length).
 MAX_NODES = 5000
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
@@ -33,12 +34,14 @@ def mentioned_users(event: Mapping, *, among: Container[str] | None = None) -> l
     """The people a message mentions (only those `among`, when given), in order, each once, at most MAX_MENTIONED.
 
     From the rich text blocks when the event has them (a `user` element is what Slack renders as a mention; code
-    blocks skipped); otherwise from the text, without its code spans. Special mentions (`<!here>`) and user groups
-    (`<!subteam^…>`) are not `<@…>`, so they never count.
+    blocks skipped) and they have at most MAX_NODES elements; otherwise from the text, without its code spans and
+    links. Special mentions (`<!here>`) and user groups (`<!subteam^…>`) are not `<@…>`, so they never count.
     """
     blocks = event.get("blocks")
     if isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "rich_text" for b in blocks):
-        return _from_blocks(blocks, among)
+        from_blocks = _from_blocks(blocks, among)
+        if from_blocks is not None:
+            return from_blocks
     text = event.get("text")
     if not isinstance(text, str):
         return []
@@ -53,7 +56,8 @@ def mentioned_users(event: Mapping, *, among: Container[str] | None = None) -> l
     return list(found)
 
 
-def _from_blocks(blocks: list, among: Container[str] | None) -> list[str]:
+def _from_blocks(blocks: list, among: Container[str] | None) -> list[str] | None:
+    """None: more than MAX_NODES elements to look at (the text says whom it mentions, as the blocks would)."""
     found: dict[str, None] = {}
     stack: list[object] = list(reversed(blocks))
     seen = 0
@@ -73,4 +77,6 @@ def _from_blocks(blocks: list, among: Container[str] | None) -> list[str]:
         elements = node.get("elements")
         if isinstance(elements, list):
             stack.extend(reversed(elements))
+    if stack and len(found) < MAX_MENTIONED:
+        return None  # the budget ran out first
     return list(found)

@@ -60,6 +60,22 @@ def test_odd_input_mentions_no_one_or_what_is_readable(event):
     assert mentions.mentioned_users(event) in ([], ["U1"])
 
 
+def _section(elements: list) -> list:
+    return [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}]
+
+
+def test_blocks_past_the_node_budget_are_read_from_the_text():
+    bold = [{"type": "text", "text": "a", "style": {"bold": True}}] * (mentions.MAX_NODES + 1000)
+    event = {"text": "a " * len(bold) + "<@U1>", "blocks": _section([*bold, {"type": "user", "user_id": "U1"}])}
+    assert mentions.mentioned_users(event) == ["U1"]
+    # The text's code is left out as the blocks' would be.
+    event = {"text": "a " * len(bold) + "`<@U1>`", "blocks": _section([*bold, {"type": "text", "text": "<@U1>"}])}
+    assert mentions.mentioned_users(event) == []
+    # Within the budget, the blocks decide.
+    assert mentions.mentioned_users({"text": "<@U2>", "blocks": _section([*bold[:100], {"type": "user",
+                                                                          "user_id": "U1"}])}) == ["U1"]  # fmt: skip
+
+
 def test_only_the_watched_are_collected_and_at_most_max_mentioned():
     text = " ".join(f"<@U{n:04d}>" for n in range(500)) + " <@U1>"
     assert mentions.mentioned_users({"text": text}, among={"U1"}) == ["U1"]

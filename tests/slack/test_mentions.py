@@ -314,6 +314,19 @@ def test_hundreds_of_mentions_including_the_person_get_one_reply(watched, store,
     assert drain(watched) == 1
 
 
+def test_a_mention_after_more_rich_text_than_the_node_budget_is_answered(
+    watched, store, fake_slack, slack, clock, drain
+):
+    bold = [{"type": "text", "text": "a", "style": {"bold": True}}] * 6000
+    blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        *bold, {"type": "user", "user_id": "U1"}]}]}]  # fmt: skip
+    response = slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="a " * 6000 + "<@U1>",
+                                          authorized="U1", blocks=blocks)  # fmt: skip
+    assert response.status == 200
+    assert [m["recipient_id"] for m in rows(store, db.messages)] == ["U1"]
+    assert drain(watched) == 1
+
+
 # --- (3) once per sender with DMs; off; the scopes ------------------------------------------------------------------
 
 
