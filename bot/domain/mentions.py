@@ -21,8 +21,9 @@ MAX_NODES = 5000
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
 _CODE_BLOCK = re.compile(r"```.*?```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
-# A link, `<url|label>`: its label is shown as typed (a mention there would be escaped by Slack anyway).
-_LINK = re.compile(r"<(?:https?|mailto|tel|slack):[^>]*>")
+# A link, `<url|label>`: its label is shown as typed (a mention there would be escaped by Slack anyway). No `<` in
+# it but whole `<…>` pairs, so that an unclosed `<http:` stops at the next `<`: linear, whatever the input.
+_LINK = re.compile(r"<(?:https?|mailto|tel|slack):[^<>]*(?:<[^<>]*>[^<>]*)*>")
 
 
 def may_mention(text: object) -> bool:

@@ -76,6 +76,18 @@ def test_blocks_past_the_node_budget_are_read_from_the_text():
                                                                           "user_id": "U1"}])}) == ["U1"]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<http:" * 40_000 + " <@U1>", ["U1"]),  # 240,000 characters of links that never close
+        ("<https://example.com|" + "x" * 200_000 + " <@U1>", ["U1"]),  # a label that never closes
+        ("<http:" * 40_000 + "<https://example.com|docs <@U1>> <@U2>", ["U2"]),  # then a link that does
+    ],
+)
+def test_huge_unclosed_links_are_read_in_linear_time(text, expected):
+    assert mentions.mentioned_users({"text": text}) == expected
+
+
 def test_only_the_watched_are_collected_and_at_most_max_mentioned():
     text = " ".join(f"<@U{n:04d}>" for n in range(500)) + " <@U1>"
     assert mentions.mentioned_users({"text": text}, among={"U1"}) == ["U1"]
