@@ -18,7 +18,8 @@ MAX_MENTIONED = 50
 # its text instead (linear in its length).
 MAX_NODES = 5000
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]{1,31})(?:\|[^<>]*)?>")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
+_MENTION = re.compile(r"<@(" + _USER_ID.pattern + r")(?:\|[^<>]*)?>")
 _CODE_BLOCK = re.compile(r"```.*?```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 # A link, `<url|label>`: its label is shown as typed (a mention there would be escaped by Slack anyway). No `<` in
@@ -72,7 +73,7 @@ def _from_blocks(blocks: list, among: Container[str] | None) -> list[str] | None
             continue  # a code block: Slack shows <@U…> there as typed
         if kind == "user":
             user_id = node.get("user_id")
-            if isinstance(user_id, str) and (among is None or user_id in among) and _MENTION.fullmatch(f"<@{user_id}>"):
+            if isinstance(user_id, str) and (among is None or user_id in among) and _USER_ID.fullmatch(user_id):
                 found.setdefault(user_id, None)
             continue
         elements = node.get("elements")

@@ -46,18 +46,20 @@ def test_blocks_win_over_the_text_and_code_blocks_are_skipped():
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "expected"),
     [
-        {"text": None},
-        {"text": 5},
-        {"blocks": "x", "text": "<@U1>"},
-        {"blocks": [{"type": "rich_text", "elements": "nope"}]},
-        {"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": 7}]}]},
-        {"blocks": [{"type": "rich_text", "elements": [[{"type": "user", "user_id": "U1"}]]}]},
+        ({"text": None}, []),
+        ({"text": 5}, []),
+        ({"blocks": "x", "text": "<@U1>"}, ["U1"]),  # no blocks to read: the text
+        ({"blocks": [{"type": "rich_text", "elements": "nope"}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": 7}]}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U1|x"}]}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [[{"type": "user", "user_id": "U1"}]]}]}, []),  # not a node
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U1"}]}], "text": 5}, ["U1"]),
     ],
 )
-def test_odd_input_mentions_no_one_or_what_is_readable(event):
-    assert mentions.mentioned_users(event) in ([], ["U1"])
+def test_odd_input_mentions_no_one_or_what_is_readable(event, expected):
+    assert mentions.mentioned_users(event) == expected
 
 
 def _section(elements: list) -> list:

@@ -507,31 +507,41 @@ def test_a_deleted_mention_leaves_the_recap(watched, store, fake_slack, slack, c
 # --- bad input, and the listener's own fast path (Socket Mode reaches Bolt without the HTTP server's) -------------
 
 
-ODD = [
-    {"text": ["<@U1>"]},
-    {"text": "<@U1>", "blocks": {"type": "rich_text"}},
-    {"text": "<@U1>", "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": ["U1"]}]}]},
-    {"text": "<@U1>", "user": 7},
-    {"text": "<@U1>", "user": None},
-    {"text": "<@U1>", "thread_ts": ["x"]},
-    {"text": "<@U1>", "subtype": {"x": 1}},
-    {"text": "<@U1>", "channel": None},
-    {"text": "<@U1>", "channel_type": ["channel"]},
-    {"text": "<@U1>", "channel_type": {"a": 1}},
-    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": "x"},
-    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": {"text": "<@U1>"}},
-    {"text": "<@U1>" * 5000},
+ODD = [  # (fields, answered): answered, the one reply goes to the sender in C1, at top level
+    ({"text": ["<@U1>"]}, False),
+    ({"text": "<@U1>", "blocks": {"type": "rich_text"}}, True),  # no blocks to read: the text
+    ({"text": "<@U1>", "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": ["U1"]}]}]}, False),
+    ({"text": "<@U1>", "user": 7}, False),
+    ({"text": "<@U1>", "user": None}, False),
+    ({"text": "<@U1>", "thread_ts": ["x"]}, True),  # no thread: in the channel
+    ({"text": "<@U1>", "subtype": {"x": 1}}, False),
+    ({"text": "<@U1>", "channel": None}, False),
+    ({"text": "<@U1>", "channel_type": ["channel"]}, False),
+    ({"text": "<@U1>", "channel_type": {"a": 1}}, False),
+    ({"text": "<@U1>", "subtype": "message_deleted", "previous_message": "x"}, False),
+    ({"text": "<@U1>", "subtype": "message_deleted", "previous_message": {"text": "<@U1>"}}, False),
+    ({"text": "<@U1>" * 5000}, True),
 ]
 
 
-@pytest.mark.parametrize("fields", ODD)
-def test_odd_channel_messages_never_answer_5xx_nor_post(watched, store, fake_slack, slack, clock, drain, fields):
+@pytest.mark.parametrize(("fields", "answered"), ODD)
+def test_odd_channel_messages_never_answer_5xx_nor_post(
+    watched, store, fake_slack, slack, clock, drain, fields, answered
+):
     event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U2", "ts": f"{ts(clock):.6f}",
              **fields}  # fmt: skip
     assert slack.event(event, authorized="U1").status < 500
     drain(watched)
-    for call in ephemerals(fake_slack):  # only ever to a real sender, in the channel
-        assert (call.params["user"], call.params["channel"]) == ("U2", "C1")
+    assert fake_slack.calls_to("chat.postMessage") == []
+    if not answered:
+        assert ephemerals(fake_slack) == []
+        assert rows(store, db.messages) == [] and rows(store, db.replies) == []
+        return
+    [call] = ephemerals(fake_slack)
+    assert (call.params["user"], call.params["channel"], call.params.get("thread_ts")) == ("U2", "C1", None)
+    [message] = rows(store, db.messages)
+    assert (message["recipient_id"], message["sender_id"], message["channel_id"]) == ("U1", "U2", "C1")
+    assert [r["state"] for r in rows(store, db.replies)] == ["sent"]
 
 
 def test_the_listener_drops_what_concerns_no_one_without_a_statement(watched, store, clock):
