@@ -4,7 +4,8 @@ decides every channel message from.
 With the mention scopes Slack sends every message of every channel a connected person is in; almost none concern
 anyone. The view — who is connected, has the scopes and mentions on, with their parsed settings — lets the listener
 drop those with no database statement and no Web API call. It is read again from the database every
-`mentions.refresh_seconds` (other processes' changes) and at the next message after any change in this process.
+`mentions.refresh_seconds` (other processes' changes) and at the next message after any change in this process
+(settings through PeopleService, a person or workspace forgotten through the Store).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class MentionsService:
         self.group_dms = GroupDMMembers(clock=clock)  # who is in which group DM, learnt once per process
         self._readers: Mapping[str, set[str]] = {}  # team -> who may list a group DM's members (mpim:read)
         people.on_change.append(self.changed)
+        store.on_forget.append(self.changed)  # /hours forget, revoked tokens, uninstalls: whatever path they take
 
     # --- the view ------------------------------------------------------------------------------------------------
 

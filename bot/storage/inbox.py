@@ -174,10 +174,13 @@ class Inbox:
         return "replied" if queued else "throttled"
 
     def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:
-        """The connected person wrote in this DM at `at`: for a while they count as present there."""
+        """The connected person wrote in this DM at `at`: for a while they count as present there. Nothing is
+        written for someone forgotten meanwhile (another process's view may still list them)."""
         p = db.dm_presence.c
         where = (p.team_id == team_id, p.user_id == user_id, p.channel_id == channel_id)
         with db.writing(self.engine) as conn:
+            if not still_connected(conn, team_id, user_id):
+                return
             # Only forward: a redelivered older message must not shorten their presence.
             moved = conn.execute(db.dm_presence.update().where(*where, p.wrote_at < at).values(wrote_at=at)).rowcount
             if not moved:

@@ -3,7 +3,9 @@
 A reply row is unique per recipient, sender and off-window key (RFC 3834's once-per-sender rule, kept by the
 database), and carries the interval it answered: a DM whose window overlaps a replied one from the same sender is
 not answered again, even when a change of hours, zone or days off moved the key. A reply that was never posted
-because its DM was deleted does not count: the sender's next DM takes its place. It is queued by the inbox's
+because its DM was deleted does not count: the sender's next DM takes its place; nor does a mention's ephemeral
+reply Slack refused because the person is not in that channel (the event came through someone else's token): that
+mention is dropped from their recap with the refusal (`settle`). It is queued by the inbox's
 `record`, in the DM's own transaction; the delivery engine claims due rows
 (SKIP LOCKED on PostgreSQL), re-checks a claim right before posting (`renew`), and settles outcomes in batches.
 Its `delivery_state` is a DeliveryState; `last_error` holds only the last failure's code.
@@ -26,6 +28,9 @@ REPLY_LEASE = timedelta(seconds=60)
 # The error of a reply expired unposted because its DM was deleted (and no attempt may have posted it): it does not
 # count for the once-per-window rule.
 MESSAGE_DELETED = "message_deleted"  # a claimed reply not settled by then is claimed again
+# Slack's refusals of an ephemeral reply when the person is not a member of the channel: the mention was not theirs
+# to see (their recap leaves it out) and the reply does not count for the once-per-window rule.
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
 MAX_REPLY_ATTEMPTS = 8
 
 
@@ -102,7 +107,7 @@ _RENEW_REPLY = (
 
 # The sender's replies for an overlapping window (or with the same key: rows from before intervals were stored).
 _OVERLAPPING = (
-    sa.select(_r.id, _r.state, _r.last_error, _r.window_key)
+    sa.select(_r.id, _r.state, _r.last_error, _r.window_key, _r.ephemeral)
     .where(_r.team_id == sa.bindparam("team_id"), _r.recipient_id == sa.bindparam("recipient_id"),
            _r.sender_id == sa.bindparam("sender_id"),
            sa.or_(_r.window_key == sa.bindparam("key"),
@@ -110,9 +115,13 @@ _OVERLAPPING = (
                           _r.window_end > sa.bindparam("start", type_=db.UTCDateTime()))))
     .order_by(_r.id)
 )  # fmt: skip
+# A reply to a mention of someone not in the channel: refused, never shown.
+_NOT_A_MEMBER = sa.and_(_r.ephemeral.is_(sa.true()), _r.state == "failed",
+                        sa.or_(*(_r.last_error == code for code in NOT_A_MEMBER)))  # fmt: skip
+_REPLACEABLE = sa.or_(sa.and_(_r.state == "expired", _r.last_error == MESSAGE_DELETED), _NOT_A_MEMBER)
 _REARM = (
     db.replies.update()
-    .where(_r.id == sa.bindparam("b_id"), _r.state == "expired", _r.last_error == MESSAGE_DELETED)
+    .where(_r.id == sa.bindparam("b_id"), _REPLACEABLE)
     .values(
         window_key=sa.bindparam("b_key"), window_start=sa.bindparam("b_start", type_=db.UTCDateTime()),
         window_end=sa.bindparam("b_end", type_=db.UTCDateTime()), channel_id=sa.bindparam("b_channel_id"),
@@ -126,7 +135,9 @@ _REARM = (
 
 
 def _replaceable(row: sa.Row) -> bool:
-    return row.state == "expired" and row.last_error == MESSAGE_DELETED
+    """Never shown: its message deleted before it went out, or refused because the person is not in the channel."""
+    deleted = row.state == "expired" and row.last_error == MESSAGE_DELETED
+    return deleted or (bool(row.ephemeral) and row.state == "failed" and row.last_error in NOT_A_MEMBER)
 
 
 class Replies:
@@ -223,6 +234,10 @@ class Replies:
         ran out must not overwrite a newer claim's result. An untried claim gives its attempt back, so a late
         outcome of the claim before it may still land; untried claims posted nothing, so nothing posted is
         overwritten.
+
+        A mention's ephemeral reply refused because the person is not in the channel (NOT_A_MEMBER) takes its
+        mention out of their recap, in the same transaction: the event came through another member's token (or the
+        bot's), and the message was never theirs to see.
         """
         if not outcomes:
             return
@@ -236,3 +251,20 @@ class Replies:
                     for reply_id, attempts, o in outcomes
                 ],
             )  # fmt: skip
+            refused = [reply_id for reply_id, _, o in outcomes if o.error in NOT_A_MEMBER]
+            if refused:
+                _drop_unseen(conn, refused)
+
+
+def _drop_unseen(conn: sa.Connection, reply_ids: list[int]) -> None:
+    """The mentions these replies answered, if Slack refused them as NOT_A_MEMBER: out of the recap, text gone."""
+    unseen = conn.execute(
+        sa.select(_r.team_id, _r.recipient_id, _r.channel_id, _r.message_ts).where(_r.id.in_(reply_ids), _NOT_A_MEMBER)
+    ).all()
+    for row in unseen:
+        conn.execute(
+            db.messages.update()
+            .where(_m.team_id == row.team_id, _m.recipient_id == row.recipient_id, _m.channel_id == row.channel_id,
+                   _m.ts == row.message_ts, _m.source != "dm", _m.state == "pending")
+            .values(state="deleted", text=None)
+        )  # fmt: skip

@@ -54,6 +54,9 @@ class Store:
     ) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Called after every forget_person (revoked tokens included) and forget_team, (team, user or ""): in-memory
+        # views of who is connected (bot/mentions.py) read the database again rather than serve the forgotten.
+        self.on_forget: list[Callable[[str, str], None]] = []
         self.client_id = client_id
         self.tokens = TokenStore(
             self.engine,
@@ -156,15 +159,21 @@ class Store:
     def revoke_user_tokens(self, team_id: str, user_ids: Iterable[str]) -> None:
         """tokens_revoked: drop the tokens and the person's data (they disconnected)."""
         for user_id in user_ids:
-            self.forget.forget_person(team_id, user_id)
+            self.forget_person(team_id, user_id)
 
     # --- forgetting --------------------------------------------------------------------------------------------
 
     def forget_person(self, team_id: str, user_id: str) -> None:
         self.forget.forget_person(team_id, user_id)
+        self._forgotten(team_id, user_id)
 
     def forget_team(self, team_id: str) -> None:
         self.forget.forget_team(team_id)
+        self._forgotten(team_id, "")
+
+    def _forgotten(self, team_id: str, user_id: str) -> None:
+        for callback in self.on_forget:
+            callback(team_id, user_id)
 
     def purge_expired(self, *, now: datetime, days: int) -> int:
         return self.forget.purge_expired(now=now, days=days)

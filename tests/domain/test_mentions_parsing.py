@@ -46,18 +46,48 @@ def test_blocks_win_over_the_text_and_code_blocks_are_skipped():
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "expected"),
     [
-        {"text": None},
-        {"text": 5},
-        {"blocks": "x", "text": "<@U1>"},
-        {"blocks": [{"type": "rich_text", "elements": "nope"}]},
-        {"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": 7}]}]},
-        {"blocks": [{"type": "rich_text", "elements": [[{"type": "user", "user_id": "U1"}]]}]},
+        ({"text": None}, []),
+        ({"text": 5}, []),
+        ({"blocks": "x", "text": "<@U1>"}, ["U1"]),  # no blocks to read: the text
+        ({"blocks": [{"type": "rich_text", "elements": "nope"}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": 7}]}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U1|x"}]}]}, []),
+        ({"blocks": [{"type": "rich_text", "elements": [[{"type": "user", "user_id": "U1"}]]}]}, []),  # not a node
+        ({"blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U1"}]}], "text": 5}, ["U1"]),
     ],
 )
-def test_odd_input_mentions_no_one_or_what_is_readable(event):
-    assert mentions.mentioned_users(event) in ([], ["U1"])
+def test_odd_input_mentions_no_one_or_what_is_readable(event, expected):
+    assert mentions.mentioned_users(event) == expected
+
+
+def _section(elements: list) -> list:
+    return [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}]
+
+
+def test_blocks_past_the_node_budget_are_read_from_the_text():
+    bold = [{"type": "text", "text": "a", "style": {"bold": True}}] * (mentions.MAX_NODES + 1000)
+    event = {"text": "a " * len(bold) + "<@U1>", "blocks": _section([*bold, {"type": "user", "user_id": "U1"}])}
+    assert mentions.mentioned_users(event) == ["U1"]
+    # The text's code is left out as the blocks' would be.
+    event = {"text": "a " * len(bold) + "`<@U1>`", "blocks": _section([*bold, {"type": "text", "text": "<@U1>"}])}
+    assert mentions.mentioned_users(event) == []
+    # Within the budget, the blocks decide.
+    assert mentions.mentioned_users({"text": "<@U2>", "blocks": _section([*bold[:100], {"type": "user",
+                                                                          "user_id": "U1"}])}) == ["U1"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<http:" * 40_000 + " <@U1>", ["U1"]),  # 240,000 characters of links that never close
+        ("<https://example.com|" + "x" * 200_000 + " <@U1>", ["U1"]),  # a label that never closes
+        ("<http:" * 40_000 + "<https://example.com|docs <@U1>> <@U2>", ["U2"]),  # then a link that does
+    ],
+)
+def test_huge_unclosed_links_are_read_in_linear_time(text, expected):
+    assert mentions.mentioned_users({"text": text}) == expected
 
 
 def test_only_the_watched_are_collected_and_at_most_max_mentioned():

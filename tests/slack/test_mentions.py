@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from html import unescape
 from urllib.parse import parse_qs, urlparse
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import sqlalchemy as sa
 
-from bot.config import MentionsConfig
+from bot.config import Config, MentionsConfig
 from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_one
 from bot.storage import db
 from bot.workers.recaps import RecapSender
@@ -141,6 +142,42 @@ def test_a_mention_of_someone_at_work_costs_no_statement(watched, store, fake_sl
     assert rows(store, db.messages) == []
 
 
+def test_a_watched_persons_own_message_at_work_costs_no_statement_and_no_log_line(
+    watched, store, fake_slack, slack, clock, caplog
+):
+    clock.set(clock().replace(hour=15))  # Wed 10:00 in New York: U1 is working
+    watched.services.mentions.view()
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U1")
+    with caplog.at_level(logging.DEBUG), counted_statements(store) as statements:
+        for i, channel_type in enumerate(["channel", "group", "mpim"]):
+            response = slack.user_channel_message(sender="U1", channel="C7", channel_type=channel_type,
+                                                  ts=ts(clock, i), text="just chatting", authorized="U1")  # fmt: skip
+            assert response.status == 200
+    assert statements == []
+    assert not [r for r in caplog.records if "event type=message" in r.getMessage()]
+    assert rows(store, db.dm_presence) == []
+
+
+def test_a_watched_persons_own_message_off_hours_answering_nothing_logs_at_debug_only(
+    watched, store, fake_slack, slack, clock, caplog
+):
+    with caplog.at_level(logging.DEBUG):
+        slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="late night", authorized="U1")
+    [line] = [r for r in caplog.records if "event type=message" in r.getMessage()]
+    assert line.levelno == logging.DEBUG and "outcome=ignored:own_message" in line.getMessage()
+
+
+def test_an_answer_just_after_the_window_still_takes_the_mention_out_of_the_recap(
+    watched, store, fake_slack, slack, clock
+):
+    root = ts(clock)
+    slack.user_channel_message(sender="U2", channel="C1", ts=root, text="<@U1> in the morning?", authorized="U1")
+    clock.set(DUE.replace(minute=20))  # Wed 09:20 in New York: back at work, the recap not sent yet
+    slack.user_channel_message(sender="U1", channel="C1", ts=ts(clock), text="yes", authorized="U1",
+                               thread_ts=f"{root:.6f}")  # fmt: skip
+    assert [m["state"] for m in rows(store, db.messages)] == ["answered"]
+
+
 def test_the_view_follows_a_change_in_this_process_and_the_database_after_refresh_seconds(
     watched, store, fake_slack, slack, clock
 ):
@@ -153,6 +190,44 @@ def test_the_view_follows_a_change_in_this_process_and_the_database_after_refres
     assert "U1" not in view.view().get("T1", {})
     clock.advance(seconds=watched.services.config.mentions.refresh_seconds)
     assert "U1" in view.view()["T1"]
+
+
+def forgotten_by_command(app, slack, store, fake_slack) -> None:
+    slack.command("forget", user="U1")
+
+
+def forgotten_by_tokens_revoked(app, slack, store, fake_slack) -> None:
+    event = {"type": "tokens_revoked", "tokens": {"oauth": ["U1"], "bot": []}, "event_ts": "1700000000.000100"}
+    assert slack.event(event, authorized="UBOT").status == 200
+
+
+def forgotten_by_a_revoked_reply(app, slack, store, fake_slack) -> None:
+    fake_slack.fail("chat.postEphemeral", error="token_revoked")
+    slack.user_channel_message(sender="U3", channel="C2", ts=1772593100.0, text="<@U1> hi", authorized="U1")
+    sender = ReplySender(app.services)
+    sender.drain()
+    sender.stop(timeout=5)
+
+
+@pytest.mark.parametrize("forget", [forgotten_by_command, forgotten_by_tokens_revoked, forgotten_by_a_revoked_reply])
+def test_someone_forgotten_leaves_the_view_at_once(watched, store, fake_slack, slack, clock, forget):
+    watched.services.mentions.view()
+    forget(watched, slack, store, fake_slack)
+    assert store.user_token("T1", "U1") is None
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, -5), text="warm-up", authorized="U2")
+    with counted_statements(store) as statements:
+        slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="still here", authorized="U2")
+        slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock, 1), text="<@U1> hi", authorized="U2")
+    assert statements == []
+    assert rows(store, db.dm_presence) == [] and rows(store, db.messages) == []
+
+
+def test_someone_forgotten_by_another_process_gets_no_presence_written(watched, store, fake_slack, slack, clock):
+    watched.services.mentions.view()
+    store.forget.forget_person("T1", "U1")  # as another process's /hours forget: this view still lists U1
+    assert "U1" in watched.services.mentions.view()["T1"]
+    assert slack.user_channel_message(sender="U1", channel="C7", ts=ts(clock), text="hi", authorized="U1").status == 200
+    assert rows(store, db.dm_presence) == []
 
 
 # --- (2) a channel mention ----------------------------------------------------------------------------------------
@@ -236,6 +311,19 @@ def test_bots_edits_own_messages_and_slackbot_get_nothing(watched, store, fake_s
 def test_hundreds_of_mentions_including_the_person_get_one_reply(watched, store, fake_slack, slack, clock, drain):
     text = " ".join(f"<@U{n:04d}>" for n in range(300)) + " <@U1>"
     assert slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text=text, authorized="U1").status == 200
+    assert drain(watched) == 1
+
+
+def test_a_mention_after_more_rich_text_than_the_node_budget_is_answered(
+    watched, store, fake_slack, slack, clock, drain
+):
+    bold = [{"type": "text", "text": "a", "style": {"bold": True}}] * 6000
+    blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        *bold, {"type": "user", "user_id": "U1"}]}]}]  # fmt: skip
+    response = slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="a " * 6000 + "<@U1>",
+                                          authorized="U1", blocks=blocks)  # fmt: skip
+    assert response.status == 200
+    assert [m["recipient_id"] for m in rows(store, db.messages)] == ["U1"]
     assert drain(watched) == 1
 
 
@@ -419,31 +507,41 @@ def test_a_deleted_mention_leaves_the_recap(watched, store, fake_slack, slack, c
 # --- bad input, and the listener's own fast path (Socket Mode reaches Bolt without the HTTP server's) -------------
 
 
-ODD = [
-    {"text": ["<@U1>"]},
-    {"text": "<@U1>", "blocks": {"type": "rich_text"}},
-    {"text": "<@U1>", "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": ["U1"]}]}]},
-    {"text": "<@U1>", "user": 7},
-    {"text": "<@U1>", "user": None},
-    {"text": "<@U1>", "thread_ts": ["x"]},
-    {"text": "<@U1>", "subtype": {"x": 1}},
-    {"text": "<@U1>", "channel": None},
-    {"text": "<@U1>", "channel_type": ["channel"]},
-    {"text": "<@U1>", "channel_type": {"a": 1}},
-    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": "x"},
-    {"text": "<@U1>", "subtype": "message_deleted", "previous_message": {"text": "<@U1>"}},
-    {"text": "<@U1>" * 5000},
+ODD = [  # (fields, answered): answered, the one reply goes to the sender in C1, at top level
+    ({"text": ["<@U1>"]}, False),
+    ({"text": "<@U1>", "blocks": {"type": "rich_text"}}, True),  # no blocks to read: the text
+    ({"text": "<@U1>", "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": ["U1"]}]}]}, False),
+    ({"text": "<@U1>", "user": 7}, False),
+    ({"text": "<@U1>", "user": None}, False),
+    ({"text": "<@U1>", "thread_ts": ["x"]}, True),  # no thread: in the channel
+    ({"text": "<@U1>", "subtype": {"x": 1}}, False),
+    ({"text": "<@U1>", "channel": None}, False),
+    ({"text": "<@U1>", "channel_type": ["channel"]}, False),
+    ({"text": "<@U1>", "channel_type": {"a": 1}}, False),
+    ({"text": "<@U1>", "subtype": "message_deleted", "previous_message": "x"}, False),
+    ({"text": "<@U1>", "subtype": "message_deleted", "previous_message": {"text": "<@U1>"}}, False),
+    ({"text": "<@U1>" * 5000}, True),
 ]
 
 
-@pytest.mark.parametrize("fields", ODD)
-def test_odd_channel_messages_never_answer_5xx_nor_post(watched, store, fake_slack, slack, clock, drain, fields):
+@pytest.mark.parametrize(("fields", "answered"), ODD)
+def test_odd_channel_messages_never_answer_5xx_nor_post(
+    watched, store, fake_slack, slack, clock, drain, fields, answered
+):
     event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U2", "ts": f"{ts(clock):.6f}",
              **fields}  # fmt: skip
     assert slack.event(event, authorized="U1").status < 500
     drain(watched)
-    for call in ephemerals(fake_slack):  # only ever to a real sender, in the channel
-        assert (call.params["user"], call.params["channel"]) == ("U2", "C1")
+    assert fake_slack.calls_to("chat.postMessage") == []
+    if not answered:
+        assert ephemerals(fake_slack) == []
+        assert rows(store, db.messages) == [] and rows(store, db.replies) == []
+        return
+    [call] = ephemerals(fake_slack)
+    assert (call.params["user"], call.params["channel"], call.params.get("thread_ts")) == ("U2", "C1", None)
+    [message] = rows(store, db.messages)
+    assert (message["recipient_id"], message["sender_id"], message["channel_id"]) == ("U1", "U2", "C1")
+    assert [r["state"] for r in rows(store, db.replies)] == ["sent"]
 
 
 def test_the_listener_drops_what_concerns_no_one_without_a_statement(watched, store, clock):
@@ -480,6 +578,47 @@ def test_channel_not_found_settles_without_retrying(watched, store, fake_slack, 
     assert len(ephemerals(fake_slack)) == 1
     [reply] = rows(store, db.replies)
     assert (reply["state"], reply["last_error"]) == ("failed", "channel_not_found")
+
+
+def test_a_reply_refused_as_not_in_channel_does_not_use_up_the_senders_one_reply(
+    watched, store, fake_slack, slack, clock, drain
+):
+    # The event came through another member's token: U1 is not in C1, so U2 never saw the reply.
+    fake_slack.dm_members[dm_channel("U1", "U2")] = ("U1", "U2")
+    fake_slack.fail("chat.postEphemeral", error="not_in_channel")
+    slack.user_channel_message(sender="U2", channel="C1", ts=ts(clock), text="<@U1> hi", authorized="U3")
+    assert drain(watched) == 0
+    assert slack.dm(sender="U2", recipient="U1", ts=ts(clock, 60), text="are you there?").status == 200
+    assert drain(watched) == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # the DM gets the sender's one reply
+    [reply] = rows(store, db.replies)
+    assert (reply["state"], reply["ephemeral"], reply["channel_id"]) == ("sent", False, dm_channel("U1", "U2"))
+    states = {m["channel_id"]: m["state"] for m in rows(store, db.messages)}
+    assert states == {"C1": "deleted", dm_channel("U1", "U2"): "pending"}  # the mention was never U1's to see
+
+
+def test_a_private_channel_mention_of_a_non_member_stays_out_of_their_recap(make_app, store, fake_slack, clock, drain):
+    app = make_app(recap=replace(Config().recap, include_text=True))
+    connect(store, fake_slack, "U1", user_scopes=MENTION_SCOPES, now=clock())
+    app.services.mentions.choose("T1", "U1", enabled=True)
+    fake_slack.add_user("U2", tz="Europe/Rome")
+    running = RunningServer(app)
+    try:
+        slack = SlackHTTP(running.url)
+        fake_slack.fail("chat.postEphemeral", error="channel_not_found")  # U1 is not in private channel G5
+        slack.user_channel_message(sender="U2", channel="G5", channel_type="group", ts=ts(clock),
+                                   text="don't tell <@U1> yet", authorized="U2")  # fmt: skip
+        assert drain(app) == 0
+        slack.user_channel_message(sender="U3", channel="C1", ts=ts(clock, 5), text="<@U1> hi", authorized="U1")
+        assert drain(app) == 1
+    finally:
+        running.close()
+    [hidden] = [m for m in rows(store, db.messages) if m["channel_id"] == "G5"]
+    assert (hidden["state"], hidden["text"]) == ("deleted", None)
+    assert RecapSender(app.services).tick(DUE) == 1
+    sections = recap_sections(fake_slack)
+    assert [s for s in sections if "<#C1>" in s]
+    assert not [s for s in sections if "G5" in s or "don't tell" in s]
 
 
 def test_an_ephemeral_reply_that_may_have_been_shown_is_never_posted_again(

@@ -87,12 +87,16 @@ class ChannelMessages:
         if not watched:
             return None
         sender = event.get("user")
-        sender_watched = isinstance(sender, str) and sender in watched
         if event.get("subtype") == "message_deleted":
             previous = payloads.obj(event, "previous_message")
             if channel_type == "mpim" or mentions.mentioned_users(previous, among=watched):
                 return Triage(team_id=team_id, recipients=(), sender_watched=False)
             return None
+        at = _when(event.get("ts"))
+        # A watched person's own message matters only near their off hours: it answers what waits for them, or
+        # makes them present in a group DM. At work, nothing of theirs waits (a recap took it) and no reply goes out.
+        sender_prefs = watched.get(sender) if isinstance(sender, str) else None
+        sender_watched = sender_prefs is not None and at is not None and _near_off(sender_prefs, at)
         group: list[str] = []  # the watched members of a group DM
         if channel_type == "mpim":
             authorized = authorized_user(body)
@@ -105,7 +109,6 @@ class ChannelMessages:
         if not (sender_watched or group or mentions.may_mention(event.get("text"))):
             return None
         candidates = mentions.mentioned_users(event, among=watched) + sorted(group)
-        at = _when(event.get("ts"))
         recipients = tuple(
             user for user in dict.fromkeys(candidates) if user != sender and at is not None and _off(watched[user], at)
         )[:MAX_RECIPIENTS]
@@ -201,6 +204,12 @@ class ChannelMessages:
 
 def _off(prefs: Preferences, at: datetime) -> bool:
     return prefs.schedule.off_window(at) is not None
+
+
+def _near_off(prefs: Preferences, at: datetime) -> bool:
+    """Off at `at`, or within PRESENT_FOR of it: just before, their presence in a group DM holds into the window;
+    just after, the recap of the window that ended may not have gone yet (an answer still takes a mention out)."""
+    return any(_off(prefs, t) for t in (at, at - autoreply.PRESENT_FOR, at + autoreply.PRESENT_FOR))
 
 
 def _enterprise(body: dict) -> str | None:

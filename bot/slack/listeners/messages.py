@@ -77,7 +77,10 @@ def register(app: App, services: Services) -> None:
         latency = (time.perf_counter() - started) * 1000
         # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
-        log.info(
+        # A watched person's own channel message that answered nothing is routine: not one INFO line each.
+        level = logging.DEBUG if outcome == "ignored:own_message" else logging.INFO
+        log.log(
+            level,
             "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
             outcome, payloads.ident(body, "team_id"), payloads.ident(body, "event_id"), retry, latency,
         )  # fmt: skip
