@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from bot.storage import db, migrate
+from bot.storage import db, migrate, schema
 
 # One row per scheduler job that reports a heartbeat ("recaps"): the last time it finished a tick, any process.
 scheduler_ticks = sa.Table(
@@ -24,7 +24,7 @@ scheduler_ticks = sa.Table(
     sa.Column("ticked_at", db.UTCDateTime, nullable=False),
 )
 
-KINDS = ("auto_reply", "recap", "urgent")
+KINDS = ("auto_reply", "recap", "urgent", "status", "nudge", "channel_reply", "channel_summary")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +72,14 @@ def head_revision() -> str | None:
 
 
 def pending(engine: sa.Engine, *, now: datetime) -> dict[str, Pending]:
-    """Every workspace's pending deliveries by kind, in three small queries (one per table)."""
+    """Every workspace's pending deliveries by kind, in small queries (one per table)."""
     by_team = _pending(engine, now=now, by_team=False)
     return {kind: by_team.get(None, {}).get(kind, Pending()) for kind in KINDS}
 
 
 def _pending(engine: sa.Engine, *, now: datetime, by_team: bool) -> dict[str | None, dict[str, Pending]]:
     r, c, m = db.replies.c, db.recaps.c, db.messages.c
+    su, n, cr, cs = schema.status_updates.c, schema.nudges.c, schema.channel_replies.c, schema.channel_summaries.c
     # A recap is pending from its due time: as a claimed row not yet sent (retrying, or in flight), or, before any
     # scheduler has claimed it, as a person's messages whose window has ended (the query due_people runs).
     unclaimed = (
@@ -93,6 +94,14 @@ def _pending(engine: sa.Engine, *, now: datetime, by_team: bool) -> dict[str | N
         ("recap", unclaimed, unclaimed.c.team_id, sa.true(), unclaimed.c.due),
         ("urgent", db.urgent_notices, db.urgent_notices.c.team_id, db.urgent_notices.c.state == "pending",
          db.urgent_notices.c.created_at),
+        # Recorded when due (the planner runs every status.poll_seconds).
+        ("status", schema.status_updates, su.team_id, su.state == "pending", su.next_attempt_at),
+        # Planned long before they are due: pending from their due time on.
+        ("nudge", schema.nudges, n.team_id, sa.and_(n.state == "pending", n.next_attempt_at <= now),
+         n.next_attempt_at),
+        ("channel_reply", schema.channel_replies, cr.team_id, cr.state == "pending", cr.received_at),
+        ("channel_summary", schema.channel_summaries, cs.team_id, sa.and_(cs.state == "pending", cs.due_at <= now),
+         cs.due_at),
     ]  # fmt: skip
     out: dict[str | None, dict[str, Pending]] = {}
     with db.reading(engine) as conn:
