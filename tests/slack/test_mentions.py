@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from html import unescape
@@ -23,26 +21,11 @@ from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_on
 from bot.storage import db
 from bot.workers.recaps import RecapSender
 from bot.workers.replies import ReplySender
-from tests.support.helpers import RunningServer, block_text, connect, rows
+from tests.support.helpers import RunningServer, block_text, connect, counted_statements, rows
 from tests.support.slackhttp import SlackHTTP, dm_channel, request
 
 MENTION_SCOPES = "im:history,chat:write,channels:history,groups:history,mpim:history"
 TOKEN_U1 = "xoxp-T1-U1"
-
-
-@contextmanager
-def counted_statements(store) -> Iterator[list[str]]:
-    """Every SQL statement the app runs meanwhile, from any thread (SQLAlchemy's cursor event)."""
-    seen: list[str] = []
-
-    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(statement)
-
-    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", on_execute)
 
 
 @pytest.fixture
