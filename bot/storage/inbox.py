@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from bot.domain.autoreply import ReplyWindow
 from bot.domain.recap import WaitingMessage
 from bot.storage import db, nudges
+from bot.storage.batch_writer import BatchWriter
 from bot.storage.replies import Replies
 from bot.storage.tokens import still_connected
 
@@ -131,46 +132,66 @@ class Inbox:
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
         self._insert_presence = db.insert_ignore(engine, db.dm_presence, ["team_id", "user_id", "channel_id"])
+        self._records: BatchWriter[tuple[IncomingRecord, datetime], str] = BatchWriter(
+            self._record_many, self._record_one
+        )
 
     def record(self, rec: IncomingRecord, *, now: datetime) -> str:
         """Store an after-hours DM: "duplicate", "replied" (a reply is queued), "throttled", "recorded", or
-        "not_connected" (the recipient was forgotten since the listener read their token: nothing is written)."""
+        "not_connected" (the recipient was forgotten since the listener read their token: nothing is written).
+
+        Concurrent calls are committed together (bot/storage/batch_writer.py); each returns once its own DM is."""
+        return self._records.submit((rec, now))
+
+    def _record_many(self, items: list[tuple[IncomingRecord, datetime]]) -> list[str]:
+        # In one order across processes: PostgreSQL's row locks (still_connected) are then taken without deadlock.
+        order = sorted(range(len(items)), key=lambda n: (items[n][0].team_id, items[n][0].recipient_id))
+        outcomes = [""] * len(items)
         with db.writing(self.engine) as conn:
-            if not still_connected(conn, rec.team_id, rec.recipient_id):
-                return "not_connected"
-            inserted = conn.execute(
-                self._insert_message,
-                {
-                    "team_id": rec.team_id,
-                    "recipient_id": rec.recipient_id,
-                    "channel_id": rec.channel_id,
-                    "ts": rec.ts,
-                    "thread_ts": rec.thread_ts,
-                    "sender_id": rec.sender_id,
-                    "received_at": rec.received_at,
-                    "text": rec.text,
-                    "due_at": rec.due_at,
-                    "source": rec.source,
-                },
-            ).rowcount
-            if not inserted:
-                return "duplicate"
-            if not rec.reply:
-                return "recorded"
-            queued = self.replies.queue(
-                conn,
-                team_id=rec.team_id,
-                recipient_id=rec.recipient_id,
-                sender_id=rec.sender_id,
-                window=rec.window,
-                channel_id=rec.channel_id,
-                message_ts=rec.ts,
-                thread_ts=rec.thread_ts,
-                received_at=rec.received_at,
-                now=now,
-                external=rec.external,
-                ephemeral=rec.source != "dm",
-            )
+            for n in order:
+                outcomes[n] = self._record_in(conn, *items[n])
+        return outcomes
+
+    def _record_one(self, item: tuple[IncomingRecord, datetime]) -> str:
+        with db.writing(self.engine) as conn:
+            return self._record_in(conn, *item)
+
+    def _record_in(self, conn: sa.Connection, rec: IncomingRecord, now: datetime) -> str:
+        if not still_connected(conn, rec.team_id, rec.recipient_id):
+            return "not_connected"
+        inserted = conn.execute(
+            self._insert_message,
+            {
+                "team_id": rec.team_id,
+                "recipient_id": rec.recipient_id,
+                "channel_id": rec.channel_id,
+                "ts": rec.ts,
+                "thread_ts": rec.thread_ts,
+                "sender_id": rec.sender_id,
+                "received_at": rec.received_at,
+                "text": rec.text,
+                "due_at": rec.due_at,
+                "source": rec.source,
+            },
+        ).rowcount
+        if not inserted:
+            return "duplicate"
+        if not rec.reply:
+            return "recorded"
+        queued = self.replies.queue(
+            conn,
+            team_id=rec.team_id,
+            recipient_id=rec.recipient_id,
+            sender_id=rec.sender_id,
+            window=rec.window,
+            channel_id=rec.channel_id,
+            message_ts=rec.ts,
+            thread_ts=rec.thread_ts,
+            received_at=rec.received_at,
+            now=now,
+            external=rec.external,
+            ephemeral=rec.source != "dm",
+        )
         return "replied" if queued else "throttled"
 
     def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:

@@ -314,14 +314,19 @@ def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
     """Inside a write transaction: whether the person still has a user token here, locked against a concurrent
     forget_person until the transaction ends (PostgreSQL FOR SHARE; SQLite's writers take turns anyway), so
     what is written after a slow Slack call cannot outlive their "forget everything"."""
+    return conn.execute(_still_connected_query(), {"team_id": team_id, "user_id": user_id}).first() is not None
+
+
+@functools.cache
+def _still_connected_query() -> sa.Select:
+    # Built once: it runs before the ack of every DM recorded, and constructing it cost more than running it.
     i = schema.installations.c
-    query = (
+    return (
         sa.select(i.id)
-        .where(in_team(team_id), i.user_id == user_id, i.user_token.is_not(None))
+        .where(in_team(sa.bindparam("team_id")), i.user_id == sa.bindparam("user_id"), i.user_token.is_not(None))
         .limit(1)
         .with_for_update(read=True)
     )
-    return conn.execute(query).first() is not None
 
 
 @functools.cache
