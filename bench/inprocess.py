@@ -61,7 +61,7 @@ def call(wsgi, body: str) -> None:
 
 
 def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackProcess) -> dict:
-    from bench.server import bare_wsgi
+    from bench.server import bare_wsgi, recording_wsgi
     from bot.runtime import configured_store as _store
     from bot.runtime import load_environment as _load
     from bot.slack.app import create_app
@@ -76,7 +76,8 @@ def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackPro
     settings, config = _load()
     offhours = create_app(config, _store(settings, config), settings=settings)
     sender = ReplySender(offhours.services)
-    wsgi = create_wsgi(offhours) if app == "offhours" else bare_wsgi().wsgi
+    wsgi = {"offhours": lambda: create_wsgi(offhours), "bare": lambda: bare_wsgi().wsgi,
+            "recording": lambda: recording_wsgi().wsgi}[app]()  # fmt: skip
     base = time.time()
     bodies = [
         event_body(n, sender=f"US{n:06d}", recipient=recipients[n % len(recipients)], ts=base + n / 1e6)

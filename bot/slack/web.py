@@ -34,6 +34,7 @@ from bot.services import Services
 from bot.slack import payloads
 from bot.slack.app import OffhoursApp
 from bot.slack.listeners.channel_messages import ChannelMessages, concerns_no_one
+from bot.slack.listeners.messages import MessageHandler, handle_dm, is_dm_event
 from bot.slack.paths import EVENTS_PATH
 from bot.storage import ops
 from bot.storage.store import Store
@@ -89,6 +90,7 @@ def create_wsgi(app: OffhoursApp) -> Callable:
     probes = create_ops_wsgi(services)
     metrics = services.metrics
     channels = ChannelMessages(services)
+    dms = DirectMessages(services)
     hint = "" if services.settings.base_url else " (set OFFHOURS_BASE_URL to the public URL this app is reached at)"
     log.info("install: open %s to install Offhours or connect your DMs%s", services.install_url(), hint)
 
@@ -113,6 +115,11 @@ def create_wsgi(app: OffhoursApp) -> Callable:
                 # A channel message that concerns no one (issue 20's fast path): acked without Bolt.
                 metrics.ack(time.perf_counter() - started)
                 return _plain(start_response, "200 OK", "")
+            if is_dm_event(payload) and dms.installed(payload):
+                try:
+                    return _plain(start_response, dms.handle(payload, environ, started=started), "")
+                finally:
+                    metrics.ack(time.perf_counter() - started)
             try:
                 return slack(environ, start_response)  # Bolt answers after the listener ran (process_before_response)
             finally:
@@ -120,6 +127,32 @@ def create_wsgi(app: OffhoursApp) -> Callable:
         return slack(environ, start_response)
 
     return wsgi
+
+
+class DirectMessages:
+    """1:1 DMs straight from the HTTP server to the message listener's handler, without Bolt's request, context
+    and middleware (bench/RESULTS.md, eighth session: that was a fifth of the event path's CPU). The signature is
+    checked and the body parsed before this; a workspace Offhours is not installed in goes to Bolt, which answers
+    as for any other event. Socket Mode still goes through Bolt's listener, to the same `handle_dm`."""
+
+    def __init__(self, services: Services) -> None:
+        self.store = services.store
+        self.handler = MessageHandler(services)
+
+    def installed(self, payload: dict) -> bool:
+        team, enterprise = payloads.ident(payload, "team_id"), payloads.ident(payload, "enterprise_id")
+        return bool(team) and self.store.bot(team, enterprise_id=enterprise or None) is not None
+
+    def handle(self, payload: dict, environ: dict, *, started: float) -> str:
+        """The HTTP status line: 200 once the DM is handled; 500 (Slack redelivers) on an unexpected failure."""
+        retry = environ.get("HTTP_X_SLACK_RETRY_NUM") or "0"
+        try:
+            handle_dm(self.handler, payload["event"], payload, retry=retry, started=started)
+        except Exception as e:
+            # As Bolt's error handler (bot/slack/app.py): never the body, which holds message text.
+            log.error("unhandled error type=event_callback error=%s", type(e).__name__, exc_info=e)
+            return "500 Internal Server Error"
+        return "200 OK"
 
 
 OPS_PATHS = ("/healthz", "/readyz", "/metrics")

@@ -790,3 +790,49 @@ def test_an_unexpected_error_on_one_reply_does_not_cost_the_batch_its_outcomes(
     assert sorted(p.params["channel"] for p in posts(fake_slack)) == sorted(
         dm_channel("U1", s) for s in ("U2", "U3", "U4")
     )
+
+
+# --- the HTTP server hands DMs to the listener's handler itself (bot/slack/web.py) ------------------------------
+
+
+def test_a_dm_over_http_does_not_go_through_bolts_dispatch_a_command_does(people, store, slack, clock, monkeypatch):
+    dispatched: list[str] = []
+    dispatch = people.bolt.dispatch
+
+    def spy(request):
+        dispatched.append(request.body.get("type") or request.body.get("command") or "?")
+        return dispatch(request)
+
+    monkeypatch.setattr(people.bolt, "dispatch", spy)
+    assert slack.dm(sender="U2", recipient="U1", ts=now_ts(clock)).status == 200
+    assert len(messages(store)) == 1 and len(replies(store)) == 1
+    assert dispatched == []
+    assert slack.command("show", user="U1").status == 200
+    assert dispatched == ["/hours"]
+
+
+def test_a_dm_to_a_workspace_offhours_is_not_installed_in_is_bolts_and_records_nothing(people, store, slack, clock):
+    other = type(slack)(slack.base_url, team_id="T9")
+    response = other.dm(sender="U2", recipient="U1", ts=now_ts(clock))
+    assert response.status == 200  # Bolt's answer when it finds no installation: Slack must not retry
+    assert messages(store) == [] and replies(store) == []
+
+
+def test_an_unexpected_failure_on_the_dm_path_is_a_500_without_the_text_in_the_logs(
+    people, store, slack, clock, monkeypatch, caplog
+):
+    """Slack redelivers on a 500; nothing was recorded, and the log line names the error, never the message."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(store, "dm_view", broken)
+    caplog.set_level(logging.DEBUG)
+    response = slack.dm(sender="U2", recipient="U1", ts=now_ts(clock), text="confidential-words-4711")
+    assert response.status == 500
+    assert messages(store) == []
+    assert "unhandled error type=event_callback error=RuntimeError" in caplog.text
+    assert "confidential-words-4711" not in caplog.text
+    monkeypatch.undo()
+    retried = slack.dm(sender="U2", recipient="U1", ts=now_ts(clock), text="confidential-words-4711")
+    assert retried.status == 200 and len(messages(store)) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import TypeGuard
 
 from slack_bolt import App, BoltRequest
 from slack_sdk.errors import SlackApiError
@@ -65,26 +66,41 @@ def register(app: App, services: Services) -> None:
     @app.event("message")
     def on_message(event: dict, body: dict, request: BoltRequest) -> None:
         started = time.perf_counter()
-        if event.get("channel_type") == "im":
-            outcome = handler.handle(event, body)
-        else:
-            # Channels and group DMs: office hours (issue 25), then mentions (issue 20); most messages concern
-            # neither and leave here without a trace (no statement, no log line).
-            found = [o for o in (handler.channel_hours.handle(event, body), mentions.handle(event, body)) if o]
-            if not found:
-                return
-            outcome = ",".join(found)
-        latency = (time.perf_counter() - started) * 1000
         # Slack sends the redelivery count as a header, not in the body (body["_retry_num"] was always absent: 0).
         retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
-        # A watched person's own channel message that answered nothing is routine: not one INFO line each.
-        level = logging.DEBUG if outcome == "ignored:own_message" else logging.INFO
-        log.log(
-            level,
-            "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
-            outcome, payloads.ident(body, "team_id"), payloads.ident(body, "event_id"), retry, latency,
-        )  # fmt: skip
-        services.metrics.event("message", outcome)
+        if event.get("channel_type") == "im":
+            handle_dm(handler, event, body, retry=retry, started=started)
+            return
+        # Channels and group DMs: office hours (issue 25), then mentions (issue 20); most messages concern
+        # neither and leave here without a trace (no statement, no log line).
+        found = [o for o in (handler.channel_hours.handle(event, body), mentions.handle(event, body)) if o]
+        if found:
+            _log_outcome(services, ",".join(found), body, retry=retry, started=started)
+
+
+def is_dm_event(payload: object) -> TypeGuard[dict]:
+    """A signed event callback carrying a 1:1 DM (the HTTP server hands these to `handle_dm` without Bolt)."""
+    if not isinstance(payload, dict) or payload.get("type") != "event_callback":
+        return False
+    event = payload.get("event")
+    return isinstance(event, dict) and event.get("type") == "message" and event.get("channel_type") == "im"
+
+
+def handle_dm(handler: MessageHandler, event: dict, body: dict, *, retry: str, started: float) -> None:
+    """A DM event, from Bolt's listener (Socket Mode) or straight from the HTTP server (bot/slack/web.py)."""
+    _log_outcome(handler.services, handler.handle(event, body), body, retry=retry, started=started)
+
+
+def _log_outcome(services: Services, outcome: str, body: dict, *, retry: str, started: float) -> None:
+    latency = (time.perf_counter() - started) * 1000
+    # A watched person's own channel message that answered nothing is routine: not one INFO line each.
+    level = logging.DEBUG if outcome == "ignored:own_message" else logging.INFO
+    log.log(
+        level,
+        "event type=message outcome=%s team=%s event_id=%s retry=%s latency_ms=%.1f",
+        outcome, payloads.ident(body, "team_id"), payloads.ident(body, "event_id"), retry, latency,
+    )  # fmt: skip
+    services.metrics.event("message", outcome)
 
 
 class MessageHandler:
