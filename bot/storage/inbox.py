@@ -22,8 +22,8 @@ from bot.domain.autoreply import ReplyWindow
 from bot.domain.recap import WaitingMessage
 from bot.storage import db, nudges
 from bot.storage.batch_writer import BatchWriter
-from bot.storage.replies import Replies
-from bot.storage.tokens import still_connected
+from bot.storage.replies import QueuedReply, Replies
+from bot.storage.tokens import connected_among, still_connected
 
 MESSAGE_KEY = ["team_id", "recipient_id", "channel_id", "ts"]  # a DM is recorded once
 
@@ -132,6 +132,7 @@ class Inbox:
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
         self._insert_presence = db.insert_ignore(engine, db.dm_presence, ["team_id", "user_id", "channel_id"])
+        self._insert_messages_returning = self._insert_message.returning(*(_m[k] for k in MESSAGE_KEY))
         self._records: BatchWriter[tuple[IncomingRecord, datetime], str] = BatchWriter(
             self._record_many, self._record_one
         )
@@ -143,56 +144,44 @@ class Inbox:
         Concurrent calls are committed together (bot/storage/batch_writer.py); each returns once its own DM is."""
         return self._records.submit((rec, now))
 
+    def _record_one(self, item: tuple[IncomingRecord, datetime]) -> str:
+        [outcome] = self._record_many([item])
+        return outcome
+
     def _record_many(self, items: list[tuple[IncomingRecord, datetime]]) -> list[str]:
-        # In one order across processes: PostgreSQL's row locks (still_connected) are then taken without deadlock.
+        """Record DMs in one transaction, with one statement per step for all of them (who is still connected,
+        the messages, the replies' earlier rows, the replies), each outcome as if it had been recorded alone."""
+        # In one order across processes: PostgreSQL's row locks (connected_among) are then taken without deadlock.
         order = sorted(range(len(items)), key=lambda n: (items[n][0].team_id, items[n][0].recipient_id))
-        outcomes = [""] * len(items)
+        outcomes = ["not_connected"] * len(items)
         with db.writing(self.engine) as conn:
-            for n in order:
-                outcomes[n] = self._record_in(conn, *items[n])
+            connected = _connected(conn, [rec for rec, _ in items])
+            fresh = [n for n in order if (items[n][0].team_id, items[n][0].recipient_id) in connected]
+            inserted = self._insert_messages(conn, [items[n][0] for n in fresh])
+            wanted: list[int] = []
+            for n in fresh:
+                rec = items[n][0]
+                key = (rec.team_id, rec.recipient_id, rec.channel_id, rec.ts)
+                if key not in inserted:
+                    outcomes[n] = "duplicate"
+                    continue
+                inserted.discard(key)  # a second copy of the same DM in this batch is a duplicate
+                outcomes[n] = "recorded"
+                if rec.reply:
+                    wanted.append(n)
+            queued = self.replies.queue_many(conn, [_reply_for(items[n][0]) for n in wanted], now=items[0][1])
+            for n, ok in zip(wanted, queued, strict=True):
+                outcomes[n] = "replied" if ok else "throttled"
         return outcomes
 
-    def _record_one(self, item: tuple[IncomingRecord, datetime]) -> str:
-        with db.writing(self.engine) as conn:
-            return self._record_in(conn, *item)
-
-    def _record_in(self, conn: sa.Connection, rec: IncomingRecord, now: datetime) -> str:
-        if not still_connected(conn, rec.team_id, rec.recipient_id):
-            return "not_connected"
-        inserted = conn.execute(
-            self._insert_message,
-            {
-                "team_id": rec.team_id,
-                "recipient_id": rec.recipient_id,
-                "channel_id": rec.channel_id,
-                "ts": rec.ts,
-                "thread_ts": rec.thread_ts,
-                "sender_id": rec.sender_id,
-                "received_at": rec.received_at,
-                "text": rec.text,
-                "due_at": rec.due_at,
-                "source": rec.source,
-            },
-        ).rowcount
-        if not inserted:
-            return "duplicate"
-        if not rec.reply:
-            return "recorded"
-        queued = self.replies.queue(
-            conn,
-            team_id=rec.team_id,
-            recipient_id=rec.recipient_id,
-            sender_id=rec.sender_id,
-            window=rec.window,
-            channel_id=rec.channel_id,
-            message_ts=rec.ts,
-            thread_ts=rec.thread_ts,
-            received_at=rec.received_at,
-            now=now,
-            external=rec.external,
-            ephemeral=rec.source != "dm",
-        )
-        return "replied" if queued else "throttled"
+    def _insert_messages(self, conn: sa.Connection, recs: list[IncomingRecord]) -> set[tuple]:
+        """Insert what is not there yet; the keys of the rows this inserted."""
+        if not recs:
+            return set()
+        rows = [{"team_id": rec.team_id, "recipient_id": rec.recipient_id, "channel_id": rec.channel_id, "ts": rec.ts,
+                 "thread_ts": rec.thread_ts, "sender_id": rec.sender_id, "received_at": rec.received_at,
+                 "text": rec.text, "due_at": rec.due_at, "source": rec.source} for rec in recs]  # fmt: skip
+        return {tuple(row) for row in conn.execute(self._insert_messages_returning, rows).all()}
 
     def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:
         """The connected person wrote in this DM at `at`: for a while they count as present there. Nothing is
@@ -281,6 +270,23 @@ class Inbox:
                     conn.execute(db.messages.update().where(_m.id == row.id).values(due_at=due))
                     changed += 1
         return changed
+
+
+def _connected(conn: sa.Connection, recs: list[IncomingRecord]) -> set[tuple[str, str]]:
+    """(team, recipient) of the recipients still connected, locked until the transaction ends (connected_among)."""
+    found: set[tuple[str, str]] = set()
+    for team_id in sorted({rec.team_id for rec in recs}):
+        recipients = {rec.recipient_id for rec in recs if rec.team_id == team_id}
+        found |= {(team_id, user_id) for user_id in connected_among(conn, team_id, recipients)}
+    return found
+
+
+def _reply_for(rec: IncomingRecord) -> QueuedReply:
+    return QueuedReply(
+        team_id=rec.team_id, recipient_id=rec.recipient_id, sender_id=rec.sender_id, window=rec.window,
+        channel_id=rec.channel_id, message_ts=rec.ts, thread_ts=rec.thread_ts, received_at=rec.received_at,
+        external=rec.external, ephemeral=rec.source != "dm",
+    )  # fmt: skip
 
 
 def _waiting(row: sa.Row) -> WaitingMessage:

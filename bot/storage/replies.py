@@ -115,6 +115,18 @@ _OVERLAPPING = (
                           _r.window_end > sa.bindparam("start", type_=db.UTCDateTime()))))
     .order_by(_r.id)
 )  # fmt: skip
+# queue_many's read: the replies of these recipients to these senders (their overlap is decided in Python); the
+# second for one recipient and one sender, the usual batch (an expanding IN is rendered again on every call).
+_EARLIER_COLUMNS = (_r.recipient_id, _r.sender_id, _r.state, _r.last_error, _r.window_key, _r.ephemeral,
+                    _r.window_start, _r.window_end)  # fmt: skip
+_EARLIER_REPLIES = sa.select(*_EARLIER_COLUMNS).where(
+    _r.team_id == sa.bindparam("team_id"), _r.recipient_id.in_(sa.bindparam("recipients", expanding=True)),
+    _r.sender_id.in_(sa.bindparam("senders", expanding=True)),
+)  # fmt: skip
+_EARLIER_REPLIES_ONE = sa.select(*_EARLIER_COLUMNS).where(
+    _r.team_id == sa.bindparam("team_id"), _r.recipient_id == sa.bindparam("recipient_id"),
+    _r.sender_id == sa.bindparam("sender_id"),
+)  # fmt: skip
 # A reply to a mention of someone not in the channel: refused, never shown.
 _NOT_A_MEMBER = sa.and_(_r.ephemeral.is_(sa.true()), _r.state == "failed",
                         sa.or_(*(_r.last_error == code for code in NOT_A_MEMBER)))  # fmt: skip
@@ -140,11 +152,75 @@ def _replaceable(row: sa.Row) -> bool:
     return deleted or (bool(row.ephemeral) and row.state == "failed" and row.last_error in NOT_A_MEMBER)
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedReply:
+    """The reply a DM being recorded asks for (`Replies.queue_many`)."""
+
+    team_id: str
+    recipient_id: str
+    sender_id: str
+    window: ReplyWindow
+    channel_id: str
+    message_ts: str
+    thread_ts: str
+    received_at: datetime
+    external: bool = False
+    ephemeral: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.team_id, self.recipient_id, self.sender_id, self.window.key)
+
+    def fields(self) -> dict:
+        return {"team_id": self.team_id, "recipient_id": self.recipient_id, "sender_id": self.sender_id,
+                "window": self.window, "channel_id": self.channel_id, "message_ts": self.message_ts,
+                "thread_ts": self.thread_ts, "received_at": self.received_at, "external": self.external,
+                "ephemeral": self.ephemeral}  # fmt: skip
+
+    def row(self, now: datetime) -> dict:
+        return {"team_id": self.team_id, "recipient_id": self.recipient_id, "sender_id": self.sender_id,
+                "window_key": self.window.key, "window_start": self.window.start, "window_end": self.window.end,
+                "channel_id": self.channel_id, "message_ts": self.message_ts, "thread_ts": self.thread_ts,
+                "received_at": self.received_at, "next_attempt_at": now, "external": self.external,
+                "ephemeral": self.ephemeral}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A reply queued earlier in the same batch: it counts like a committed one, and is never replaceable."""
+
+    window: ReplyWindow
+    state: str = "pending"
+    last_error: str | None = None
+    ephemeral: bool = False
+
+    @property
+    def window_key(self) -> str:
+        return self.window.key
+
+    @property
+    def window_start(self) -> datetime:
+        return self.window.start
+
+    @property
+    def window_end(self) -> datetime:
+        return self.window.end
+
+
+def _overlaps(row: sa.Row | _Queued, window: ReplyWindow) -> bool:
+    """_OVERLAPPING's condition, in Python: the same key, or intervals that overlap (rows without one: the key)."""
+    if row.window_key == window.key:
+        return True
+    start, end = row.window_start, row.window_end
+    return start is not None and end is not None and start < window.end and end > window.start
+
+
 class Replies:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_reply = db.insert_ignore(engine, db.replies, REPLY_KEY)
+        self._insert_replies = self._insert_reply.returning(*(_r[k] for k in REPLY_KEY))
 
     def queue(
         self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window: ReplyWindow,
@@ -172,6 +248,51 @@ class Replies:
         values = {"team_id": team_id, "recipient_id": recipient_id, "sender_id": sender_id, "window_key": window.key,
                   "window_start": window.start, "window_end": window.end, **fresh}  # fmt: skip
         return bool(conn.execute(self._insert_reply, values).rowcount)
+
+    def queue_many(self, conn: sa.Connection, wanted: Sequence[QueuedReply], *, now: datetime) -> list[bool]:
+        """`queue` for several DMs being recorded together (in the caller's transaction), in order: one read of the
+        senders' earlier replies and one insert for all, instead of two statements per DM. A DM whose sender has
+        only replaceable earlier replies goes through `queue` (rare: its DM was deleted, or Slack refused it)."""
+        if not wanted:
+            return []
+        earlier = self._earlier_replies(conn, wanted)
+        queued: list[bool | None] = [None] * len(wanted)
+        fresh: list[int] = []
+        for n, want in enumerate(wanted):
+            found = [row for row in earlier.get((want.team_id, want.recipient_id, want.sender_id), ())
+                     if _overlaps(row, want.window)]  # fmt: skip
+            if any(not _replaceable(row) for row in found):
+                queued[n] = False
+                continue
+            if found:
+                queued[n] = self.queue(conn, **want.fields(), now=now)
+            else:
+                fresh.append(n)  # inserted below; one another process inserted first holds the same key
+            # What this batch queues counts for the DMs after it, as a committed row would.
+            earlier.setdefault((want.team_id, want.recipient_id, want.sender_id), []).append(_Queued(want.window))
+        if fresh:
+            rows = [wanted[n].row(now) for n in fresh]
+            inserted = set(conn.execute(self._insert_replies, rows).all())
+            for n in fresh:
+                queued[n] = wanted[n].key in inserted
+        return [bool(q) for q in queued]
+
+    @staticmethod
+    def _earlier_replies(conn: sa.Connection, wanted: Sequence[QueuedReply]) -> dict[tuple, list]:
+        """The recipients' replies to these senders, by (team, recipient, sender): overlap is decided in Python."""
+        found: dict[tuple, list] = {}
+        for team_id in {w.team_id for w in wanted}:
+            mine = [w for w in wanted if w.team_id == team_id]
+            recipients, senders = sorted({w.recipient_id for w in mine}), sorted({w.sender_id for w in mine})
+            if len(recipients) == len(senders) == 1:
+                one = {"team_id": team_id, "recipient_id": recipients[0], "sender_id": senders[0]}
+                rows = conn.execute(_EARLIER_REPLIES_ONE, one)
+            else:
+                where = {"team_id": team_id, "recipients": recipients, "senders": senders}
+                rows = conn.execute(_EARLIER_REPLIES, where)
+            for row in rows:
+                found.setdefault((team_id, row.recipient_id, row.sender_id), []).append(row)
+        return found
 
     @staticmethod
     def drop_unclaimed(conn: sa.Connection, *, team_id: str, channel_id: str, message_ts: str) -> None:

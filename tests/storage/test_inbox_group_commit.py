@@ -4,6 +4,7 @@ database: each caller gets its own DM's outcome, as if it had been recorded alon
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -108,3 +109,49 @@ def test_a_batch_the_database_refuses_is_recorded_again_dm_by_dm(store):
     assert outcomes == ["replied", "replied", "replied"]  # the batch's two, each written again alone
     assert {m["ts"] for m in rows(store, db.messages)} == {"0.0", "1.0", "2.0"}
     assert len(rows(store, db.replies)) == 3
+
+
+def window(key: str, start: datetime, hours: float) -> dict:
+    return {"window_key": key, "window_start": start, "window_end": start + timedelta(hours=hours)}
+
+
+def test_in_a_batch_the_reply_rules_are_those_of_dms_recorded_one_by_one(store):
+    """Overlapping windows from one sender get one reply; separate windows one each; a reply that was never shown
+    (its DM deleted before it went out) is replaced by the batch's DM, as it would be alone."""
+    for user in ("U1", "U2"):
+        connected(store, user, now=NOW)
+    base = dm("U1", "S0", "0.0")
+    later = datetime(2026, 3, 5, 3, 0, tzinfo=UTC)
+    deleted = replace(dm("U2", "S5", "9.0"), **window("back:deleted", NOW, 6))
+    assert store.inbox.record(deleted, now=NOW) == "replied"
+    assert store.inbox.drop_deleted("T1", deleted.channel_id, "9.0") == 1  # never claimed: its reply goes too
+    # ...and one that was claimed, then expired unposted because its DM was deleted: replaceable
+    again = replace(dm("U2", "S5", "9.5"), **window("back:deleted", NOW, 6))
+    assert store.inbox.record(again, now=NOW) == "replied"
+    with store.engine.begin() as conn:
+        conn.execute(db.replies.update().where(db.replies.c.message_ts == "9.5")
+                     .values(state="expired", last_error="message_deleted"))  # fmt: skip
+
+    outcomes = record_together(store, base, [
+        replace(dm("U1", "S1", "1.0"), **window("back:a", NOW, 6)),
+        replace(dm("U1", "S1", "2.0", channel="DS1U1b"), **window("back:b", NOW + timedelta(hours=5), 6)),  # overlaps
+        replace(dm("U1", "S1", "3.0", channel="DS1U1c"), **window("back:c", later, 6)),  # a later window of its own
+        replace(dm("U2", "S5", "4.0"), **window("back:deleted", NOW, 6)),  # takes the expired reply's place
+    ])  # fmt: skip
+    assert outcomes == ["replied", "replied", "throttled", "replied", "replied"]
+    by_ts = {r["message_ts"]: r for r in rows(store, db.replies)}
+    assert set(by_ts) == {"0.0", "1.0", "3.0", "4.0"}
+    assert (by_ts["4.0"]["state"], by_ts["4.0"]["attempts"]) == ("pending", 0)  # the expired row, re-armed
+
+
+def test_a_dm_throttled_in_a_batch_holds_back_nothing_after_it(store):
+    """Only replies queued count: a DM that got none (its window overlaps an earlier reply) does not make a later
+    DM of the batch, overlapping only it, look answered."""
+    connected(store, "U1", now=NOW)
+    assert store.inbox.record(replace(dm("U1", "S1", "0.0"), **window("back:a", NOW, 6)), now=NOW) == "replied"
+    outcomes = record_together(store, dm("U1", "S0", "0.5"), [
+        replace(dm("U1", "S1", "1.0", channel="Db"), **window("back:b", NOW + timedelta(hours=5), 6)),
+        replace(dm("U1", "S1", "2.0", channel="Dc"), **window("back:c", NOW + timedelta(hours=10), 6)),
+    ])  # fmt: skip
+    assert outcomes == ["replied", "throttled", "replied"]
+    assert {r["message_ts"] for r in rows(store, db.replies)} == {"0.0", "0.5", "2.0"}
