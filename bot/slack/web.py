@@ -146,6 +146,8 @@ class DirectMessages:
     def handle(self, payload: dict, environ: dict, *, started: float) -> str:
         """The HTTP status line: 200 once the DM is handled; 500 (Slack redelivers) on an unexpected failure."""
         retry = environ.get("HTTP_X_SLACK_RETRY_NUM") or "0"
+        if self._from_this_app(payload):
+            return "200 OK"  # as Bolt's IgnoringSelfEvents: the app's own posts in its DMs, their edits, deletions
         try:
             handle_dm(self.handler, payload["event"], payload, retry=retry, started=started)
         except Exception as e:
@@ -153,6 +155,16 @@ class DirectMessages:
             log.error("unhandled error type=event_callback error=%s", type(e).__name__, exc_info=e)
             return "500 Internal Server Error"
         return "200 OK"
+
+    def _from_this_app(self, payload: dict) -> bool:
+        team, enterprise = payloads.ident(payload, "team_id"), payloads.ident(payload, "enterprise_id")
+        bot = self.store.bot(team, enterprise_id=enterprise or None)
+        event = payload["event"]
+        # Bolt's extract_user_id: an edit's user is the edited message's, a deletion's the deleted message's.
+        inner = payloads.obj(event, "message") or payloads.obj(event, "previous_message")
+        user = payloads.ident(event, "user") or payloads.ident(inner, "user")
+        bot_id = payloads.ident(event, "bot_id") or payloads.ident(inner, "bot_id")
+        return bot is not None and ((bool(bot_id) and bot_id == bot.bot_id) or (bool(user) and user == bot.bot_user_id))
 
 
 OPS_PATHS = ("/healthz", "/readyz", "/metrics")

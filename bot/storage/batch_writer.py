@@ -14,9 +14,12 @@ again item by item, each by its own thread, so that one bad item fails only its 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -91,11 +94,19 @@ class BatchWriter(Generic[T, R]):
                 for s, result in zip(batch, self._write_many([s.item for s in batch]), strict=True):
                     s.result = result
         except Exception as e:
+            if len(batch) > 1:
+                # Not the message (it may quote a row): the type is enough to tell a deadlock from an outage.
+                log.warning("batch write failed; each item is written again alone items=%d error=%s", len(batch),
+                            type(e).__name__)  # fmt: skip
             for s in batch:
                 if len(batch) == 1:
                     s.error = e  # its own failure: raised in its caller
                 else:
                     s.failed = True  # written again alone by its caller
+        except BaseException:
+            for s in batch:
+                s.failed = True  # interrupted (KeyboardInterrupt, SystemExit): the others write their own again
+            raise
         finally:
             with self._lock:
                 following = self._waiting[0] if self._waiting else None

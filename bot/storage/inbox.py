@@ -169,7 +169,7 @@ class Inbox:
                 outcomes[n] = "recorded"
                 if rec.reply:
                     wanted.append(n)
-            queued = self.replies.queue_many(conn, [_reply_for(items[n][0]) for n in wanted], now=items[0][1])
+            queued = self.replies.queue_many(conn, [_reply_for(*items[n]) for n in wanted])
             for n, ok in zip(wanted, queued, strict=True):
                 outcomes[n] = "replied" if ok else "throttled"
         return outcomes
@@ -181,6 +181,8 @@ class Inbox:
         rows = [{"team_id": rec.team_id, "recipient_id": rec.recipient_id, "channel_id": rec.channel_id, "ts": rec.ts,
                  "thread_ts": rec.thread_ts, "sender_id": rec.sender_id, "received_at": rec.received_at,
                  "text": rec.text, "due_at": rec.due_at, "source": rec.source} for rec in recs]  # fmt: skip
+        # In key order: two processes inserting the same keys in opposite orders would wait for each other.
+        rows.sort(key=lambda row: tuple(row[k] for k in MESSAGE_KEY))
         return {tuple(row) for row in conn.execute(self._insert_messages_returning, rows).all()}
 
     def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:
@@ -281,8 +283,9 @@ def _connected(conn: sa.Connection, recs: list[IncomingRecord]) -> set[tuple[str
     return found
 
 
-def _reply_for(rec: IncomingRecord) -> QueuedReply:
+def _reply_for(rec: IncomingRecord, now: datetime) -> QueuedReply:
     return QueuedReply(
+        queued_at=now,
         team_id=rec.team_id, recipient_id=rec.recipient_id, sender_id=rec.sender_id, window=rec.window,
         channel_id=rec.channel_id, message_ts=rec.ts, thread_ts=rec.thread_ts, received_at=rec.received_at,
         external=rec.external, ephemeral=rec.source != "dm",

@@ -154,8 +154,9 @@ def _replaceable(row: sa.Row) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class QueuedReply:
-    """The reply a DM being recorded asks for (`Replies.queue_many`)."""
+    """The reply a DM being recorded asks for (`Replies.queue_many`), due at `queued_at`."""
 
+    queued_at: datetime
     team_id: str
     recipient_id: str
     sender_id: str
@@ -177,11 +178,11 @@ class QueuedReply:
                 "thread_ts": self.thread_ts, "received_at": self.received_at, "external": self.external,
                 "ephemeral": self.ephemeral}  # fmt: skip
 
-    def row(self, now: datetime) -> dict:
+    def row(self) -> dict:
         return {"team_id": self.team_id, "recipient_id": self.recipient_id, "sender_id": self.sender_id,
                 "window_key": self.window.key, "window_start": self.window.start, "window_end": self.window.end,
                 "channel_id": self.channel_id, "message_ts": self.message_ts, "thread_ts": self.thread_ts,
-                "received_at": self.received_at, "next_attempt_at": now, "external": self.external,
+                "received_at": self.received_at, "next_attempt_at": self.queued_at, "external": self.external,
                 "ephemeral": self.ephemeral}  # fmt: skip
 
 
@@ -249,7 +250,7 @@ class Replies:
                   "window_start": window.start, "window_end": window.end, **fresh}  # fmt: skip
         return bool(conn.execute(self._insert_reply, values).rowcount)
 
-    def queue_many(self, conn: sa.Connection, wanted: Sequence[QueuedReply], *, now: datetime) -> list[bool]:
+    def queue_many(self, conn: sa.Connection, wanted: Sequence[QueuedReply]) -> list[bool]:
         """`queue` for several DMs being recorded together (in the caller's transaction), in order: one read of the
         senders' earlier replies and one insert for all, instead of two statements per DM. A DM whose sender has
         only replaceable earlier replies goes through `queue` (rare: its DM was deleted, or Slack refused it)."""
@@ -265,13 +266,14 @@ class Replies:
                 queued[n] = False
                 continue
             if found:
-                queued[n] = self.queue(conn, **want.fields(), now=now)
+                queued[n] = self.queue(conn, **want.fields(), now=want.queued_at)
             else:
                 fresh.append(n)  # inserted below; one another process inserted first holds the same key
             # What this batch queues counts for the DMs after it, as a committed row would.
             earlier.setdefault((want.team_id, want.recipient_id, want.sender_id), []).append(_Queued(want.window))
         if fresh:
-            rows = [wanted[n].row(now) for n in fresh]
+            # In key order: two processes inserting the same keys in opposite orders would wait for each other.
+            rows = sorted((wanted[n].row() for n in fresh), key=lambda row: tuple(row[k] for k in REPLY_KEY))
             inserted = set(conn.execute(self._insert_replies, rows).all())
             for n in fresh:
                 queued[n] = wanted[n].key in inserted

@@ -318,26 +318,12 @@ def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
 
 
 def connected_among(conn: sa.Connection, team_id: str, user_ids: set[str]) -> set[str]:
-    """`still_connected` for several people at once (one statement): those of `user_ids` with a user token here,
-    their rows locked until the transaction ends, in id order (two transactions lock them in the same order)."""
-    if len(user_ids) == 1:
-        [user_id] = user_ids  # the usual batch: an expanding IN is rendered again on every call
-        return set(user_ids) if still_connected(conn, team_id, user_id) else set()
-    where = {"team_id": team_id, "user_ids": sorted(user_ids)}
-    return {user_id for (user_id,) in conn.execute(_connected_among_query(), where)}
+    """`still_connected` for several people, in user id order: one row locked per person, as before batches.
 
-
-@functools.cache
-def _connected_among_query() -> sa.Select:
-    # Built once, as _still_connected_query.
-    i = schema.installations.c
-    return (
-        sa.select(i.user_id)
-        .where(in_team(sa.bindparam("team_id")), i.user_id.in_(sa.bindparam("user_ids", expanding=True)),
-               i.user_token.is_not(None))
-        .order_by(i.id)
-        .with_for_update(read=True)
-    )  # fmt: skip
+    Not one statement with IN: that locked every installation row of each person, in id order, while forget
+    deletes a person's rows in table order, and the two deadlocked (tests/storage/test_inbox_group_commit.py).
+    """
+    return {user_id for user_id in sorted(user_ids) if still_connected(conn, team_id, user_id)}
 
 
 @functools.cache

@@ -836,3 +836,25 @@ def test_an_unexpected_failure_on_the_dm_path_is_a_500_without_the_text_in_the_l
     monkeypatch.undo()
     retried = slack.dm(sender="U2", recipient="U1", ts=now_ts(clock), text="confidential-words-4711")
     assert retried.status == 200 and len(messages(store)) == 1
+
+
+# The app's own messages in a connected person's DM with it (message.im is a user event: their token sees it too),
+# their edits and deletions: acked without the handler, as Bolt's IgnoringSelfEvents did.
+SELF_EVENTS = {
+    "post": {"user": "UBOT", "bot_id": "B1"},
+    "edit": {"subtype": "message_changed", "message": {"user": "UBOT", "bot_id": "B1", "ts": "1.0", "text": "x"}},
+    "delete": {"subtype": "message_deleted", "deleted_ts": "1772593200.000100",
+               "previous_message": {"user": "UBOT", "bot_id": "B1", "ts": "1772593200.000100"}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", SELF_EVENTS.values(), ids=SELF_EVENTS.keys())
+def test_the_apps_own_messages_in_its_dm_are_acked_without_the_listener_as_bolt_did(
+    people, store, slack, clock, caplog, fields
+):
+    caplog.set_level(logging.DEBUG)
+    event = {"type": "message", "channel": "DAPPU1", "channel_type": "im", "text": "your recap",
+             "ts": f"{now_ts(clock):.6f}", **fields}  # fmt: skip
+    assert slack.event(event, authorized="U1").status == 200
+    assert "event type=message" not in caplog.text  # Bolt: "Skipped self event", no listener, no log line
+    assert messages(store) == [] and replies(store) == []
