@@ -36,6 +36,7 @@ from slack_sdk import WebClient
 from bot.config import Config, Settings, load_config, load_settings, settings_database_url
 from bot.domain.errors import ConfigError
 from bot.services import Services, build_services, utc_now
+from bot.slack.client import close_connections
 from bot.storage.opening import open_store
 
 if TYPE_CHECKING:
@@ -278,6 +279,7 @@ class Runtime:
             self.scheduler.shutdown(wait=True)  # the jobs under way end (a recap tick included) and so do its threads
         if self._home_started:
             self.services.home_refresh.stop()
+        close_connections(self.services.client)  # the Web API connections kept open (bot/slack/client.py)
         if self._owns_store:
             self.store.close()
         log.info("runtime stopped")

@@ -123,6 +123,7 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._ts = count(1)
         self.post_counts: dict[str, int] = defaultdict(int)
+        self.connections = 0  # TCP connections accepted (a client that keeps its connections opens few)
         # users.profile.get/set: each person's status (text, emoji, expiration), by the user id of the token.
         self.statuses: dict[str, dict[str, Any]] = {}
         self.profile_scopes_missing: set[str] = set()  # user ids whose token lacks users.profile:* (missing_scope)
@@ -404,6 +405,11 @@ class FakeSlack:
 
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1  # one per TCP connection, however many requests it carries
 
             def do_GET(self) -> None:
                 self._serve(parse_qs(urlparse(self.path).query))
