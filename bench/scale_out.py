@@ -47,6 +47,7 @@ from bench.common import (
     ROOT,
     SIGNING_SECRET,
     FakeSlackProcess,
+    cpu_seconds,
     emit,
     make_store,
     percentile,
@@ -137,6 +138,21 @@ def per_dm(after: dict[str, dict[str, int]], before: dict[str, dict[str, int]], 
         if any(delta.values()):
             out[table] = {k: round(v, 3) for k, v in delta.items() if v}
     return out
+
+
+def backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving that database's connections now (read from the other database)."""
+    admin = sa.create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            query = sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name")
+            return [int(pid) for pid in conn.execute(query, {"name": make_url(database_url).database}).scalars()]
+    finally:
+        admin.dispose()
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
 
 
 def settle_stats(database_url: str, before: dict[str, int], *, timeout: float = 3.0) -> dict[str, int]:
@@ -351,9 +367,13 @@ def run_one(config: str, *, events: int, duplicate_every: int | None, fake: Fake
                 for n in range(events)
             ]
             jobs = plan(events, ports=web_ports, duplicate_every=duplicate_every)
+            app_pids = [p.proc.pid for p in started_processes if p.proc is not None]
+            app_cpu, db_cpu = cpu_seconds(app_pids), cpu_by_pid(backend_pids(database_url))
             started = time.monotonic()
             load = send(jobs, bodies, deadline=started + reply_timeout)
             stats = fake.wait_posts(events, timeout=reply_timeout)
+            app_cpu = cpu_seconds(app_pids) - app_cpu  # backends opened during the load started from 0
+            db_cpu = sum(cpu - db_cpu.get(pid, 0.0) for pid, cpu in cpu_by_pid(backend_pids(database_url)).items())
         finally:
             exits = {f"{p.command}:{p.port}": p.stop() for p in started_processes}
         spent = settle_stats(database_url, before)
@@ -396,6 +416,8 @@ def run_one(config: str, *, events: int, duplicate_every: int | None, fake: Fake
         "commits_per_dm": load_xacts["commits"] / events,
         "rollbacks_per_dm": load_xacts["rollbacks"] / events,
         "table_activity_per_dm": tables,
+        "app_cpu_ms_per_dm": app_cpu / events * 1000,  # the Offhours processes, user + system
+        "postgres_cpu_ms_per_dm": db_cpu / events * 1000,  # the backends serving this database
         "rows_written_per_dm": (load_xacts["inserted"] + load_xacts["updated"] + load_xacts["deleted"]) / events,
     }
 
@@ -485,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"p50={r['ack_p50_ms']:6.1f}ms p99={r['ack_p99_ms']:6.1f}ms non200={r['non_200']} "
                     f"twice={r['delivered_twice']} (together {r['copies_in_flight_together']}) "
                     f"dups={r['duplicates']} losses={r['losses']} commits/DM={r['commits_per_dm']:.2f} "
-                    f"rollbacks/DM={r['rollbacks_per_dm']:.2f}",
+                    f"rollbacks/DM={r['rollbacks_per_dm']:.2f} app_cpu/DM={r['app_cpu_ms_per_dm']:.2f}ms "
+                    f"pg_cpu/DM={r['postgres_cpu_ms_per_dm']:.2f}ms",
                     flush=True,
                 )
     finally:
