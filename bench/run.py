@@ -221,11 +221,12 @@ def scale_out_section(r: dict) -> str:
         [x["config"], " + ".join(x["processes"]), fmt(x["replies_per_s"]), fmt(x["ack_p50_ms"]), fmt(x["ack_p99_ms"]),
          x["non_200"], f"{x['copies_in_flight_together']}/{x['delivered_twice']}", json.dumps(x["posts_per_dm"]),
          x["records"], json.dumps(x["reply_states"]), x["duplicates"], x["losses"], fmt(x["commits_per_dm"], 2),
-         fmt(x["rows_written_per_dm"], 2)]
+         fmt(x["rows_written_per_dm"], 2), fmt(x["app_cpu_ms_per_dm"], 2), fmt(x["postgres_cpu_ms_per_dm"], 2)]
         for x in r["results"]
     ]  # fmt: skip
     headers = ["config", "processes", "replies/s", "ack p50 ms", "p99 ms", "non-200", "copies together",
-               "posts per DM", "records", "replies", "dups", "losses", "commits / DM", "rows written / DM"]  # fmt: skip
+               "posts per DM", "records", "replies", "dups", "losses", "commits / DM", "rows written / DM",
+               "app CPU ms / DM", "PG CPU ms / DM"]  # fmt: skip
     lines = [markdown_table(headers, rows), ""]
     by = {x["config"]: x for x in r["results"]}
     one, split = (by.get(c, {}).get("replies_per_s") for c in ("one", "split"))
