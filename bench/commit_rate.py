@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy.engine import make_url
 
 from bench.common import emit, make_store, seed_connected
-from bench.scale_out import create_database, drop_database
+from bench.pg_stats import create_database, drop_database
 
 RECORD = """\\set n random(1, 2000000000)
 BEGIN;

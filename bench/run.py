@@ -234,6 +234,15 @@ def scale_out_section(r: dict) -> str:
         load = r["load_average"]
         lines.append(f"- two web + one worker ÷ one process: {split / one:.2f}x replies/s "
                      f"(load average {load['before']} → {load['after']})")  # fmt: skip
+    census = r.get("statements")
+    if census:
+        ack = ", ".join(f"{k} {v:g}" for k, v in census["before_the_ack"].items())
+        sender = ", ".join(f"{k} {v:g}" for k, v in census["reply_sender"].items())
+        lines.append(
+            f"- per DM, in one process ({census['dms']} DMs one at a time, then one drain; bench/dm_statements.py): "
+            f"before the ack {ack}; the reply sender {sender}; the server counted "
+            f"{census['server_commits_per_dm']:.2f} commits per DM (reads in autocommit and pool pings included)"
+        )
     rate = r.get("commit_rate") or {}
     if "record" in rate:
         lines.append(

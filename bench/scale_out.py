@@ -11,8 +11,10 @@ the other web process and sent right after the original (so both are in flight a
 request to the N-th auto-reply reaching the fake Slack). Then the processes are stopped (SIGTERM) and the fake
 Slack and the database are counted: one post per sender's DM channel, one record and one sent reply per DM.
 Transactions per DM come from pg_stat_database (xact_commit, xact_rollback) read from another database, before
-the processes start and after they stopped, less what a start and stop without load costs. With pgbench on PATH,
-the box's commit rate for the DM path's record transaction is measured too (bench/scale_out_pgbench.py).
+the processes start and after they stopped, less what a start and stop without load costs; CPU per DM from /proc,
+for the Offhours processes and for the PostgreSQL backends serving the run's database (bench/pg_stats.py). After
+the configurations: which statements a DM needs (bench/dm_statements.py, in-process: pg_stat_statements is not
+loaded on this server) and, with pgbench on PATH, the machine's commit rate for them (bench/commit_rate.py).
 Prints a JSON summary on the last line.
 """
 
@@ -22,7 +24,6 @@ import argparse
 import http.client
 import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from bench.common import (
     CLIENT_ID,
@@ -54,118 +54,20 @@ from bench.common import (
     seed_connected,
 )
 from bench.event_path import event_body, free_port, night_zone
+from bench.pg_stats import (
+    BackendCpu,
+    create_database,
+    drop_database,
+    per_dm,
+    postgres_answers,
+    settle_stats,
+    table_activity,
+    transactions,
+)
 from tests.support.slackhttp import dm_channel, signed_headers
 
 CONCURRENCY = 16
-PREFIX = "offhours_bench_"
-SERVER_URL = (
-    os.environ.get("BENCH_POSTGRES_SERVER")
-    or os.environ.get("TEST_DATABASE_URL")
-    or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 CONFIGS = {"one": ["run"], "split": ["web", "web", "scheduler"]}  # the Procfile's `web` and `worker` roles
-
-
-# --- the database of one configuration -------------------------------------------------------------------------
-
-
-def create_database() -> str:
-    url = make_url(SERVER_URL)
-    name = PREFIX + secrets.token_hex(6)
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(database_url: str) -> None:
-    name = make_url(database_url).database or ""
-    if not name.startswith(PREFIX):
-        raise ValueError(f"refusing to drop {name!r}: only databases this script created")
-    admin = sa.create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
-
-
-def transactions(database_url: str) -> dict[str, int]:
-    """pg_stat_database's counters for that database, read from the server's other database (not counted there)."""
-    admin = sa.create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
-            row = conn.execute(
-                sa.text(
-                    "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted"
-                    " FROM pg_stat_database WHERE datname = :name"
-                ),
-                {"name": make_url(database_url).database},
-            ).one()
-    finally:
-        admin.dispose()
-    return dict(
-        zip(("commits", "rollbacks", "inserted", "updated", "deleted"), (int(v or 0) for v in row), strict=True)
-    )
-
-
-def table_activity(database_url: str) -> dict[str, dict[str, int]]:
-    """pg_stat_user_tables per table: index and sequential scans, rows inserted and updated (HOT ones apart)."""
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT relname, coalesce(idx_scan, 0), seq_scan, n_tup_ins, n_tup_upd, n_tup_hot_upd"
-                    " FROM pg_stat_user_tables"
-                )
-            ).all()
-    finally:
-        engine.dispose()
-    names = ("idx_scan", "seq_scan", "inserted", "updated", "hot_updated")
-    return {row[0]: dict(zip(names, (int(v) for v in row[1:]), strict=True)) for row in rows}
-
-
-def per_dm(after: dict[str, dict[str, int]], before: dict[str, dict[str, int]], events: int) -> dict[str, dict]:
-    """The tables the load touched, each counter's increase per DM."""
-    out = {}
-    for table, counts in after.items():
-        delta = {k: (v - before.get(table, {}).get(k, 0)) / events for k, v in counts.items()}
-        if any(delta.values()):
-            out[table] = {k: round(v, 3) for k, v in delta.items() if v}
-    return out
-
-
-def backend_pids(database_url: str) -> list[int]:
-    """The PostgreSQL server processes serving that database's connections now (read from the other database)."""
-    admin = sa.create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            query = sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name")
-            return [int(pid) for pid in conn.execute(query, {"name": make_url(database_url).database}).scalars()]
-    finally:
-        admin.dispose()
-
-
-def cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
-
-
-def settle_stats(database_url: str, before: dict[str, int], *, timeout: float = 3.0) -> dict[str, int]:
-    """The counters once they stop moving: exiting backends report theirs a moment after they are gone."""
-    deadline = time.monotonic() + timeout
-    last = transactions(database_url)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = transactions(database_url)
-        if now == last:
-            break
-        last = now
-    return {k: last[k] - before[k] for k in last}
 
 
 # --- the processes -----------------------------------------------------------------------------------------------
@@ -368,12 +270,11 @@ def run_one(config: str, *, events: int, duplicate_every: int | None, fake: Fake
             ]
             jobs = plan(events, ports=web_ports, duplicate_every=duplicate_every)
             app_pids = [p.proc.pid for p in started_processes if p.proc is not None]
-            app_cpu, db_cpu = cpu_seconds(app_pids), cpu_by_pid(backend_pids(database_url))
+            app_cpu, backends = cpu_seconds(app_pids), BackendCpu(database_url).start()
             started = time.monotonic()
             load = send(jobs, bodies, deadline=started + reply_timeout)
             stats = fake.wait_posts(events, timeout=reply_timeout)
-            app_cpu = cpu_seconds(app_pids) - app_cpu  # backends opened during the load started from 0
-            db_cpu = sum(cpu - db_cpu.get(pid, 0.0) for pid, cpu in cpu_by_pid(backend_pids(database_url)).items())
+            app_cpu, db_cpu = cpu_seconds(app_pids) - app_cpu, backends.stop()
         finally:
             exits = {f"{p.command}:{p.port}": p.stop() for p in started_processes}
         spent = settle_stats(database_url, before)
@@ -418,6 +319,7 @@ def run_one(config: str, *, events: int, duplicate_every: int | None, fake: Fake
         "table_activity_per_dm": tables,
         "app_cpu_ms_per_dm": app_cpu / events * 1000,  # the Offhours processes, user + system
         "postgres_cpu_ms_per_dm": db_cpu / events * 1000,  # the backends serving this database
+        "most_connections": backends.most,  # backends serving this database at once (max_connections is per server)
         "rows_written_per_dm": (load_xacts["inserted"] + load_xacts["updated"] + load_xacts["deleted"]) / events,
     }
 
@@ -463,19 +365,6 @@ def logged_outcomes(processes: list[Process]) -> dict[str, int]:
     return dict(outcomes)
 
 
-def postgres_answers() -> str | None:
-    """None when the server answers; else why not (the script then exits 2 with that reason)."""
-    engine = sa.create_engine(make_url(SERVER_URL), connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as e:
-        return f"PostgreSQL at {make_url(SERVER_URL).render_as_string(hide_password=True)}: {type(e).__name__}"
-    finally:
-        engine.dispose()
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 events, pgbench 1 s (CI smoke test)")
@@ -483,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share of events delivered twice (0 to 0.5)")
     parser.add_argument("--configs", default="one,split", help="comma-separated: one,split")
     parser.add_argument("--no-pgbench", action="store_true", help="skip bench/commit_rate.py's measurement")
+    parser.add_argument("--no-census", action="store_true", help="skip bench/dm_statements.py's census")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     problem = postgres_answers()
@@ -508,13 +398,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"twice={r['delivered_twice']} (together {r['copies_in_flight_together']}) "
                     f"dups={r['duplicates']} losses={r['losses']} commits/DM={r['commits_per_dm']:.2f} "
                     f"rollbacks/DM={r['rollbacks_per_dm']:.2f} app_cpu/DM={r['app_cpu_ms_per_dm']:.2f}ms "
-                    f"pg_cpu/DM={r['postgres_cpu_ms_per_dm']:.2f}ms",
+                    f"pg_cpu/DM={r['postgres_cpu_ms_per_dm']:.2f}ms connections={r['most_connections']}",
                     flush=True,
                 )
     finally:
         fake.close()
     with open("/proc/loadavg") as f:
         load_after = " ".join(f.read().split()[:3])
+    census = None
+    if not args.no_census:
+        from bench.dm_statements import measure as count_statements
+
+        census = count_statements(events=21 if args.quick else 201)
     commit_rate = None
     if not args.no_pgbench:
         from bench.commit_rate import measure
@@ -526,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "duplicate_share": args.duplicates,
         "load_average": {"before": load_before, "after": load_after},
         "results": results,
+        "statements": census,
         "commit_rate": commit_rate,
     }
     emit(summary, args.json)

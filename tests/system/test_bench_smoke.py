@@ -74,7 +74,10 @@ def test_scale_out_quick(tmp_path):
         assert r["reply_states"] == {"sent": r["events"]}
         assert r["duplicates"] == 0 and r["losses"] == 0
         assert r["logged_outcomes"] == {"replied": r["events"], "duplicate": 10}
-        assert set(r["exit_statuses"].values()) == {0} and r["commits_per_dm"] > 0
+        assert set(r["exit_statuses"].values()) == {0} and r["commits_per_dm"] > 0 and r["most_connections"] > 0
+    census = summary["statements"]
+    assert census["posts"] == census["dms"] + 1  # and a warm-up DM before the count
+    assert census["before_the_ack"]["INSERT after_hours_messages"] == 1.0  # each DM recorded before its ack
     assert summary["commit_rate"].get("skipped") or summary["commit_rate"]["record"]["tps"] > 0
 
 
