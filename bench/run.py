@@ -2,7 +2,8 @@
 
     python bench/run.py            # full: 2,000 events (waitress and gunicorn), 10,000 recaps, engine, memory
     python bench/run.py --quick    # tiny sizes, < 20 s; writes to a temporary file unless --out is given
-    python bench/run.py --postgres # also the event path and the fan-out on PostgreSQL (bench8 on 127.0.0.1)
+    python bench/run.py --postgres # also the event path and the fan-out on PostgreSQL (bench8 on 127.0.0.1), and
+                                   # the scale-out (bench/scale_out.py: databases of its own beside .../postgres)
 
 Each benchmark is its own script (see bench/README.md) run here as a subprocess; the figures are measured on a
 shared machine and are noisy: compare rows of the same run, not runs on different days.
@@ -214,6 +215,46 @@ def channel_section(r: dict) -> str:
     )
 
 
+def scale_out_section(r: dict) -> str:
+    """Issue 23 item 4: one process against two web processes and a worker, on PostgreSQL."""
+    rows = [
+        [x["config"], " + ".join(x["processes"]), fmt(x["replies_per_s"]), fmt(x["ack_p50_ms"]), fmt(x["ack_p99_ms"]),
+         x["non_200"], f"{x['copies_in_flight_together']}/{x['delivered_twice']}", json.dumps(x["posts_per_dm"]),
+         x["records"], json.dumps(x["reply_states"]), x["duplicates"], x["losses"], fmt(x["commits_per_dm"], 2),
+         fmt(x["rows_written_per_dm"], 2), fmt(x["app_cpu_ms_per_dm"], 2), fmt(x["postgres_cpu_ms_per_dm"], 2)]
+        for x in r["results"]
+    ]  # fmt: skip
+    headers = ["config", "processes", "replies/s", "ack p50 ms", "p99 ms", "non-200", "copies together",
+               "posts per DM", "records", "replies", "dups", "losses", "commits / DM", "rows written / DM",
+               "app CPU ms / DM", "PG CPU ms / DM"]  # fmt: skip
+    lines = [markdown_table(headers, rows), ""]
+    by = {x["config"]: x for x in r["results"]}
+    one, split = (by.get(c, {}).get("replies_per_s") for c in ("one", "split"))
+    if one and split:
+        load = r["load_average"]
+        lines.append(f"- two web + one worker ÷ one process: {split / one:.2f}x replies/s "
+                     f"(load average {load['before']} → {load['after']})")  # fmt: skip
+    census = r.get("statements")
+    if census:
+        ack = ", ".join(f"{k} {v:g}" for k, v in census["before_the_ack"].items())
+        sender = ", ".join(f"{k} {v:g}" for k, v in census["reply_sender"].items())
+        lines.append(
+            f"- per DM, in one process ({census['dms']} DMs one at a time, then one drain; bench/dm_statements.py): "
+            f"before the ack {ack}; the reply sender {sender}; the server counted "
+            f"{census['server_commits_per_dm']:.2f} commits per DM (reads in autocommit and pool pings included)"
+        )
+    rate = r.get("commit_rate") or {}
+    if "record" in rate:
+        lines.append(
+            f"- this machine's PostgreSQL, pgbench -c {rate['clients']} -T {rate['seconds']}: the DM record "
+            f"transaction {rate['record']['tps']:,.0f}/s, a one-row INSERT {rate['one_insert']['tps']:,.0f}/s, "
+            f"a read-only SELECT {rate['select']['tps']:,.0f}/s"
+        )
+    elif rate:
+        lines.append(f"- commit rate not measured: {rate.get('skipped')}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke test)")
@@ -253,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         memory_result, _ = run_script("memory", *quick, json_out=tmpdir / "memory.json")
         print("channel path", flush=True)
         channel_result, _ = run_script("channel_path", *quick, json_out=tmpdir / "channel.json")
+        scale_result = None
+        if args.postgres:
+            print("scale-out", flush=True)
+            scale_result, _ = run_script("scale_out", *quick, json_out=tmpdir / "scale-out.json")
     elapsed = time.monotonic() - started
     n_events = event_results[0]["events"]
     report = f"""# Benchmark results
@@ -304,6 +349,16 @@ people are watched (connected with the mention scopes, mentions on, off hours), 
 same threads and limits; rounds alternate the two apps.
 
 {channel_section(channel_result)}
+"""
+    if scale_result is not None:
+        report += f"""
+## 6. Scale-out on PostgreSQL (bench/scale_out.py, issue 23)
+
+{scale_result["results"][0]["events"]:,} signed after-hours DMs from distinct senders at concurrency 16, round-robin
+over the web processes, {scale_result["duplicate_share"]:.0%} of them delivered a second time (x-slack-retry-num 1)
+to the other web process while the first copy is in flight; real `python -m bot` processes, a database each.
+
+{scale_out_section(scale_result)}
 """
     out = Path(args.out) if args.out else (None if args.quick else BENCH / "RESULTS.md")
     if out is None:

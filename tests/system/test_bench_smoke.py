@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_quick(script: str, tmp_path: Path) -> tuple[dict | None, str]:
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def run_quick(script: str, tmp_path: Path, *, env: dict[str, str] | None = None) -> tuple[dict | None, str]:
     out = tmp_path / f"{script}.json"
     args = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick"]
     if script != "engine":
         args += ["--json", str(out)]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return (json.loads(out.read_text()) if script != "engine" else None), done.stdout
 
@@ -49,6 +55,30 @@ def test_fanout_quick(tmp_path):
     assert summary["posts"] == summary["people"] == 50
     assert summary["duplicates"] == 0 and summary["losses"] == 0
     assert summary["delivered_s"] is not None
+
+
+@pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("postgresql"),
+    reason="several processes on one database need PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://...",
+)
+def test_scale_out_quick(tmp_path):
+    # The script makes its own databases beside the one TEST_DATABASE_URL names, and drops them.
+    summary, _ = run_quick("scale_out", tmp_path, env={**os.environ, "BENCH_POSTGRES_SERVER": TEST_DATABASE_URL})
+    by_config = {r["config"]: r for r in summary["results"]}
+    assert set(by_config) == {"one", "split"}
+    assert by_config["split"]["processes"] == ["web", "web", "scheduler"]
+    for r in by_config.values():
+        assert r["sent"] == r["requests"] == r["events"] + r["delivered_twice"] and r["delivered_twice"] == 10
+        assert r["non_200"] == 0 and r["replies_per_s"] > 0
+        assert r["posts_per_dm"] == {"1": r["events"]} and r["records"] == r["events"]
+        assert r["reply_states"] == {"sent": r["events"]}
+        assert r["duplicates"] == 0 and r["losses"] == 0
+        assert r["logged_outcomes"] == {"replied": r["events"], "duplicate": 10}
+        assert set(r["exit_statuses"].values()) == {0} and r["commits_per_dm"] > 0 and r["most_connections"] > 0
+    census = summary["statements"]
+    assert census["posts"] == census["dms"] + 1  # and a warm-up DM before the count
+    assert census["before_the_ack"]["INSERT after_hours_messages"] == 1.0  # each DM recorded before its ack
+    assert summary["commit_rate"].get("skipped") or summary["commit_rate"]["record"]["tps"] > 0
 
 
 def test_engine_quick(tmp_path):
