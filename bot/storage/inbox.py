@@ -81,6 +81,13 @@ _HELD = (
     .where(_m.recap_id == sa.bindparam("recap_id"), sa.or_(_m.state == "recapped", _m.state == "done"))
     .order_by(_m.received_at)
 )
+_HELD_MANY = (
+    sa.select(_m.recap_id, _m.channel_id, _m.sender_id, _m.ts, _m.thread_ts, _m.received_at, _m.text, _m.state,
+              _m.source)
+    .where(_m.recap_id.in_(sa.bindparam("recap_ids", expanding=True)),
+           sa.or_(_m.state == "recapped", _m.state == "done"))
+    .order_by(_m.received_at)
+)  # fmt: skip
 
 
 _ANY_DUE = (
@@ -104,6 +111,22 @@ def attach_due(conn: sa.Connection, *, team_id: str, user_id: str, recap_id: int
 def held(conn: sa.Connection, recap_id: int) -> list[WaitingMessage]:
     """What recap `recap_id` holds (ticked off or not), oldest first."""
     return [_waiting(row) for row in conn.execute(_HELD, {"recap_id": recap_id}).all()]
+
+
+def attach_due_many(conn: sa.Connection, recaps: Collection[tuple[str, str, int]], *, now: datetime) -> None:
+    """attach_due for many (team, person, recap id) at once (one statement, run for each)."""
+    if recaps:
+        conn.execute(_ATTACH_DUE, [{"b_team_id": team_id, "b_user_id": user_id, "b_now": now, "b_recap_id": recap_id}
+                                   for team_id, user_id, recap_id in recaps])  # fmt: skip
+
+
+def held_many(conn: sa.Connection, recap_ids: Collection[int]) -> dict[int, list[WaitingMessage]]:
+    """What each recap holds (ticked off or not), oldest first, in one read; every id is in the answer."""
+    found: dict[int, list[WaitingMessage]] = {recap_id: [] for recap_id in recap_ids}
+    if found:
+        for row in conn.execute(_HELD_MANY, {"recap_ids": list(found)}).all():
+            found[row.recap_id].append(_waiting(row))
+    return found
 
 
 def release(conn: sa.Connection, recap_id: int, *, until: datetime) -> None:

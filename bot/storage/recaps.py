@@ -8,8 +8,8 @@ so a message is in exactly one recap. Messages recorded after a window's recap w
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,13 +33,25 @@ class ClaimedRecap:
     last_error: str | None = None  # the code of the previous attempt's failure, if any
     previous: DeliveryState = DeliveryState.QUEUED  # the row's state as this claim found it
     leased_until: datetime | None = None
-    # What the claim already moved into it (claim_new); None: the sender attaches them itself.
-    messages: tuple[WaitingMessage, ...] | None = None
+    # Whether the claim already moved the person's due messages into it (claim_new); if not, the sender does.
+    attached: bool = False
 
     @property
     def outcome_unknown(self) -> bool:
         """An earlier attempt may have posted: it timed out, or its process died mid-send (a lost lease)."""
         return maybe_posted(self.previous)
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecap:
+    """Attempt `attempts` of recap `recap_id` was posted: where, when (the tick's time) and whether late."""
+
+    recap_id: int
+    attempts: int
+    channel_id: str
+    message_ts: str | None
+    sent_at: datetime
+    late: bool
 
 
 _r = db.recaps.c
@@ -99,12 +111,22 @@ class RecapStore:
     def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
         """Own the recap of this person's window, creating it (or a follow-up) if needed, and move their due
         messages into it — one transaction; None if another process has it."""
+        claimed = self.claim_new_many([(team_id, user_id, due_at)], now=now)
+        return claimed[0] if claimed else None
+
+    def claim_new_many(self, people: Sequence[tuple[str, str, datetime]], *, now: datetime) -> list[ClaimedRecap]:
+        """claim_new for each (team, person, due) in one transaction: the recaps this process now owns, each with
+        its person's due messages moved into it (those another process has are left out)."""
         with db.writing(self.engine) as conn:
-            recap = self._claim(conn, team_id, user_id, due_at=due_at, now=now)
-            if recap is None:
-                return None
-            inbox.attach_due(conn, team_id=team_id, user_id=user_id, recap_id=recap.id, now=now)
-            return _with_messages(recap, inbox.held(conn, recap.id))
+            claimed = []
+            # In one order for every process: two batches that overlap wait for each other's inserts (PostgreSQL)
+            # in the same order, never in a cycle.
+            for team_id, user_id, due_at in sorted(people):
+                recap = self._claim(conn, team_id, user_id, due_at=due_at, now=now)
+                if recap is not None:
+                    claimed.append(recap)
+            inbox.attach_due_many(conn, [(c.team_id, c.user_id, c.id) for c in claimed], now=now)
+        return [replace(c, attached=True) for c in claimed]
 
     def _claim(
         self, conn: sa.Connection, team_id: str, user_id: str, *, due_at: datetime, now: datetime
@@ -181,9 +203,18 @@ class RecapStore:
 
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds."""
+        return self.attach_and_read_many([recap], now=now)[recap.id]
+
+    def attach_and_read_many(self, recaps: Sequence[ClaimedRecap], *, now: datetime) -> dict[int, list[WaitingMessage]]:
+        """What each claimed recap holds now (answered or deleted messages have left it), read in one query; the
+        due messages of those whose claim did not attach them (retries) are moved in first."""
+        unattached = [(r.team_id, r.user_id, r.id) for r in recaps if not r.attached]
+        if not unattached:
+            with db.reading(self.engine) as conn:
+                return inbox.held_many(conn, [r.id for r in recaps])
         with db.writing(self.engine) as conn:
-            inbox.attach_due(conn, team_id=recap.team_id, user_id=recap.user_id, recap_id=recap.id, now=now)
-            return inbox.held(conn, recap.id)
+            inbox.attach_due_many(conn, unattached, now=now)
+            return inbox.held_many(conn, [r.id for r in recaps])
 
     def read(self, recap_id: int) -> list[WaitingMessage]:
         return self.inbox.in_recap(recap_id)
@@ -201,12 +232,18 @@ class RecapStore:
         self, recap_id: int, *, attempts: int, channel_id: str, message_ts: str | None, now: datetime, late: bool
     ) -> None:
         """Record the post of attempt `attempts` (only while that claim holds)."""
+        self.mark_sent_many([SentRecap(recap_id, attempts, channel_id, message_ts, now, late)])
+
+    def mark_sent_many(self, sent: Sequence[SentRecap]) -> None:
+        """Record many posts in one transaction (each only while its claim holds)."""
+        if not sent:
+            return
         with db.writing(self.engine) as conn:
-            conn.execute(
-                _MARK_SENT,
-                {"b_id": recap_id, "b_attempts": attempts, "b_channel_id": channel_id, "b_message_ts": message_ts,
-                 "b_sent_at": now, "b_late": late},
-            )  # fmt: skip
+            conn.execute(_MARK_SENT, [
+                {"b_id": s.recap_id, "b_attempts": s.attempts, "b_channel_id": s.channel_id,
+                 "b_message_ts": s.message_ts, "b_sent_at": s.sent_at, "b_late": s.late}
+                for s in sent
+            ])  # fmt: skip
 
     def settle(self, recap_id: int, outcome: Outcome, *, attempts: int) -> None:
         """Record an attempt that posted nothing: due again (an open state, at `retry_at`), empty or expired (only
@@ -245,8 +282,3 @@ class RecapStore:
                 return False
             inbox.tick_off(conn, recap_id, channel_id)
         return True
-
-
-def _with_messages(recap: ClaimedRecap, messages: list[WaitingMessage]) -> ClaimedRecap:
-    return ClaimedRecap(recap.id, recap.team_id, recap.user_id, recap.due_at, recap.attempts, recap.last_error,
-                        recap.previous, recap.leased_until, tuple(messages))  # fmt: skip
