@@ -18,7 +18,6 @@ from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-
 WORKSPACE_URL = "https://example.slack.com/"  # auth.test's url; chat.getPermalink's links start with it
 
 
