@@ -107,9 +107,13 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
             for first in range(0, len(due), CLAIM_BATCH):
                 # A held workspace's people are claimed once Slack lets us post there again (a later tick).
                 people = [p for p in due[first : first + CLAIM_BATCH] if self.held_until(p[0], now=now) is None]
-                batch = self.recaps.claim_new_many(people, now=now) if people else []
+                # Leased from the moment of the claim, not from the tick's start: a morning of 50,000 recaps keeps
+                # one tick going for minutes, and a claim made then with the tick's `now` would be born stale (every
+                # post re-checked in the database, or taken over by another process at once).
+                claimed_at = max(now, self.services.clock())
+                batch = self.recaps.claim_new_many(people, now=claimed_at) if people else []
                 if batch:
-                    yield now, batch
+                    yield claimed_at, batch
                     claimed += len(batch)
             if claimed == 0:
                 break

@@ -14,6 +14,7 @@ import pytest
 from bot.slack.permalinks import message_permalink
 from bot.storage import db, schema
 from bot.storage.inbox import IncomingRecord
+from bot.storage.recaps import RECAP_LEASE
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender
 from tests.support.helpers import connect, rows
@@ -179,3 +180,16 @@ def test_a_conversation_answered_between_the_claim_and_the_post_is_left_out(offh
         assert posted is False  # nothing left unanswered: no recap at all
         assert posts_to(fake_slack, "U1") == []
         assert [r["state"] for r in rows(store, db.recaps)] == ["empty"]
+
+
+def test_a_claim_made_late_in_a_long_tick_is_leased_from_when_it_was_made(offhours, store, fake_slack, clock):
+    """A morning of many recaps keeps one tick going for minutes: its later claims must not be born with a lease
+    counted from the tick's start (already half over, or over, when they are made)."""
+    connect(store, fake_slack, "U1")
+    record(store, "U1", "U2")
+    clock.set(DUE + timedelta(minutes=6))  # the tick that started at DUE is still claiming
+    claims = RecapSender(offhours.services).kind.claims(lambda: DUE, lambda: None)
+    claimed_at, [claim] = next(claims)
+    claims.close()
+    assert claimed_at == DUE + timedelta(minutes=6)
+    assert claim.leased_until == DUE + timedelta(minutes=6) + RECAP_LEASE
