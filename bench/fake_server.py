@@ -2,7 +2,8 @@
 stdin closes.
 
 Adds two bench-only methods: bench.reset (clear counts, set rate limits) and bench.stats (posts accepted, 429s
-answered, monotonic time of the last accepted post, the calls per method, optionally the per-channel counts).
+answered, monotonic time of the last accepted post, the calls per method, optionally the per-channel counts), and
+answers auth.test for any token (with a workspace URL).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class BenchSlack(FakeSlack):
                     self.posts += 1
                     self.last_post = time.monotonic()
         return status, headers, body
+
+    def _auth_test(self, token, params):
+        # Every token the benchmarks use is valid (none is registered with the fake): the recap sender learns the
+        # workspace's URL from the bot token's answer.
+        return {"ok": True, "url": "https://bench.slack.com/", "team_id": "T1", "user_id": "UBOT"}
 
     def _bench_reset(self, token, params):
         with self._stats_lock, self._lock:

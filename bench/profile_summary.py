@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-EVENT_PATH = ("SlackRequestHandler.__call__", "Thread._bootstrap", "ReplySender.drain")
+# RecapSender.tick: the fan-out's claiming thread (bench/fanout.py under py-spy); its posting threads are threads.
+EVENT_PATH = ("SlackRequestHandler.__call__", "Thread._bootstrap", "ReplySender.drain", "RecapSender.tick")
 # bot/storage/engine.py holds what bot/db.py held before the move (the engine, reading, writing)
 DATABASE = ("sqlalchemy/", "bot/storage/engine.py", "bot/storage/db.py", "bot/db.py", "sqlite3", "psycopg")
 _FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")

@@ -44,6 +44,7 @@ TEAM_TABLES: tuple[sa.Table, ...] = (
     *(table for table, _ in PERSON_COLUMNS[1:]),
     schema.channel_hours,
     schema.channel_summaries,
+    schema.workspace_urls,
 )
 
 

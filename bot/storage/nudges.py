@@ -9,9 +9,10 @@ person last wrote in that DM (dm_presence) and `answered_at`. A snooze puts a se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -23,7 +24,15 @@ NUDGE_LEASE = timedelta(minutes=2)
 NUDGE_KEY = ["team_id", "user_id", "channel_id", "message_ts"]
 MAX_NUDGE_ATTEMPTS = 8
 
+K = TypeVar("K", bound=Hashable)
 _n = schema.nudges.c
+# The recap fan-out's read, per batch of recaps: built once.
+_PROMISED = sa.select(_n.user_id, _n.channel_id, _n.promised_at).where(
+    _n.team_id == sa.bindparam("team_id"), _n.user_id.in_(sa.bindparam("users", expanding=True)),
+    _n.channel_id.in_(sa.bindparam("channels", expanding=True)), _n.state.in_(("pending", "sent")),
+    _n.promised_at >= sa.bindparam("start", type_=UTCDateTime()),
+    _n.promised_at < sa.bindparam("end", type_=UTCDateTime()),
+)  # fmt: skip
 _r = schema.replies.c
 _m = schema.messages.c
 _p = schema.people.c
@@ -258,13 +267,32 @@ class Nudges:
         self, team_id: str, user_id: str, channel_ids: Sequence[str], *, start: datetime, end: datetime
     ) -> dict[str, datetime]:
         """For the recap: the earliest promise in [start, end) per conversation, of nudges not settled otherwise."""
-        if not channel_ids:
+        return self.promised_today_many(team_id, {0: (user_id, channel_ids, start, end)}).get(0, {})
+
+    def promised_today_many(
+        self, team_id: str, wanted: Mapping[K, tuple[str, Sequence[str], datetime, datetime]]
+    ) -> dict[K, dict[str, datetime]]:
+        """promised_today for many recaps of one workspace in one read: key -> (person, channels, start, end) in,
+        key -> channel -> earliest promise out (recaps without one are left out)."""
+        asked = {key: (user_id, set(channels), start, end) for key, (user_id, channels, start, end) in wanted.items()}
+        everyone = {channel for _user, channels, _start, _end in asked.values() for channel in channels}
+        if not everyone:
             return {}
-        query = (
-            sa.select(_n.channel_id, sa.func.min(_n.promised_at))
-            .where(_n.team_id == team_id, _n.user_id == user_id, _n.channel_id.in_(list(channel_ids)),
-                   _n.state.in_(("pending", "sent")), _n.promised_at >= start, _n.promised_at < end)
-            .group_by(_n.channel_id)
-        )  # fmt: skip
+        by_user: dict[str, list[K]] = {}
+        for key, (user_id, _channels, _start, _end) in asked.items():
+            by_user.setdefault(user_id, []).append(key)
+        params = {"team_id": team_id, "users": list(by_user), "channels": list(everyone),
+                  "start": min(start for _user, _channels, start, _end in asked.values()),
+                  "end": max(end for _user, _channels, _start, end in asked.values())}  # fmt: skip
         with reading(self.engine) as conn:
-            return {channel: at for channel, at in conn.execute(query).all()}
+            rows = conn.execute(_PROMISED, params).all()
+        found: dict[K, dict[str, datetime]] = {}
+        for user_id, channel_id, at in rows:
+            for key in by_user[user_id]:
+                _user, channels, start, end = asked[key]
+                if channel_id not in channels or not start <= at < end:
+                    continue
+                mine = found.setdefault(key, {})
+                if channel_id not in mine or at < mine[channel_id]:
+                    mine[channel_id] = at
+        return found

@@ -8,8 +8,8 @@ so a message is in exactly one recap. Messages recorded after a window's recap w
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,8 @@ class ClaimedRecap:
     last_error: str | None = None  # the code of the previous attempt's failure, if any
     previous: DeliveryState = DeliveryState.QUEUED  # the row's state as this claim found it
     leased_until: datetime | None = None
-    # What the claim already moved into it (claim_new); None: the sender attaches them itself.
-    messages: tuple[WaitingMessage, ...] | None = None
+    # Whether the claim already moved the person's due messages into it (claim_new); if not, the sender does.
+    attached: bool = False
 
     @property
     def outcome_unknown(self) -> bool:
@@ -42,15 +42,24 @@ class ClaimedRecap:
         return maybe_posted(self.previous)
 
 
+@dataclass(frozen=True, slots=True)
+class SentRecap:
+    """Attempt `attempts` of recap `recap_id` was posted: where, when (the tick's time) and whether late."""
+
+    recap_id: int
+    attempts: int
+    channel_id: str
+    message_ts: str | None
+    sent_at: datetime
+    late: bool
+
+
 _r = db.recaps.c
 _IN_FLIGHT = DeliveryState.IN_FLIGHT.value
 # The fan-out runs these once per recap: built once (building them cost about as much as running them).
-_LATEST_RECAP = (
-    sa.select(_r.id, _r.seq, _r.state, _r.next_attempt_at, _r.attempts)
-    .where(_r.team_id == sa.bindparam("team_id"), _r.user_id == sa.bindparam("user_id"),
-           _r.due_at == sa.bindparam("due_at", type_=db.UTCDateTime()))
-    .order_by(_r.seq.desc())
-    .limit(1)
+_LATEST_RECAPS = sa.select(_r.id, _r.user_id, _r.due_at, _r.seq, _r.state).where(
+    _r.team_id == sa.bindparam("team_id"), _r.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+    _r.due_at.in_(sa.bindparam("dues", expanding=True, type_=db.UTCDateTime())),
 )  # fmt: skip
 # An attempt's outcome is written only while its claim holds (pending, the same attempt): a sender whose lease ran
 # out must not overwrite what the claim that took the recap over wrote (a "sent" made pending again is posted twice).
@@ -82,8 +91,8 @@ class RecapStore:
     def __init__(self, engine: sa.Engine, inbox: Inbox) -> None:
         self.engine = engine
         self.inbox = inbox
-        self._insert_recap = db.insert_ignore(engine, db.recaps, ["team_id", "user_id", "due_at", "seq"]).returning(
-            _r.id
+        self._insert_recaps = db.insert_ignore(engine, db.recaps, ["team_id", "user_id", "due_at", "seq"]).returning(
+            _r.id, _r.team_id, _r.user_id, _r.due_at
         )
 
     @property
@@ -99,34 +108,70 @@ class RecapStore:
     def claim_new(self, team_id: str, user_id: str, *, due_at: datetime, now: datetime) -> ClaimedRecap | None:
         """Own the recap of this person's window, creating it (or a follow-up) if needed, and move their due
         messages into it — one transaction; None if another process has it."""
-        with db.writing(self.engine) as conn:
-            recap = self._claim(conn, team_id, user_id, due_at=due_at, now=now)
-            if recap is None:
-                return None
-            inbox.attach_due(conn, team_id=team_id, user_id=user_id, recap_id=recap.id, now=now)
-            return _with_messages(recap, inbox.held(conn, recap.id))
+        claimed = self.claim_new_many([(team_id, user_id, due_at)], now=now)
+        return claimed[0] if claimed else None
 
-    def _claim(
-        self, conn: sa.Connection, team_id: str, user_id: str, *, due_at: datetime, now: datetime
-    ) -> ClaimedRecap | None:
-        latest = conn.execute(_LATEST_RECAP, {"team_id": team_id, "user_id": user_id, "due_at": due_at}).first()
-        if latest is not None and latest.state == "pending":
-            return self._take_over(conn, latest.id, now=now)
-        if latest is not None and not inbox.any_due(conn, team_id=team_id, user_id=user_id, now=now):
-            # The window's recap went out with everything that was due (another process sent it since this one
-            # read who is due): nothing to follow up.
-            return None
-        seq = 0 if latest is None else latest.seq + 1
+    def claim_new_many(self, people: Sequence[tuple[str, str, datetime]], *, now: datetime) -> list[ClaimedRecap]:
+        """claim_new for each (team, person, due) in one transaction: the recaps this process now owns, each with
+        its person's due messages moved into it (those another process has are left out).
+
+        The window's latest recaps are read in one query and the new ones inserted in one statement. Take-overs
+        come first, then the inserts, each in one order for every process: two processes' overlapping batches
+        wait for each other's rows (PostgreSQL) in the same order, never in a cycle."""
+        ordered = sorted(set(people))
+        with db.writing(self.engine) as conn:
+            latest = self._latest(conn, ordered)
+            claimed: list[ClaimedRecap] = []
+            new: list[tuple[str, str, datetime, int]] = []
+            for team_id, user_id, due_at in ordered:
+                row = latest.get((team_id, user_id, due_at))
+                if row is None:
+                    new.append((team_id, user_id, due_at, 0))
+                elif row.state == "pending":
+                    taken = self._take_over(conn, row.id, now=now)
+                    if taken is not None:
+                        claimed.append(taken)
+                elif inbox.any_due(conn, team_id=team_id, user_id=user_id, now=now):
+                    new.append((team_id, user_id, due_at, row.seq + 1))
+                # else: the window's recap went out with everything that was due (another process sent it since
+                # this one read who is due): nothing to follow up.
+            claimed += self._insert(conn, new, now=now)
+            inbox.attach_due_many(conn, [(c.team_id, c.user_id, c.id) for c in claimed], now=now)
+        return [replace(c, attached=True) for c in claimed]
+
+    def _latest(self, conn: sa.Connection, people: Sequence[tuple[str, str, datetime]]) -> dict[tuple, sa.Row]:
+        """(team, person, due) -> the latest recap of that window (highest seq), for those that have one."""
+        latest: dict[tuple, sa.Row] = {}
+        wanted = set(people)
+        for team_id in {team for team, _user, _due in people}:
+            params = {"team_id": team_id, "user_ids": sorted({u for t, u, _d in people if t == team_id}),
+                      "dues": sorted({d for t, _u, d in people if t == team_id})}  # fmt: skip
+            for row in conn.execute(_LATEST_RECAPS, params).all():
+                key = (team_id, row.user_id, row.due_at)
+                if key in wanted and (key not in latest or row.seq > latest[key].seq):
+                    latest[key] = row
+        return latest
+
+    def _insert(
+        self, conn: sa.Connection, new: Sequence[tuple[str, str, datetime, int]], *, now: datetime
+    ) -> list[ClaimedRecap]:
+        """Create these recaps, leased to this process; those another process created a moment ago are left out."""
+        if not new:
+            return []
         until = now + RECAP_LEASE
-        inserted = conn.execute(
-            self._insert_recap,
+        rows = conn.execute(self._insert_recaps, [
             {"team_id": team_id, "user_id": user_id, "due_at": due_at, "seq": seq, "attempts": 1,
-             "next_attempt_at": until, "delivery_state": _IN_FLIGHT},
-        ).first()  # fmt: skip
-        if inserted is None:
-            return None  # another process created it a moment ago
-        return ClaimedRecap(id=inserted.id, team_id=team_id, user_id=user_id, due_at=due_at, attempts=1,
-                            leased_until=until)  # fmt: skip
+             "next_attempt_at": until, "delivery_state": _IN_FLIGHT}
+            for team_id, user_id, due_at, seq in new
+        ]).all()  # fmt: skip
+        ids = {(row.team_id, row.user_id, row.due_at): row.id for row in rows}
+        claimed = []
+        for team_id, user_id, due_at, _seq in new:
+            recap_id = ids.get((team_id, user_id, due_at))
+            if recap_id is not None:
+                claimed.append(ClaimedRecap(id=recap_id, team_id=team_id, user_id=user_id, due_at=due_at, attempts=1,
+                                            leased_until=until))  # fmt: skip
+        return claimed
 
     def claim_retries(self, *, now: datetime, limit: int = 100) -> list[ClaimedRecap]:
         """Own recaps whose send failed (or whose owner died) and whose next attempt is due."""
@@ -181,9 +226,18 @@ class RecapStore:
 
     def attach_and_read(self, recap: ClaimedRecap, *, now: datetime) -> list[WaitingMessage]:
         """Move the person's due waiting messages into this recap; return what it now holds."""
+        return self.attach_and_read_many([recap], now=now)[recap.id]
+
+    def attach_and_read_many(self, recaps: Sequence[ClaimedRecap], *, now: datetime) -> dict[int, list[WaitingMessage]]:
+        """What each claimed recap holds now (answered or deleted messages have left it), read in one query; the
+        due messages of those whose claim did not attach them (retries) are moved in first."""
+        unattached = [(r.team_id, r.user_id, r.id) for r in recaps if not r.attached]
+        if not unattached:
+            with db.reading(self.engine) as conn:
+                return inbox.held_many(conn, [r.id for r in recaps])
         with db.writing(self.engine) as conn:
-            inbox.attach_due(conn, team_id=recap.team_id, user_id=recap.user_id, recap_id=recap.id, now=now)
-            return inbox.held(conn, recap.id)
+            inbox.attach_due_many(conn, unattached, now=now)
+            return inbox.held_many(conn, [r.id for r in recaps])
 
     def read(self, recap_id: int) -> list[WaitingMessage]:
         return self.inbox.in_recap(recap_id)
@@ -201,12 +255,18 @@ class RecapStore:
         self, recap_id: int, *, attempts: int, channel_id: str, message_ts: str | None, now: datetime, late: bool
     ) -> None:
         """Record the post of attempt `attempts` (only while that claim holds)."""
+        self.mark_sent_many([SentRecap(recap_id, attempts, channel_id, message_ts, now, late)])
+
+    def mark_sent_many(self, sent: Sequence[SentRecap]) -> None:
+        """Record many posts in one transaction (each only while its claim holds)."""
+        if not sent:
+            return
         with db.writing(self.engine) as conn:
-            conn.execute(
-                _MARK_SENT,
-                {"b_id": recap_id, "b_attempts": attempts, "b_channel_id": channel_id, "b_message_ts": message_ts,
-                 "b_sent_at": now, "b_late": late},
-            )  # fmt: skip
+            conn.execute(_MARK_SENT, [
+                {"b_id": s.recap_id, "b_attempts": s.attempts, "b_channel_id": s.channel_id,
+                 "b_message_ts": s.message_ts, "b_sent_at": s.sent_at, "b_late": s.late}
+                for s in sent
+            ])  # fmt: skip
 
     def settle(self, recap_id: int, outcome: Outcome, *, attempts: int) -> None:
         """Record an attempt that posted nothing: due again (an open state, at `retry_at`), empty or expired (only
@@ -245,8 +305,3 @@ class RecapStore:
                 return False
             inbox.tick_off(conn, recap_id, channel_id)
         return True
-
-
-def _with_messages(recap: ClaimedRecap, messages: list[WaitingMessage]) -> ClaimedRecap:
-    return ClaimedRecap(recap.id, recap.team_id, recap.user_id, recap.due_at, recap.attempts, recap.last_error,
-                        recap.previous, recap.leased_until, tuple(messages))  # fmt: skip

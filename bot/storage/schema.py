@@ -195,6 +195,16 @@ mention_settings = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# A workspace's web address, from auth.test (bot/storage/workspaces.py): recap permalinks are built from it instead
+# of one chat.getPermalink per message.
+workspace_urls = sa.Table(
+    "workspace_urls",
+    metadata,
+    sa.Column("team_id", ID, primary_key=True),
+    sa.Column("url", sa.String(255), nullable=False),
+    sa.Column("learned_at", UTCDateTime, nullable=False),
+)
+
 # Channel office hours (issue 25; bot/storage/channel_hours.py owns these four): a channel's settings, the
 # top-level messages that came while its team was off (what the summary is made of), the one threaded reply per
 # sender and off window (the unique key), and the one summary per off window.

@@ -35,6 +35,7 @@ from bot.storage.replies import Replies
 from bot.storage.status import StatusStore
 from bot.storage.tokens import BOT_CACHE_SECONDS, TokenStore, still_connected
 from bot.storage.urgent import UrgentStore
+from bot.storage.workspaces import WorkspaceUrls
 
 __all__ = ["DmView", "Store"]
 
@@ -82,6 +83,7 @@ class Store:
         self.urgent = UrgentStore(self.engine)
         self.status = StatusStore(self.engine, client_id=client_id)
         self.nudges = Nudges(self.engine)
+        self.workspaces = WorkspaceUrls(self.engine)
 
     # --- the database ------------------------------------------------------------------------------------------
 

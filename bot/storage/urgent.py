@@ -8,9 +8,10 @@ re-checks the claim before posting (`renew`) and settles each once, while its cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -19,11 +20,18 @@ from bot.domain.urgent import ME, NOT_PASSED_ON
 from bot.storage import schema
 from bot.storage.engine import UTCDateTime, dialect_insert, reading, upsert, writing
 
+K = TypeVar("K", bound=Hashable)
 URGENT_LEASE = timedelta(seconds=60)
 MAX_URGENT_ATTEMPTS = 10
 NOTICE_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]
 
 _u = schema.urgent_notices.c
+# The recap fan-out's read, per batch of recaps: built once.
+_FOR_RECAPS = sa.select(_u.recipient_id, _u.sender_id, _u.target_id, _u.state, _u.created_at).where(
+    _u.team_id == sa.bindparam("team_id"), _u.recipient_id.in_(sa.bindparam("recipients", expanding=True)),
+    _u.sender_id.in_(sa.bindparam("senders", expanding=True)),
+    _u.created_at >= sa.bindparam("since", type_=UTCDateTime()),
+)  # fmt: skip
 _rt = schema.urgent_routes.c
 _r = schema.replies.c
 
@@ -248,20 +256,30 @@ class UrgentStore:
     ) -> dict[str, str]:
         """Sender -> who their urgent note went to ("me": the person; NOT_PASSED_ON: it failed for good), for notices
         since `since` (the recap's earliest message)."""
-        ids = list(set(sender_ids))
-        if not ids:
+        return self.for_recaps(team_id, {0: (recipient_id, sender_ids, since)}).get(0, {})
+
+    def for_recaps(
+        self, team_id: str, wanted: Mapping[K, tuple[str, Iterable[str], datetime]]
+    ) -> dict[K, dict[str, str]]:
+        """for_recap for many recaps of one workspace in one read: key -> (recipient, senders, since) in, key ->
+        sender -> target out (recaps without a note are left out)."""
+        asked = {key: (recipient, set(senders), since) for key, (recipient, senders, since) in wanted.items()}
+        everyone = {sender for _recipient, senders, _since in asked.values() for sender in senders}
+        if not everyone:
             return {}
+        by_recipient: dict[str, list[K]] = {}
+        for key, (recipient, _senders, _since) in asked.items():
+            by_recipient.setdefault(recipient, []).append(key)
+        params = {"team_id": team_id, "recipients": list(by_recipient), "senders": list(everyone),
+                  "since": min(since for _recipient, _senders, since in asked.values())}  # fmt: skip
         with reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(_u.sender_id, _u.target_id, _u.state).where(
-                    _u.team_id == team_id, _u.recipient_id == recipient_id, _u.sender_id.in_(ids),
-                    _u.created_at >= since,
-                )
-            ).all()  # fmt: skip
-        found: dict[str, str] = {}
+            rows = conn.execute(_FOR_RECAPS, params).all()
+        found: dict[K, dict[str, str]] = {}
         for row in sorted(rows, key=lambda r: r.state != "failed"):  # a note passed on outranks one that failed
-            if row.state == "failed":
-                found[row.sender_id] = NOT_PASSED_ON
-            else:
-                found[row.sender_id] = ME if row.target_id == recipient_id else row.target_id
+            passed_to = ME if row.target_id == row.recipient_id else row.target_id
+            target = NOT_PASSED_ON if row.state == "failed" else passed_to
+            for key in by_recipient[row.recipient_id]:
+                _recipient, senders, since = asked[key]
+                if row.sender_id in senders and row.created_at >= since:
+                    found.setdefault(key, {})[row.sender_id] = target
         return found

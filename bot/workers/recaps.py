@@ -22,17 +22,27 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.delivery import IN_FLIGHT, DeliveryState, Outcome
 from bot.domain.recap import Recap
 from bot.services import Services
-from bot.slack.blocks.recap import recap_blocks, recap_fallback_text
+from bot.slack.blocks.recap import recap_fallback_text
 from bot.slack.client import sending_client, slack_code
-from bot.slack.recap_message import RecapRenderer
-from bot.storage.recaps import RECAP_LEASE, ClaimedRecap
+from bot.slack.recap_message import BuiltRecap, RecapRenderer, RecapToBuild
+from bot.storage.recaps import RECAP_LEASE, ClaimedRecap, SentRecap
 from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
 S = DeliveryState
 RECAP_EVENT_TYPE = "offhours_recap"  # message metadata on every recap, to find it again after a timeout
 MAX_ROUNDS_PER_TICK = 100  # of up to 1,000 people each: a bound, not a target
+CLAIM_BATCH = 50  # people claimed in one transaction, and built with one read per table
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecap:
+    """A claimed recap, built with its batch: its content, and the bot token to post it with."""
+
+    built: BuiltRecap
+    token: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,8 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
         self._held_until: dict[str, datetime] = {}
         self._held_lock = threading.Lock()
         self._bot_tokens: dict[str, str | None] = {}
+        # Posted recaps are recorded a group at a time (one transaction for all the posting threads' answers).
+        self._sent: GroupCommit[SentRecap] = GroupCommit(lambda sent: self.recaps.mark_sent_many(sent))
 
     def lag_from(self, claim: ClaimedRecap) -> datetime | None:
         return claim.due_at
@@ -91,41 +103,71 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
         for _round in range(MAX_ROUNDS_PER_TICK):
             claimed = 0
             # Held workspaces are left out of the query, so that they cannot fill its page and starve others.
-            for team_id, user_id, due_at in self.recaps.due_people(
-                now=now, limit=self.due_page, skip_teams=self.held_teams(now)
-            ):
-                if self.held_until(team_id, now=now) is not None:
-                    continue  # claimed once Slack lets us post there again (a later tick)
-                claim = self.recaps.claim_new(team_id, user_id, due_at=due_at, now=now)
-                if claim is not None:
-                    yield now, [claim]
-                    claimed += 1
+            due = self.recaps.due_people(now=now, limit=self.due_page, skip_teams=self.held_teams(now))
+            for first in range(0, len(due), CLAIM_BATCH):
+                # A held workspace's people are claimed once Slack lets us post there again (a later tick).
+                people = [p for p in due[first : first + CLAIM_BATCH] if self.held_until(p[0], now=now) is None]
+                # Leased from the moment of the claim, not from the tick's start: a morning of 50,000 recaps keeps
+                # one tick going for minutes, and a claim made then with the tick's `now` would be born stale (every
+                # post re-checked in the database, or taken over by another process at once).
+                claimed_at = max(now, self.services.clock())
+                batch = self.recaps.claim_new_many(people, now=claimed_at) if people else []
+                if batch:
+                    yield claimed_at, batch
+                    claimed += len(batch)
             if claimed == 0:
                 break
             # Let this round's deliveries move their messages out of "pending" before asking again.
             wait()
 
-    def prepare(self, batch: list[ClaimedRecap], *, now: datetime) -> list[tuple[ClaimedRecap, ClaimedRecap | Outcome]]:
-        return [(recap, recap) for recap in batch]  # built one by one, in the posting threads
+    def prepare(
+        self, batch: list[ClaimedRecap], *, now: datetime
+    ) -> list[tuple[ClaimedRecap, PreparedRecap | Outcome]]:
+        """Build the batch's recaps with one read per table: what each holds now (the re-check: a conversation
+        answered or deleted since the claim has left it), then per workspace the settings, tokens, urgent notes
+        and promises. A recap with nothing left unanswered is settled at once (not sent at all)."""
+        held = self.recaps.attach_and_read_many(batch, now=now)
+        by_team: dict[str, list[ClaimedRecap]] = {}
+        for claim in batch:
+            by_team.setdefault(claim.team_id, []).append(claim)
+        prepared: dict[int, PreparedRecap | Outcome] = {}
+        for team_id, claims in by_team.items():
+            build = []
+            for claim in claims:
+                outcome = self._held(claim, now=now)
+                if outcome is None and not any(not m.done for m in held[claim.id]):
+                    outcome = Outcome(S.EMPTY)  # everything was answered: no recap at all
+                if outcome is not None:
+                    prepared[claim.id] = outcome
+                else:
+                    build.append(RecapToBuild(claim.id, claim.user_id, claim.due_at, held[claim.id]))
+            if build:
+                token = self._bot_token(team_id)
+                for recap_id, built in self.renderer.build_many(team_id, build, now=now, bot_token=token).items():
+                    prepared[recap_id] = PreparedRecap(built=built, token=token)
+        return [(claim, prepared[claim.id]) for claim in batch]
 
-    def compose(self, claim: ClaimedRecap, prepared: ClaimedRecap, *, now: datetime) -> ReadyRecap | Outcome:
-        held = self.held_until(claim.team_id, now=now)
+    def compose(self, claim: ClaimedRecap, prepared: PreparedRecap, *, now: datetime) -> ReadyRecap | Outcome:
+        held = self._held(claim, now=now)  # Slack may have rate-limited the workspace since the batch was built
         if held is not None:
-            # Not tried: if the attempt before was of unknown outcome, the next one must still look first.
-            if claim.outcome_unknown:
-                return Outcome(S.OUTCOME_UNKNOWN, error=claim.last_error or IN_FLIGHT, retry_at=held)
-            return Outcome(S.NOT_POSTED, error="ratelimited", retry_at=held)
-        messages = claim.messages if claim.messages is not None else self.recaps.attach_and_read(claim, now=now)
-        if not any(not m.done for m in messages):
-            return Outcome(S.EMPTY)  # everything was answered: no recap at all
-        content, tz = self.renderer.compose(claim.id, team_id=claim.team_id, user_id=claim.user_id,
-                                            due_at=claim.due_at, now=now, messages=messages)  # fmt: skip
-        permalinks = self.renderer.permalinks(claim.id, team_id=claim.team_id, user_id=claim.user_id, content=content)
-        promises = self.renderer.promises(team_id=claim.team_id, user_id=claim.user_id, content=content, tz=tz, now=now)
-        blocks = recap_blocks(content, recap_id=claim.id, tz=tz, permalinks=permalinks, promises=promises)
-        if claim.team_id not in self._bot_tokens:
-            self._bot_tokens[claim.team_id] = self.store.bot_token(claim.team_id)
-        return ReadyRecap(content=content, tz=tz, blocks=blocks, token=self._bot_tokens[claim.team_id], now=now)
+            return held
+        built = prepared.built
+        return ReadyRecap(content=built.content, tz=built.tz, blocks=self.renderer.blocks(claim.id, built),
+                          token=prepared.token, now=now)  # fmt: skip
+
+    def _held(self, claim: ClaimedRecap, *, now: datetime) -> Outcome | None:
+        held = self.held_until(claim.team_id, now=now)
+        if held is None:
+            return None
+        # Not tried: if the attempt before was of unknown outcome, the next one must still look first.
+        if claim.outcome_unknown:
+            return Outcome(S.OUTCOME_UNKNOWN, error=claim.last_error or IN_FLIGHT, retry_at=held)
+        return Outcome(S.NOT_POSTED, error="ratelimited", retry_at=held)
+
+    def _bot_token(self, team_id: str) -> str | None:
+        if team_id not in self._bot_tokens:
+            self._bot_tokens[team_id] = self.store.bot_token(team_id)
+        return self._bot_tokens[team_id]
 
     def look_up(self, claim: ClaimedRecap, prepared: ReadyRecap) -> Posted | None:
         """This recap if an earlier attempt posted it, found by its metadata in the app's DM.
@@ -167,8 +209,8 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
 
     def settle(self, claim: ClaimedRecap, prepared: ReadyRecap | None, outcome: Outcome, *, now: datetime) -> None:
         if outcome.state is S.SENT and prepared is not None:
-            self.recaps.mark_sent(claim.id, attempts=claim.attempts, channel_id=outcome.channel or claim.user_id,
-                                  message_ts=outcome.ts, now=prepared.now, late=prepared.content.late)  # fmt: skip
+            late, channel = prepared.content.late, outcome.channel or claim.user_id
+            self._sent.add(SentRecap(claim.id, claim.attempts, channel, outcome.ts, prepared.now, late))
         elif outcome.state is S.FAILED:
             # Slack refused for good (the bot's DM is gone, say). The messages are not lost: they go back to
             # waiting, due at the person's next working start, and come in the next recap.
@@ -177,6 +219,9 @@ class RecapKind(KindDefaults[ClaimedRecap, ReadyRecap]):
                                 release_until=prefs.schedule.next_start(now))  # fmt: skip
         else:
             self.recaps.settle(claim.id, outcome, attempts=claim.attempts)
+
+    def settled_batch(self) -> None:
+        self._sent.flush()
 
     # --- workspaces held back after a 429 ---------------------------------------------------------------------
 
@@ -201,7 +246,7 @@ class RecapSender:
         self.services = services
         self.workers = workers
         self.kind = RecapKind(services)
-        self.engine: DeliveryEngine[ClaimedRecap, ClaimedRecap, ReadyRecap] = DeliveryEngine(
+        self.engine: DeliveryEngine[ClaimedRecap, PreparedRecap, ReadyRecap] = DeliveryEngine(
             self.kind, clock=services.clock, workers=workers, metrics=services.metrics
         )
 

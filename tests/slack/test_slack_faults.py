@@ -438,15 +438,15 @@ def test_a_recap_posted_by_a_retry_that_lost_its_outcome_is_not_posted_again(rec
     _app, _slack, sender = recap_ready
     fake_slack.fail("chat.postMessage", status=429, retry_after=30)
     assert sender.tick(DUE) == 0
-    real = store.recaps.mark_sent
+    real = store.recaps.mark_sent_many  # posted recaps are recorded a group at a time
 
     def database_gone(*args, **kwargs):
         raise sa.exc.OperationalError("UPDATE recaps", {}, Exception("database is locked"))
 
-    store.recaps.mark_sent = database_gone
+    store.recaps.mark_sent_many = database_gone
     with pytest.raises(sa.exc.OperationalError):
         sender.tick(DUE + timedelta(minutes=1))
-    store.recaps.mark_sent = real
+    store.recaps.mark_sent_many = real
     [first] = fake_slack.posts(token="xoxb-T1")
     assert sender.tick(DUE + timedelta(minutes=2)) == 0  # leased to the attempt that died
 

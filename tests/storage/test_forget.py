@@ -22,8 +22,9 @@ def team_tables() -> list[sa.Table]:
 
 # The column names that hold a person's id, wherever they appear (slack_bots' bot_user_id is the app's own).
 # A channel's office hours and its summaries belong to the team, not to a person (channel_hours.summary_to, the
-# person a summary is DMed to, is cleared when they are forgotten: tests/slack/test_channel_hours.py).
-TEAM_OWNED = ("channel_hours", "channel_summaries")
+# person a summary is DMed to, is cleared when they are forgotten: tests/slack/test_channel_hours.py); so does the
+# workspace's web address (workspace_urls).
+TEAM_OWNED = ("channel_hours", "channel_summaries", "workspace_urls")
 NAMES_A_PERSON = (
     "user_id",
     "recipient_id",

@@ -18,6 +18,8 @@ from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+WORKSPACE_URL = "https://example.slack.com/"  # auth.test's url; chat.getPermalink's links start with it
+
 
 @dataclass
 class Call:
@@ -239,7 +241,7 @@ class FakeSlack:
         known = self.tokens.get(token or "")
         if known is None:
             return {"ok": False, "error": "invalid_auth"}
-        return {"ok": True, **known}
+        return {"ok": True, "url": WORKSPACE_URL, **known}  # a test may give a token its own url
 
     def _oauth_v2_access(self, token, params):
         answer = self.oauth_codes.get(params.get("code", ""))
@@ -315,7 +317,7 @@ class FakeSlack:
 
     def _chat_getPermalink(self, token, params):
         channel, ts = params.get("channel", ""), str(params.get("message_ts", ""))
-        return {"ok": True, "permalink": f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+        return {"ok": True, "permalink": f"{WORKSPACE_URL}archives/{channel}/p{ts.replace('.', '')}"}
 
     def status_of(self, user_id: str) -> dict[str, Any]:
         """The person's status as Slack holds it: {"status_text", "status_emoji", "status_expiration"}."""

@@ -6,8 +6,8 @@ import re
 
 from slack_sdk.models.blocks import (
     BlockElement,
+    ButtonElement,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
@@ -16,6 +16,8 @@ from slack_sdk.models.blocks import (
 
 SECTION_TEXT_LIMIT = 3000
 HEADER_TEXT_LIMIT = 150
+BUTTON_TEXT_LIMIT = 75
+CONTEXT_ELEMENT_LIMIT = 10
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
 
@@ -55,23 +57,50 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# The plain cases below are on every auto-reply's and every recap's path, where the models' construction and
+# validation cost more than the rest of composing the message; they build the models' output exactly
+# (tests/slack/test_home_blocks.py compares), and anything else still goes through the models.
+
+
 def section(text: str, *, accessory: BlockElement | dict | None = None, block_id: str | None = None) -> dict:
-    if text and accessory is None and block_id is None:
-        # The plain case is on every auto-reply's path, where the models' construction and validation cost more
-        # than the rest of composing it; this is their output exactly (tests/test_home_blocks.py compares).
-        return {"type": "section", "text": {"type": "mrkdwn", "text": clip_mrkdwn(text, SECTION_TEXT_LIMIT)}}
+    if text and (accessory is None or _plain_button(accessory)) and block_id is None:
+        block: dict = {"type": "section", "text": {"type": "mrkdwn", "text": clip_mrkdwn(text, SECTION_TEXT_LIMIT)}}
+        if accessory is not None:
+            block["accessory"] = accessory
+        return block
     return SectionBlock(
         text=MarkdownTextObject(text=clip_mrkdwn(text, SECTION_TEXT_LIMIT)), accessory=accessory, block_id=block_id
     ).to_dict()
 
 
+def _plain_button(accessory: BlockElement | dict) -> bool:
+    """Whether `accessory` is what button() builds (nothing for the model to check or drop)."""
+    return isinstance(accessory, dict) and accessory.get("type") == "button" and accessory.keys() == _BUTTON_KEYS
+
+
+_BUTTON_KEYS = {"type", "text", "action_id", "value"}
+
+
+def button(text: str, *, action_id: str, value: str) -> dict:
+    """A plain button (a section's accessory)."""
+    if text and len(text) <= BUTTON_TEXT_LIMIT and action_id and len(action_id) <= 255 and len(value) <= 2000:
+        return {"type": "button", "text": {"type": "plain_text", "text": text, "emoji": True}, "action_id": action_id,
+                "value": value}  # fmt: skip
+    return ButtonElement(text=text, action_id=action_id, value=value).to_dict()
+
+
 def header(text: str) -> dict:
+    if text:
+        return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_TEXT_LIMIT), "emoji": True}}
     return HeaderBlock(text=PlainTextObject(text=clip(text, HEADER_TEXT_LIMIT), emoji=True)).to_dict()
 
 
 def context(*texts: str) -> dict:
+    if 0 < len(texts) <= CONTEXT_ELEMENT_LIMIT and all(texts):
+        return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip_mrkdwn(t, SECTION_TEXT_LIMIT)}
+                                                for t in texts]}  # fmt: skip
     return ContextBlock(elements=[MarkdownTextObject(text=clip_mrkdwn(t, SECTION_TEXT_LIMIT)) for t in texts]).to_dict()
 
 
 def divider() -> dict:
-    return DividerBlock().to_dict()
+    return {"type": "divider"}

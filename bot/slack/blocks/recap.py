@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from slack_sdk.models.blocks import ButtonElement
-
 from bot.domain.hours import format_local
 from bot.domain.hours.timezones import zone
 from bot.domain.recap import Recap, RecapItem
 from bot.domain.urgent import ME, NOT_PASSED_ON
-from bot.slack.blocks.common import MESSAGE_BLOCK_LIMIT, clip, clip_mrkdwn, context, divider, escape, header, section
+from bot.slack.blocks.common import (
+    MESSAGE_BLOCK_LIMIT,
+    button,
+    clip,
+    clip_mrkdwn,
+    context,
+    divider,
+    escape,
+    header,
+    section,
+)
 
 DONE_ACTION = "recap_done"
 MENTIONS_HEADING = "*Mentions and group DMs*"
@@ -82,8 +90,7 @@ def item_block(
         line += "\n" + clip_mrkdwn(quoted, TEXT_PER_ITEM)  # never half an &amp; of the escaped text
     if item.done:
         return section(":white_check_mark: ~" + line.split("\n")[0] + "~ Done")
-    button = ButtonElement(text="Done", action_id=DONE_ACTION, value=f"{recap_id}:{item.channel_id}")
-    return section(line, accessory=button)
+    return section(line, accessory=button("Done", action_id=DONE_ACTION, value=f"{recap_id}:{item.channel_id}"))
 
 
 def recap_fallback_text(recap: Recap, tz: str) -> str:
