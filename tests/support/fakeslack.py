@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -410,6 +411,10 @@ class FakeSlack:
 
             def setup(self) -> None:
                 super().setup()
+                # Headers and body go out in two writes: without this, on a kept-alive connection the body waits
+                # for the client's delayed ACK of the headers (Nagle's algorithm, up to 40 ms a call), which no
+                # real Slack answer does.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with fake._lock:
                     fake.connections += 1  # one per TCP connection, however many requests it carries
 
