@@ -80,6 +80,8 @@ def test_stop_ends_the_thread_drops_what_is_queued_and_ignores_later_changes():
     [thread] = [t for t in threading.enumerate() if t.name == "home-refresh"]
     stopping = threading.Thread(target=refresher.stop)
     stopping.start()
+    with refresher._changed:  # stop has begun (it notifies once it has dropped the queue) before U1's publish ends
+        assert refresher._changed.wait_for(lambda: refresher._stopping, timeout=5)
     publish.release.set()
     stopping.join(5)
     assert not thread.is_alive() and not refresher.running
