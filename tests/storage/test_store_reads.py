@@ -326,3 +326,35 @@ def test_a_database_error_does_not_carry_the_message_text(store):
         sa.event.remove(store.engine, "before_cursor_execute", cut)
     assert "server closed the connection" in str(raised.value)
     assert "4711" not in str(raised.value)
+
+
+# --- the connection pool ------------------------------------------------------------------------------------
+
+
+def test_sixteen_concurrent_readers_keep_their_connections(store):
+    """As many threads as the HTTP server has read at once, round after round: their connections go back to the
+    pool instead of being closed and opened again (each open re-ran the PRAGMAs and lost the statement cache)."""
+    opened: list[object] = []
+    sa.event.listen(store.engine, "connect", lambda *_: opened.append(1))
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with db.reading(store.engine) as conn:
+                barrier.wait(timeout=10)  # all sixteen hold a connection at once
+                conn.execute(sa.text("SELECT 1")).one()
+        except BaseException as e:  # a pool too small to give sixteen at once breaks the barrier
+            errors.append(e)
+
+    for _round in range(3):
+        threads = [threading.Thread(target=read) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if _round == 0:
+            after_first = len(opened)
+    assert errors == []
+    assert after_first <= 16
+    assert len(opened) == after_first, "connections were closed on return and opened again"
