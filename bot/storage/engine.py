@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,7 +94,34 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         return engine
     kwargs.setdefault("pool_size", 24)
     kwargs.setdefault("max_overflow", 6)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged before use: the server (or a proxy, or a failover) may
+# have closed it meanwhile. One used within it is not: SQLAlchemy's pool_pre_ping pinged at every checkout, a round
+# trip before each of the ~5 transactions per DM. A connection dropped while in use still fails its statement, and
+# SQLAlchemy then invalidates the whole pool (is_disconnect), as after a failed ping.
+PING_AFTER_IDLE_S = 5.0
+
+
+def _ping_idle_connections(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")  # None: opened for this checkout
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as e:
+            # As pool_pre_ping does: every connection pooled before now is stale; this checkout gets a new one.
+            raise sa.exc.InvalidatePoolError(type(e).__name__) from e
 
 
 def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:

@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.domain.delivery import DeliveryState, Outcome
 from bot.people import PeopleService
 from bot.storage import db
+from bot.storage import engine as engine_module
 from bot.storage.inbox import IncomingRecord
 from bot.storage.tokens import BOT_CACHE_SECONDS
 from tests.support.fakeslack import FakeSlack
@@ -358,3 +359,42 @@ def test_sixteen_concurrent_readers_keep_their_connections(store):
     assert errors == []
     assert after_first <= 16
     assert len(opened) == after_first, "connections were closed on return and opened again"
+
+
+def _pinged(store, monkeypatch) -> list[object]:
+    pings: list[object] = []
+    ping = store.engine.dialect.do_ping
+    monkeypatch.setattr(store.engine.dialect, "do_ping", lambda conn: pings.append(conn) or ping(conn))
+    return pings
+
+
+def _backend_pid(store) -> int:
+    with db.reading(store.engine) as conn:
+        return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_a_connection_used_within_the_idle_limit_is_not_pinged_again(store, monkeypatch):
+    if not store.is_postgres:
+        pytest.skip("SQLite's connections are files: nothing to ping")
+    pings = _pinged(store, monkeypatch)
+    pids = {_backend_pid(store) for _ in range(10)}
+    assert pings == [] and len(pids) == 1  # one connection, reused ten times, never pinged
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)
+    _backend_pid(store)
+    assert len(pings) == 1  # idle past the limit: pinged before use
+
+
+def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_before_use(store, monkeypatch):
+    """The server (a restart, a proxy's idle timeout) ended the backend of a pooled connection: past the idle limit
+    the ping finds it, the pool drops it, and the read runs on a new connection instead of failing."""
+    if not store.is_postgres:
+        pytest.skip("SQLite's connections are files: nothing to ping")
+    pid = _backend_pid(store)
+    admin = sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one() is True
+    admin.dispose()
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)
+    pings = _pinged(store, monkeypatch)
+    assert _backend_pid(store) != pid
+    assert len(pings) == 1
