@@ -9,7 +9,6 @@ only CREATE/DROP DATABASE and the statistics views are used there, its contents 
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.common import cpu_seconds
+from tests.support import databases
 
 PREFIX = "offhours_bench_"
 SERVER_URL = (
@@ -27,27 +27,13 @@ SERVER_URL = (
 
 
 def create_database() -> str:
-    url = make_url(SERVER_URL)
-    name = PREFIX + secrets.token_hex(6)
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    """A new database of this benchmark's own beside SERVER_URL's; returns its URL."""
+    return databases.create_database(SERVER_URL, prefix=PREFIX)
 
 
 def drop_database(database_url: str) -> None:
-    name = make_url(database_url).database or ""
-    if not name.startswith(PREFIX):
-        raise ValueError(f"refusing to drop {name!r}: only databases this script created")
-    admin = sa.create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    """Drop a database create_database made (refuses any other name)."""
+    databases.drop_database(SERVER_URL, database_url, prefix=PREFIX)
 
 
 def transactions(database_url: str) -> dict[str, int]:

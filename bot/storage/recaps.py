@@ -178,7 +178,7 @@ class RecapStore:
         query = (
             sa.select(_r.id, _r.team_id, _r.user_id, _r.due_at, _r.attempts, _r.last_error, _r.delivery_state)
             .where(_r.state == "pending", _r.next_attempt_at <= now)
-            .order_by(_r.next_attempt_at)
+            .order_by(_r.next_attempt_at, _r.id)  # ix_recaps_due's order: the scan stops at `limit`
             .limit(limit)
         )
         if self._pg:

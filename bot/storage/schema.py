@@ -130,7 +130,7 @@ replies = sa.Table(
     # Shown to the sender only (chat.postEphemeral): a reply to a channel mention or a group DM; never looked up
     sa.Column("ephemeral", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_reply_once_per_window"),
-    sa.Index("ix_replies_due", "state", "next_attempt_at"),
+    sa.Index("ix_replies_due", "state", "next_attempt_at", "id"),
     sa.Index("ix_replies_sender_window", "team_id", "recipient_id", "sender_id"),
 )
 
@@ -182,7 +182,7 @@ recaps = sa.Table(
     sa.Column("message_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "user_id", "due_at", "seq", name="uq_recap_per_window"),
-    sa.Index("ix_recaps_due", "state", "next_attempt_at"),
+    sa.Index("ix_recaps_due", "state", "next_attempt_at", "id"),
 )
 
 # Whether a person wants channel mentions and group DMs answered (/hours mentions on|off); no row: the config default.
@@ -254,7 +254,7 @@ channel_replies = sa.Table(
     sa.Column("posted_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "channel_id", "sender_id", "window_key", name="uq_channel_reply_once"),
-    sa.Index("ix_channel_replies_due", "state", "next_attempt_at"),
+    sa.Index("ix_channel_replies_due", "state", "next_attempt_at", "id"),
 )
 channel_summaries = sa.Table(
     "channel_summaries",
@@ -270,7 +270,7 @@ channel_summaries = sa.Table(
     sa.Column("posted_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "channel_id", "due_at", name="uq_channel_summary_once"),
-    sa.Index("ix_channel_summaries_due", "state", "next_attempt_at"),
+    sa.Index("ix_channel_summaries_due", "state", "next_attempt_at", "id"),
 )
 
 # Where a person's "It's urgent" notes go (issue 19): a backup's user id, or "me" (the person, from the app).
@@ -309,7 +309,7 @@ urgent_notices = sa.Table(
     sa.Column("notice_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "recipient_id", "sender_id", "window_key", name="uq_urgent_once_per_window"),
-    sa.Index("ix_urgent_due", "state", "next_attempt_at"),
+    sa.Index("ix_urgent_due", "state", "next_attempt_at", "id"),
 )
 
 # Status sync: what each person chose (bot/domain/status.py StatusChoice); no row: the config's defaults.
@@ -355,7 +355,7 @@ status_updates = sa.Table(
     sa.Column("saved_expiration", sa.Integer),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("team_id", "user_id", "what", "window_end", "seq", name="uq_status_update_once"),
-    sa.Index("ix_status_updates_due", "state", "next_attempt_at"),
+    sa.Index("ix_status_updates_due", "state", "next_attempt_at", "id"),
     sa.Index("ix_status_updates_person", "team_id", "user_id"),
 )
 
@@ -388,6 +388,6 @@ nudges = sa.Table(
     sa.Column("posted_ts", sa.String(32)),
     sa.Column("last_error", sa.String(200)),
     sa.UniqueConstraint("team_id", "user_id", "channel_id", "message_ts", name="uq_nudge_per_promise"),
-    sa.Index("ix_nudges_due", "state", "next_attempt_at"),
+    sa.Index("ix_nudges_due", "state", "next_attempt_at", "id"),
     sa.Index("ix_nudges_channel", "team_id", "user_id", "channel_id", "state"),
 )

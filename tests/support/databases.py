@@ -1,7 +1,8 @@
 """PostgreSQL databases the test run creates for itself: uniquely named, dropped at the end, never any other.
 
 TEST_DATABASE_URL names a server and a database to connect to for CREATE/DROP DATABASE (its contents are never
-touched); each pytest run makes `offhours_test_<random>` beside it.
+touched); each pytest run makes `offhours_test_<random>` beside it. The benchmarks make theirs here too, with their
+own prefix (bench/pg_stats.py: `offhours_bench_<random>`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from sqlalchemy.engine import make_url
 PREFIX = "offhours_test_"
 
 
-def create_database(server_url: str) -> str:
+def create_database(server_url: str, *, prefix: str = PREFIX) -> str:
     """Create a new, uniquely named database on the server of `server_url`; returns its URL."""
     url = make_url(server_url)
-    name = PREFIX + secrets.token_hex(6)
+    name = prefix + secrets.token_hex(6)
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -27,11 +28,11 @@ def create_database(server_url: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database(server_url: str, database_url: str) -> None:
+def drop_database(server_url: str, database_url: str, *, prefix: str = PREFIX) -> None:
     """Drop a database this run created (refuses any name it could not have made)."""
     name = make_url(database_url).database or ""
-    if not name.startswith(PREFIX):
-        raise ValueError(f"refusing to drop {name!r}: the tests drop only the databases they created")
+    if not name.startswith(prefix):
+        raise ValueError(f"refusing to drop {name!r}: only the databases this run created ({prefix}*)")
     admin = sa.create_engine(make_url(server_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
-def run_quick(script: str, tmp_path: Path, *, env: dict[str, str] | None = None) -> tuple[dict | None, str]:
+def run_quick(
+    script: str, tmp_path: Path, *, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> tuple[dict | None, str]:
     out = tmp_path / f"{script}.json"
-    args = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick"]
+    args = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick", *extra]
     if script != "engine":
         args += ["--json", str(out)]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False, env=env)
@@ -79,6 +81,25 @@ def test_scale_out_quick(tmp_path):
     assert census["posts"] == census["dms"] + 1  # and a warm-up DM before the count
     assert census["before_the_ack"]["INSERT after_hours_messages"] == 1.0  # each DM recorded before its ack
     assert summary["commit_rate"].get("skipped") or summary["commit_rate"]["record"]["tps"] > 0
+
+
+def test_claims_quick(tmp_path):
+    # SQLite, and PostgreSQL when the run has one (a database of the script's own beside TEST_DATABASE_URL's).
+    if TEST_DATABASE_URL.startswith("postgresql"):
+        env, databases = {**os.environ, "BENCH_POSTGRES_SERVER": TEST_DATABASE_URL}, ["sqlite", "postgres"]
+    else:
+        env, databases = None, ["sqlite"]
+    summary, _ = run_quick("claims", tmp_path, env=env, extra=("--database", "both" if env else "sqlite"))
+    assert [run["database"] for run in summary["runs"]] == databases
+    for run in summary["runs"]:
+        assert {r["kind"] for r in run["results"]} == {"auto_replies", "recaps"}
+        for r in run["results"]:
+            phases = ["stale", "analyzed"] if run["database"] == "postgres" else ["sqlite"]
+            for revision in ("0012", "0013"):
+                assert list(r[revision]) == phases
+                for phase in phases:
+                    assert r[revision][phase]["claimed"] == 3 * 32 and r[revision][phase]["median_ms"] > 0
+                    assert r[revision][phase]["plan"]
 
 
 def test_engine_quick(tmp_path):
