@@ -71,6 +71,13 @@ class Posted:
     ts: str | None
 
 
+class Settled(Protocol):
+    def __call__(self, *, but_last: bool = False) -> None:
+        """Return once everything handed to the engine so far is settled; `but_last`: everything but the latest
+        batch (which goes on posting while the kind claims the next)."""
+        ...
+
+
 class DeliveryKind(Protocol[C, P, R]):
     """What one kind of delivery tells the engine. Methods run in the claiming thread unless said otherwise."""
 
@@ -80,7 +87,7 @@ class DeliveryKind(Protocol[C, P, R]):
     max_attempts: int | None  # refused for good after this many retryable failures (None: retried for ever)
     look_up_after_5xx: bool  # whether a 5xx (or internal_error) makes the next attempt look for the post first
 
-    def claims(self, at: Callable[[], datetime], wait: Callable[[], None]) -> Generator[tuple[datetime, list[C]]]:
+    def claims(self, at: Callable[[], datetime], wait: Settled) -> Generator[tuple[datetime, list[C]]]:
         """Claimed batches, each with the `at()` it was claimed at; `wait()` returns once everything handed to the
         engine so far is settled."""
         ...
@@ -215,11 +222,13 @@ class DeliveryEngine(Generic[C, P, R]):
         posted (or found posted)."""
         jobs: list[Future[Outcome | None] | Outcome | None] = []
         waited = 0
+        latest = 0  # where the latest batch's jobs begin
 
-        def settled() -> None:
+        def settled(*, but_last: bool = False) -> None:
             # Only what was handed over since the last wait: a long drain must not wait on all it ever posted.
             nonlocal waited
-            pending, waited = jobs[waited:], len(jobs)
+            until = latest if but_last else len(jobs)
+            pending, waited = jobs[waited:until], max(waited, until)
             wait([job for job in pending if isinstance(job, Future)])
 
         claims = self.kind.claims(self.clock if now is None else (lambda: now), settled)
@@ -229,10 +238,13 @@ class DeliveryEngine(Generic[C, P, R]):
                 if claimed is None:
                     break
                 at, batch = claimed
+                latest = len(jobs)
                 jobs.extend(self._submit_batch(batch, now=at))
             outcomes = [job.result() if isinstance(job, Future) else job for job in jobs]
         finally:
             claims.close()
+            # A claim that failed (the database gone) must not leave a batch posting after run() has returned.
+            wait([job for job in jobs if isinstance(job, Future)])
             self.kind.settled_batch()
         return sum(outcome is not None and outcome.state is S.SENT for outcome in outcomes)
 

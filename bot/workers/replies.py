@@ -25,7 +25,7 @@ from bot.slack.blocks.status import auto_reply_blocks
 from bot.slack.blocks.urgent import urgent_button
 from bot.slack.client import sending_client
 from bot.storage.replies import MAX_REPLY_ATTEMPTS, MESSAGE_DELETED, REPLY_LEASE, PendingReply
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine, KindDefaults, Posted, Settled
 from bot.workers.group_commit import GroupCommit
 from bot.workers.lookup_slots import LookupSlots
 
@@ -67,17 +67,26 @@ class ReplyKind(KindDefaults[PendingReply, ReadyReply]):
     def _write(self, outcomes: list[tuple[int, int, Outcome]]) -> None:
         self.store.replies.settle(outcomes)
 
-    def claims(
-        self, at: Callable[[], datetime], wait: Callable[[], None]
-    ) -> Generator[tuple[datetime, list[PendingReply]]]:
+    def claims(self, at: Callable[[], datetime], wait: Settled) -> Generator[tuple[datetime, list[PendingReply]]]:
+        # Two batches in flight: the next is claimed and composed while this one posts. Waiting for each batch
+        # before the next claim left the posting threads idle for every claim and compose (the serial part), which
+        # made the sender fall behind the acks under a burst of DMs (bench/RESULTS.md, ninth session).
+        in_flight = False
         while True:
             now = at()
             batch = self.store.replies.claim_due(now=now, limit=self.batch_size)
             if not batch:
-                return
+                if not in_flight:
+                    return
+                # Before the last claim: what the batches in flight hand back as due now is sent in this drain.
+                wait()
+                self._outcomes.flush()
+                in_flight = False
+                continue
             yield now, batch
-            wait()
-            # The next claim comes with this batch's outcomes written (or their write failed).
+            in_flight = True
+            wait(but_last=True)
+            # The next claim comes with the previous batch's outcomes written (or their write failed).
             self._outcomes.flush()
 
     def prepare(self, batch: list[PendingReply], *, now: datetime) -> list[tuple[PendingReply, ReadyReply | Outcome]]:

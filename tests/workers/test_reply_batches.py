@@ -245,3 +245,44 @@ def test_a_claim_re_check_the_database_cannot_answer_posts_nothing_and_hands_the
     sender.stop()
     assert fake_slack.calls_to("conversations.replies") == []
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_the_next_batch_is_claimed_while_the_previous_one_posts_and_never_a_third(store, fake_slack, make_app, clock):
+    """Two batches in flight: the claim and compose of the next do not wait for the posts of the one before (the
+    posting threads would idle through them), but a third claim waits until the first batch is settled."""
+    t0 = clock()
+    senders = [f"U{n}" for n in range(10, 22)]  # 12 replies: three batches of 4 (one posting thread)
+    queue_replies(store, fake_slack, t0, senders)
+    sender = ReplySender(make_app().services, workers=1)
+    assert sender.kind.batch_size == 4
+    posted: list[str] = []
+    claims_at: list[int] = []  # how many posts had returned at each claim
+    second_claim, release = threading.Event(), threading.Event()
+    claim_due, post = sender.store.replies.claim_due, sender.kind.client.chat_postMessage
+
+    def claiming(**kwargs):
+        claims_at.append(len(posted))
+        if len(claims_at) == 2:
+            second_claim.set()
+        return claim_due(**kwargs)
+
+    def posting(**kwargs):
+        release.wait(timeout=10)  # the first post is held until the second claim is seen
+        response = post(**kwargs)
+        posted.append(kwargs["channel"])
+        return response
+
+    sender.store.replies.claim_due = claiming
+    sender.kind.client.chat_postMessage = posting
+    worker = threading.Thread(target=sender.drain, kwargs={"now": t0})
+    worker.start()
+    try:
+        assert second_claim.wait(timeout=10), "the second batch waited for the first one's posts"
+    finally:
+        release.set()
+        worker.join()
+    sender.stop()
+    assert claims_at[:2] == [0, 0]
+    assert claims_at[2] >= 4  # the third claim came after the first batch's four posts
+    assert sorted(posted) == sorted(dm_channel("U1", s) for s in senders)  # each reply once
+    assert {r["state"] for r in rows(store, db.replies)} == {"sent"}
