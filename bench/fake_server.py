@@ -28,6 +28,7 @@ class BenchSlack(FakeSlack):
         self.limited = 0
         self.method_counts: dict[str, int] = defaultdict(int)
         self.last_post = 0.0
+        self.post_times: list[float] = []  # when each accepted post was answered (monotonic)
 
     def answer(self, method, token, params, **kwargs):
         status, headers, body = super().answer(method, token, params, **kwargs)
@@ -39,6 +40,7 @@ class BenchSlack(FakeSlack):
                 elif status == 200 and body.get("ok"):
                     self.posts += 1
                     self.last_post = time.monotonic()
+                    self.post_times.append(self.last_post)
         return status, headers, body
 
     def _auth_test(self, token, params):
@@ -50,6 +52,7 @@ class BenchSlack(FakeSlack):
         with self._stats_lock, self._lock:
             self.posts = self.limited = 0
             self.last_post = 0.0
+            self.post_times = []
             self.method_counts.clear()
             self.post_counts.clear()
             per_channel = params.get("per_channel_per_second")
@@ -71,6 +74,7 @@ class BenchSlack(FakeSlack):
             }
             if params.get("counts"):
                 answer["post_counts"] = dict(self.post_counts)
+                answer["post_times"] = list(self.post_times)
         return answer
 
 

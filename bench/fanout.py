@@ -119,6 +119,11 @@ def run(
         fake.close()
         store.close()
     counts = Counter(final["post_counts"])
+    # The floor lets the first window's posts go at once and the rest as that window's posts age out (60 s later,
+    # at the pace they were made): so what the ratio costs above 1.0 is mostly how long the first burst took.
+    times = sorted(final.get("post_times") or [])
+    burst = min(int(rate), people)
+    first_window_s = times[burst - 1] - began if len(times) >= burst else None
     # The floor is what the fake's own limiter allows at best (its first burst passes at once), not N / rate.
     floor_s = RateLimits(per_channel_per_second=1.0, workspace_per_minute=rate).earliest(user_ids)[-1]
     return {
@@ -136,6 +141,7 @@ def run(
         # None when the whole fan-out fits in one burst: the limiter then sets no floor to compare with.
         "ratio_to_floor": (delivered_s / floor_s) if delivered_s and floor_s > 0 else None,
         "posts": final["posts"],
+        "first_window_s": first_window_s,  # when the first `rate` posts (one window's worth) had all gone out
         "http_429": final["limited"],
         "duplicates": sum(n - 1 for n in counts.values() if n > 1),
         "losses": sum(1 for u in user_ids if counts.get(u, 0) == 0),
@@ -174,12 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fanout {result['database']} people={people} rate={rate:.0f}/min floor={result['floor_s']:.1f}s "
         f"delivered={f'{delivered:.1f}s' if delivered else 'NOT ALL'} "
-        f"ratio={f'{ratio:.2f}' if ratio else '-'} 429s={result['http_429']} "
+        f"ratio={f'{ratio:.2f}' if ratio else '-'} first_window={_seconds(result['first_window_s'])} "
+        f"429s={result['http_429']} "
         f"duplicates={result['duplicates']} losses={result['losses']} states={result['recap_states']}",
         flush=True,
     )
     emit(result, args.json)
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
 
 
 if __name__ == "__main__":
