@@ -6,7 +6,7 @@ every ack): does anything wait for `waiting_for` in this channel (the inbox's st
 get an auto-reply, when `user_id` last wrote in this channel (dm_presence), and their settings row (a left join
 from the key's row: always one row per key).
 
-Concurrent requests' views are read together (`DmViews`): one statement over a VALUES list of their keys, each
+Concurrent requests' views are read together (`DmViews`): one statement over a row per key (`dm_keys`), each
 row as the statement over that one key would read it.
 """
 
@@ -52,7 +52,7 @@ class DmKey:
     excepted_sender: str | None = None  # asks whether the recipient listed them as never getting an auto-reply
 
 
-# The keys' columns, as named in the statement (a VALUES row per DM, `n` its place in the batch).
+# The keys' columns, as named in the statement (a row per DM, `n` its place in the batch).
 _KEY_COLUMNS = ("team_id", "channel_id", "waiting_for", "user_id", "excepted")
 
 
@@ -60,13 +60,15 @@ _KEY_COLUMNS = ("team_id", "channel_id", "waiting_for", "user_id", "excepted")
 def _dm_views_query(n: int) -> sa.Select:
     """The views of `n` DMs in one statement: one row per key, in key order. Built once per `n` (SQLAlchemy then
     finds its compiled form by the statement's memoized cache key instead of traversing it on every call)."""
-    rows = [(sa.literal_column(str(i), sa.Integer), *(sa.bindparam(f"{c}_{i}") for c in _KEY_COLUMNS))
-            for i in range(n)]  # fmt: skip
-    keys = (
-        sa.values(sa.column("n", sa.Integer), *(sa.column(c, sa.String) for c in _KEY_COLUMNS), name="dm_keys")
-        .data(rows)
-        .cte("dm_keys")  # WITH dm_keys(n, ...) AS (VALUES ...): SQLite takes no column list on a FROM alias
-    )
+    # A UNION ALL of one-row SELECTs, not sa.values(): SQLAlchemy gives a VALUES construct no cache key, and then
+    # compiled the statement again on every call (1.8 ms for one key, against 0.26 ms for the cached statement).
+    # Typed parameters: on PostgreSQL psycopg then casts them (`::VARCHAR`), so each column has a type.
+    rows = [
+        sa.select(sa.literal_column(str(i), sa.Integer).label("n"),
+                  *(sa.bindparam(f"{c}_{i}", type_=sa.String).label(c) for c in _KEY_COLUMNS))
+        for i in range(n)
+    ]  # fmt: skip
+    keys = (rows[0] if n == 1 else sa.union_all(*rows)).cte("dm_keys")
     k = keys.c
     # Scalar subqueries over the keys' columns, correlated with the one row of each key.
     waiting = anything_waiting(k.waiting_for, team_id=k.team_id, channel_id=k.channel_id).scalar_subquery()

@@ -125,12 +125,26 @@ def test_the_views_of_a_batch_are_each_the_view_read_alone(store):
     assert read_dm_views(store.engine, store.tokens, KEYS) == one_by_one  # in order, a key twice: twice
 
 
-def test_a_batch_of_keys_is_one_statement(store):
+def test_a_batch_of_keys_is_one_statement_compiled_once(store):
     seed(store)
     with counted_statements(store) as seen:
         views = read_dm_views(store.engine, store.tokens, KEYS * 3)
     assert len(views) == len(KEYS) * 3
     assert len(seen) == 1
+
+    compiled: list[object] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        compiled.append(context.compiled)
+
+    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
+    try:
+        read_dm_views(store.engine, store.tokens, KEYS * 3)
+        read_dm_views(store.engine, store.tokens, list(reversed(KEYS * 3)))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", on_execute)
+    # From SQLAlchemy's cache, not compiled per call (a statement without a cache key is compiled every time).
+    assert len(compiled) == 2 and compiled[0] is compiled[1]
 
 
 def test_a_key_that_fails_fails_only_its_own_caller(store, migrated):
