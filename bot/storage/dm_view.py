@@ -140,7 +140,8 @@ class DmViews:
     Before every ack each DM reads its view; read alone, SQLAlchemy's per-statement work and the connection's
     checkout (on PostgreSQL a pre-ping round trip too) were most of the read's cost. Concurrent callers queue while
     a batch is read, and one of them reads theirs next (bot/storage/batch_writer.py): each caller gets its own
-    view, as if read alone; a batch that fails is read again key by key, so one bad key fails only its caller.
+    view, as if read alone, from a read that began after it asked (what was committed before is seen); a batch
+    that fails is read again key by key, so one bad key fails only its caller.
     """
 
     def __init__(self, engine: sa.Engine, tokens: TokenStore) -> None:
