@@ -102,6 +102,8 @@ def _dm_views_query(n: int) -> sa.Select:
 
 def read_dm_views(engine: sa.Engine, tokens: TokenStore, keys: Sequence[DmKey]) -> list[DmView]:
     """The view of each of `keys`, in order, in one statement: each as `read_dm_view` would read it alone."""
+    if not keys:
+        return []
     where: dict[str, str | None] = {"client_id": tokens.client_id}
     for i, key in enumerate(keys):
         where[f"team_id_{i}"] = key.team_id

@@ -131,6 +131,7 @@ def test_a_batch_of_keys_is_one_statement_compiled_once(store):
         views = read_dm_views(store.engine, store.tokens, KEYS * 3)
     assert len(views) == len(KEYS) * 3
     assert len(seen) == 1
+    assert read_dm_views(store.engine, store.tokens, []) == []
 
     compiled: list[object] = []
 
