@@ -11,7 +11,7 @@ replies.py      auto_replies: the outbox; recaps.py: recaps
 nudges.py       nudges: one reminder per promised reply-by time
 exceptions.py   reply_exceptions: people who never get an auto-reply
 workspaces.py   workspace_urls: each workspace's web address (auth.test's url), for permalinks
-dm_view.py      the listener's one-statement read across people, tokens and messages
+dm_view.py      the listener's one-statement read across people, tokens and messages (per batch)
 forget.py       forget_person, forget_team, purge_expired: the cascade over every table, in one place
 store.py        the facade the app holds: composes the above
 """

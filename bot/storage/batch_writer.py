@@ -10,6 +10,8 @@ Leadership is handed over batch by batch: the thread that finds no write under w
 own item included) and, if more arrived meanwhile, wakes the oldest of those to write the next batch, so that no
 request is held for other requests' writes longer than one batch. A failed batch of several items is written
 again item by item, each by its own thread, so that one bad item fails only its own caller.
+
+Nothing here writes: bot/storage/dm_view.py reads concurrent requests' DM views through it, one statement a batch.
 """
 
 from __future__ import annotations

@@ -57,12 +57,18 @@ class IncomingRecord:
 _m = db.messages.c
 
 
-def anything_waiting(recipient: sa.BindParameter) -> sa.Select:
-    """Does a DM in channel `channel_id` still wait for `recipient` (pending, or in a recap not yet ticked off)?"""
+def anything_waiting(
+    recipient: sa.ColumnElement, *, team_id: sa.ColumnElement | None = None, channel_id: sa.ColumnElement | None = None
+) -> sa.Select:
+    """Does a DM in channel `channel_id` still wait for `recipient` (pending, or in a recap not yet ticked off)?
+
+    Each id is a bound parameter (by default "team_id" and "channel_id") or a column of an enclosing statement's
+    keys (bot/storage/dm_view.py reads a batch of DMs' views at once)."""
+    team_id = sa.bindparam("team_id") if team_id is None else team_id
+    channel_id = sa.bindparam("channel_id") if channel_id is None else channel_id
     return (
         sa.select(_m.id)
-        .where(_m.team_id == sa.bindparam("team_id"), _m.recipient_id == recipient,
-               _m.channel_id == sa.bindparam("channel_id"),
+        .where(_m.team_id == team_id, _m.recipient_id == recipient, _m.channel_id == channel_id,
                sa.or_(_m.state == "pending", _m.state == "recapped"))  # not IN: an expanding IN is rendered per call
         .limit(1)
     )  # fmt: skip

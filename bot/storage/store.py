@@ -21,7 +21,7 @@ from bot.storage import migrate
 from bot.storage.channel_hours import ChannelHoursStore
 from bot.storage.deferred_dms import DeferredDms
 from bot.storage.dm_channels import DmChannels
-from bot.storage.dm_view import DmView, read_dm_view
+from bot.storage.dm_view import DmKey, DmView, DmViews
 from bot.storage.engine import make_engine, reading
 from bot.storage.exceptions import ReplyExceptions
 from bot.storage.forget import Forget
@@ -84,6 +84,7 @@ class Store:
         self.status = StatusStore(self.engine, client_id=client_id)
         self.nudges = Nudges(self.engine)
         self.workspaces = WorkspaceUrls(self.engine)
+        self.dm_views = DmViews(self.engine, self.tokens)
 
     # --- the database ------------------------------------------------------------------------------------------
 
@@ -132,11 +133,9 @@ class Store:
         self, team_id: str, channel_id: str, *, recipient_id: str | None, sender_id: str | None,
         excepted_sender: str | None = None,
     ) -> DmView:  # fmt: skip
-        """Everything the message listener reads, in one statement (it runs before the ack, for every DM)."""
-        return read_dm_view(
-            self.engine, self.tokens, team_id, channel_id, recipient_id=recipient_id, sender_id=sender_id,
-            excepted_sender=excepted_sender,
-        )  # fmt: skip
+        """Everything the message listener reads, in one statement (it runs before the ack, for every DM; concurrent
+        requests' views are read in one statement together: bot/storage/dm_view.py)."""
+        return self.dm_views.read(DmKey(team_id, channel_id, recipient_id, sender_id, excepted_sender))
 
     # --- tokens ------------------------------------------------------------------------------------------------
 

@@ -299,7 +299,7 @@ class TokenStore:
             )
 
 
-def in_team(team_id: str | sa.BindParameter) -> sa.ColumnElement[bool]:
+def in_team(team_id: str | sa.ColumnElement) -> sa.ColumnElement[bool]:
     """Installation rows that serve workspace `team_id`: its own, or an org-wide one (Enterprise Grid).
 
     A workspace install on Grid has both ids; an org-wide install has no team id (slack_sdk stores None) and serves
@@ -340,17 +340,25 @@ def _still_connected_query() -> sa.Select:
 
 @functools.cache
 def user_token_query(any_enterprise: bool) -> sa.Select:
-    """A person's latest user token (still encrypted): the statement user_token runs and dm_view embeds.
+    """A person's latest user token (still encrypted): the statement user_token runs.
 
     `any_enterprise`: the caller knows no organisation (a plain workspace, or Grid with only the team id known);
     otherwise the row must be of `enterprise_id`.
     """
     # Built once: constructing the statement cost more than running it.
+    enterprise_id: sa.BindParameter | None = None if any_enterprise else sa.bindparam("enterprise_id")
+    return latest_user_token(sa.bindparam("team_id"), sa.bindparam("user_id"), enterprise_id=enterprise_id)
+
+
+def latest_user_token(
+    team_id: sa.ColumnElement, user_id: sa.ColumnElement, *, enterprise_id: sa.ColumnElement | None = None
+) -> sa.Select:
+    """The statement of user_token_query over any expressions for the ids (dm_view embeds it over its keys'
+    columns); the client id is the bound parameter "client_id". No `enterprise_id`: any organisation."""
     i = schema.installations.c
-    where = [i.client_id == sa.bindparam("client_id"), in_team(sa.bindparam("team_id")),
-             i.user_id == sa.bindparam("user_id")]  # fmt: skip
-    if not any_enterprise:
-        where.append(i.enterprise_id == sa.bindparam("enterprise_id"))
+    where = [i.client_id == sa.bindparam("client_id"), in_team(team_id), i.user_id == user_id]
+    if enterprise_id is not None:
+        where.append(i.enterprise_id == enterprise_id)
     return sa.select(i.user_token).where(*where).order_by(i.installed_at.desc()).limit(1)
 
 
