@@ -38,6 +38,7 @@ from bench.pg_stats import create_database, drop_database, postgres_answers
 from bot.storage import schema
 from bot.storage.migrate import alembic_config
 from bot.storage.store import Store
+from tests.support.statements import claim_select
 
 DUE = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 NOW = DUE + timedelta(hours=1)  # everything seeded is due; the leases taken run to NOW + lease, past every row
@@ -197,22 +198,6 @@ def _reset(engine: sa.Engine, table: sa.Table, due_times: dict[int, datetime]) -
             )  # fmt: skip
 
 
-def _the_select(store: Store, claim: Callable[[], object]) -> tuple[str, object]:
-    """The claim's SELECT as the driver ran it, with its parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "next_attempt_at" in statement:
-            seen.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        claim()
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", capture)
-    return seen[0]
-
-
 def _plan(store: Store, statement: str, parameters: object) -> list[str]:
     prefix = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " if store.is_postgres else "EXPLAIN QUERY PLAN "
     with store.engine.connect() as conn:
@@ -252,7 +237,7 @@ def _analyze(store: Store, *tables: sa.Table) -> None:
 
 
 def _time_claims(store: Store, kind: Kind, *, claims: int, limit: int, due_times: dict[int, datetime]) -> dict:
-    statement, parameters = _the_select(store, lambda: kind.claim(store, NOW, limit))
+    statement, parameters = claim_select(store.engine, lambda: kind.claim(store, NOW, limit))
     _reset(store.engine, kind.table, due_times)
     plan = _plan(store, statement, parameters)
     times, claimed = [], 0

@@ -20,6 +20,7 @@ from alembic.migration import MigrationContext
 from bot.storage import schema
 from bot.storage.store import Store
 from tests.support.databases import create_database, drop_database
+from tests.support.statements import claim_select
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 DUE = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
@@ -135,30 +136,13 @@ OUTBOXES: dict[str, tuple[sa.Table, str, Callable[[int], dict], Callable[[Store,
 }
 
 
-def _claim_select(store: Store, claim: Callable[[], object]) -> tuple[str, object]:
-    """The claim's SELECT as the driver received it, with its parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "next_attempt_at" in statement:
-            seen.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        claim()
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", capture)
-    assert seen, "the claim ran no SELECT on next_attempt_at"
-    return seen[0]
-
-
 @pytest.mark.parametrize("outbox", list(OUTBOXES))
 def test_a_claim_under_a_backlog_reads_in_index_order(own_store, outbox):
     table, index, row, claim = OUTBOXES[outbox]
     with own_store.engine.begin() as conn:
         conn.execute(table.insert(), [row(i) for i in range(BACKLOG)])
     now = DUE + timedelta(hours=1)
-    statement, parameters = _claim_select(own_store, lambda: claim(own_store, now))
+    statement, parameters = claim_select(own_store.engine, lambda: claim(own_store, now))
 
     with own_store.engine.connect() as conn:
         if own_store.is_postgres:
