@@ -85,7 +85,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     # the PRAGMAs and emptied the connection's statement cache on most DMs at 16 concurrent requests (2,064 opens
     # for 2,000 DMs, about 20 % of the request path's CPU). A PostgreSQL process still opens at most 30.
     if url.startswith("sqlite"):
-        in_memory = ":memory:" in url or url == "sqlite://"
+        in_memory = _sqlite_in_memory(url)
         if not in_memory:  # (an in-memory database is one connection per thread: SingletonThreadPool)
             kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             kwargs.setdefault("max_overflow", SQLITE_POOL_SIZE)
@@ -126,6 +126,13 @@ def _ping_idle_connections(engine: sa.Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as e:
             # As pool_pre_ping does: every connection pooled before now is stale; this checkout gets a new one.
             raise sa.exc.InvalidatePoolError(type(e).__name__) from e
+
+
+def _sqlite_in_memory(url: str) -> bool:
+    """SQLAlchemy's own test (pysqlite's SingletonThreadPool, which takes no max_overflow): no file, or a URI
+    filename with mode=memory ("sqlite:///file:name?mode=memory&cache=shared&uri=true")."""
+    parsed = sa.engine.make_url(url)
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 def _server_spoke(dbapi_connection: Any) -> bool:

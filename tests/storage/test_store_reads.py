@@ -419,3 +419,18 @@ def test_a_pooled_connection_the_server_closed_moments_ago_is_replaced_before_us
     admin.dispose()
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 3600.0)  # well within the idle limit
     assert _backend_pid(store) != pid
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:m?mode=memory&cache=shared&uri=true"]
+)
+def test_an_in_memory_sqlite_database_keeps_its_one_connection_per_thread(url):
+    """In-memory SQLite is one connection per thread (SingletonThreadPool, no overflow to size): a URI filename
+    with mode=memory too, which the pool sizes of file databases made create_engine refuse."""
+    engine = engine_module.make_engine(url)
+    try:
+        assert isinstance(engine.pool, sa.pool.SingletonThreadPool)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
