@@ -6,6 +6,7 @@ aware UTC, so code above the storage layer only ever sees aware datetimes.
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import threading
 import time
@@ -84,7 +85,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     # the PRAGMAs and emptied the connection's statement cache on most DMs at 16 concurrent requests (2,064 opens
     # for 2,000 DMs, about 20 % of the request path's CPU). A PostgreSQL process still opens at most 30.
     if url.startswith("sqlite"):
-        in_memory = ":memory:" in url or url == "sqlite://"
+        in_memory = _sqlite_in_memory(url)
         if not in_memory:  # (an in-memory database is one connection per thread: SingletonThreadPool)
             kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             kwargs.setdefault("max_overflow", SQLITE_POOL_SIZE)
@@ -101,8 +102,9 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
 
 # A pooled connection unused for longer than this is pinged before use: the server (or a proxy, or a failover) may
 # have closed it meanwhile. One used within it is not: SQLAlchemy's pool_pre_ping pinged at every checkout, a round
-# trip before each of the ~5 transactions per DM. A connection dropped while in use still fails its statement, and
-# SQLAlchemy then invalidates the whole pool (is_disconnect), as after a failed ping.
+# trip before each of the ~5 transactions per DM. One used within it is pinged only if its socket has something to
+# read (the server closed it: a restart, a failover), found by a poll with no round trip. A connection dropped while
+# in use still fails its statement, and SQLAlchemy then invalidates the whole pool (is_disconnect).
 PING_AFTER_IDLE_S = 5.0
 
 
@@ -115,13 +117,36 @@ def _ping_idle_connections(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")  # None: opened for this checkout
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        if idle_since is None:
+            return
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_S and not _server_spoke(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as e:
             # As pool_pre_ping does: every connection pooled before now is stale; this checkout gets a new one.
             raise sa.exc.InvalidatePoolError(type(e).__name__) from e
+
+
+def _sqlite_in_memory(url: str) -> bool:
+    """SQLAlchemy's own test (pysqlite's SingletonThreadPool, which takes no max_overflow): no file, or a URI
+    filename with mode=memory ("sqlite:///file:name?mode=memory&cache=shared&uri=true")."""
+    parsed = sa.engine.make_url(url)
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+
+
+def _server_spoke(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has something to read, without a round trip (one poll): between
+    statements the server only speaks to say goodbye (a restart, pg_terminate_backend, a proxy closing it), and
+    the goodbye is there before the next statement would fail on it. A silent drop still needs the idle ping."""
+    if getattr(dbapi_connection, "closed", False):
+        return True
+    try:
+        poller = select.poll()  # not select(): a descriptor past 1,024 is fine
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # no socket to ask (psycopg's fileno() raises once the connection is closed): ping it
+        return True
 
 
 def _tune_sqlite(engine: sa.Engine, *, in_memory: bool) -> None:

@@ -398,3 +398,39 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_before_use
     pings = _pinged(store, monkeypatch)
     assert _backend_pid(store) != pid
     assert len(pings) == 1
+
+
+def test_a_pooled_connection_the_server_closed_moments_ago_is_replaced_before_use(store, monkeypatch):
+    """A restart (or a proxy, or pg_terminate_backend) ends the backends of connections used a moment ago, within
+    the idle limit: the server's goodbye is already on the socket, so the checkout sees it without a round trip and
+    the read runs on a new connection instead of failing its request (a 5xx to Slack, a failed worker pass)."""
+    if not store.is_postgres:
+        pytest.skip("SQLite's connections are files: nothing to ping")
+    pid = _backend_pid(store)
+    admin = sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one() is True
+        # pg_terminate_backend only signals: wait until the backend is gone, so its goodbye has been sent
+        for _ in range(1000):
+            gone = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+            if gone.scalar_one() == 0:
+                break
+            time.sleep(0.01)
+    admin.dispose()
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 3600.0)  # well within the idle limit
+    assert _backend_pid(store) != pid
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:m?mode=memory&cache=shared&uri=true"]
+)
+def test_an_in_memory_sqlite_database_keeps_its_one_connection_per_thread(url):
+    """In-memory SQLite is one connection per thread (SingletonThreadPool, no overflow to size): a URI filename
+    with mode=memory too, which the pool sizes of file databases made create_engine refuse."""
+    engine = engine_module.make_engine(url)
+    try:
+        assert isinstance(engine.pool, sa.pool.SingletonThreadPool)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
