@@ -15,6 +15,8 @@ Experiments (not production; RESULTS.md records what they measured), chosen by e
     BENCH_EXPERIMENT=no-reply-sender      acks only: no auto-reply is posted
     BENCH_EXPERIMENT=separate-sender      the reply sender in a process of its own, polling every 0.1 s
     BENCH_EXPERIMENT=plain-waitress       Offhours on a plain waitress.create_server (no limits), as the bare apps
+    BENCH_SWITCH_INTERVAL=S               sys.setswitchinterval(S) (CPython's default 0.005): how long a thread back
+                                          from the database waits for the GIL
 """
 
 from __future__ import annotations
@@ -279,6 +281,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     configure_logging()
+    if "BENCH_SWITCH_INTERVAL" in os.environ:
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     if args.server == "waitress":
         run_waitress(args.app, args.port)
     else:

@@ -7,7 +7,6 @@ is recorded. Every client the app uses carries an `ApiErrorCounter`, which count
 
 from __future__ import annotations
 
-import http.client
 import io
 import re
 import urllib.error
@@ -16,7 +15,6 @@ import weakref
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
@@ -25,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from bot.config import Settings
 from bot.domain.delivery import Failure
 from bot.metrics import Metrics
+from bot.slack.connections import ConnectionPool
 
 
 def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
@@ -36,54 +35,34 @@ def make_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     )
 
 
-# Connections kept open per host: the posting threads of every sender together (more are opened when needed, and
-# closed after use beyond this many).
-POOL_CONNECTIONS = 32
-
-
 class PooledWebClient(WebClient):
-    """slack_sdk's WebClient over urllib3's connection pool: connections (and their TLS sessions) are kept and reused
-    between calls. urllib, which WebClient uses, opens a new TCP connection and TLS handshake for every call: on the
-    delivery path that was a connect, a DNS lookup and a close per post (bench/RESULTS.md, eighth session).
+    """slack_sdk's WebClient over kept-alive connections (bot/slack/connections.py): connections (and their TLS
+    sessions) are reused between calls. urllib, which WebClient uses, opens a new TCP connection and TLS handshake
+    for every call: on the delivery path that was a connect, a DNS lookup and a close per post (bench/RESULTS.md,
+    eighth session).
 
-    Failures keep urllib's meaning for `request_error`: what fails before the request is sent (refused, DNS, a
-    connect timeout) is a URLError; a read timeout is a TimeoutError; a connection that drops after the request
-    went out is a ConnectionResetError (Slack may have acted). urllib3 retries nothing here (retries=False) and
-    drops a pooled connection the server has closed before reusing it. An HTTP error status is raised as urllib's
-    HTTPError, which WebClient reads as it always has (429 Retry-After included). With a proxy, urllib as before.
+    Failures keep urllib's meaning for `request_error`: what fails before the request is sent whole (refused, DNS,
+    a connect timeout) is a URLError; a read timeout is a TimeoutError; a connection that drops after the request
+    went out is a ConnectionResetError (Slack may have acted). Nothing is retried here, and a kept connection the
+    server has closed is never sent on. An HTTP error status is raised as urllib's HTTPError, which WebClient
+    reads as it always has (429 Retry-After included). With a proxy, urllib as before.
     """
 
-    def __init__(self, *args: Any, pool: urllib3.PoolManager | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: ConnectionPool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pool = pool or new_pool(self.ssl)
+        self.pool = pool or ConnectionPool(self.ssl)
 
     def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
             return super()._perform_urllib_http_request_internal(url, req)
-        try:
-            resp = self.pool.request(
-                "POST", url, body=cast(bytes | None, req.data), headers=dict(req.header_items()), timeout=self.timeout,
-                redirect=False, preload_content=True,
-            )  # fmt: skip
-        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as e:
-            raise urllib.error.URLError(type(e).__name__) from e  # never sent: Slack did nothing
-        except urllib3.exceptions.ReadTimeoutError as e:
-            raise TimeoutError("read timed out") from e
-        except urllib3.exceptions.ProtocolError as e:  # dropped after sending: it may have been acted on
-            cause = e.args[1] if len(e.args) > 1 else None
-            # The socket's own error (RemoteDisconnected, ConnectionResetError...), named as urllib named it.
-            raise (cause if isinstance(cause, OSError) else ConnectionResetError(type(e).__name__)) from e
-        except urllib3.exceptions.HTTPError as e:  # SSLError and the like: it may have been sent
-            raise ConnectionResetError(type(e).__name__) from e
-        headers = http.client.HTTPMessage()
-        for name, value in resp.headers.items():
-            headers[name] = value
+        body = cast(bytes | None, req.data)
+        resp = self.pool.post(url, body, dict(req.header_items()), timeout=self.timeout)
         if not 200 <= resp.status < 300:  # as urllib's HTTPErrorProcessor
-            raise urllib.error.HTTPError(url, resp.status, resp.reason or "", headers, io.BytesIO(resp.data))
-        if headers.get_content_type() == "application/gzip":
-            return {"status": resp.status, "headers": headers, "body": resp.data}
-        body = resp.data.decode(headers.get_content_charset() or "utf-8")
-        return {"status": resp.status, "headers": headers, "body": body}
+            raise urllib.error.HTTPError(url, resp.status, resp.reason, resp.headers, io.BytesIO(resp.data))
+        if resp.headers.get_content_type() == "application/gzip":
+            return {"status": resp.status, "headers": resp.headers, "body": resp.data}
+        text = resp.data.decode(resp.headers.get_content_charset() or "utf-8")
+        return {"status": resp.status, "headers": resp.headers, "body": text}
 
 
 # Slack's answers that mean the person's token is gone: they are disconnected, and nothing is retried.
@@ -148,20 +127,16 @@ def retry_after(error: SlackApiError, default: float = 1.0) -> float:
 
 # The pool of the sending clients made from a client that has none of its own (tests hand in plain WebClients):
 # one per source client, so that close_connections(source) closes what they opened.
-_pools: weakref.WeakKeyDictionary[WebClient, urllib3.PoolManager] = weakref.WeakKeyDictionary()
+_pools: weakref.WeakKeyDictionary[WebClient, ConnectionPool] = weakref.WeakKeyDictionary()
 
 
-def _pool_of(client: WebClient) -> urllib3.PoolManager:
+def _pool_of(client: WebClient) -> ConnectionPool:
     if isinstance(client, PooledWebClient):
         return client.pool
     pool = _pools.get(client)
     if pool is None:
-        pool = _pools[client] = new_pool(client.ssl)
+        pool = _pools[client] = ConnectionPool(client.ssl)
     return pool
-
-
-def new_pool(ssl: Any = None) -> urllib3.PoolManager:
-    return urllib3.PoolManager(maxsize=POOL_CONNECTIONS, ssl_context=ssl, retries=False, block=False)
 
 
 def close_connections(client: WebClient) -> None:
