@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,6 +183,10 @@ def test_idle_connections_beyond_the_pool_size_are_closed_and_clear_closes_the_r
         pool._give_back(("http", "127.0.0.1", server.port), conn)
     assert [conn.sock is not None for conn in taken] == [True, True, False]
     assert pool.post(url, b"{}", headers, timeout=5).status == 200
+    # The server's accept thread counts a connection after the client's connect() returned: wait for it.
+    deadline = time.monotonic() + 5
+    while server.connections < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert server.connections == 3  # the call reused a kept one
     pool.clear()
     assert all(conn.sock is None for conn in taken)
