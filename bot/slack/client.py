@@ -43,9 +43,10 @@ class PooledWebClient(WebClient):
 
     Failures keep urllib's meaning for `request_error`: what fails before the request is sent whole (refused, DNS,
     a connect timeout) is a URLError; a read timeout is a TimeoutError; a connection that drops after the request
-    went out is a ConnectionResetError (Slack may have acted). Nothing is retried here, and a kept connection the
-    server has closed is never sent on. An HTTP error status is raised as urllib's HTTPError, which WebClient
-    reads as it always has (429 Retry-After included). With a proxy, urllib as before.
+    went out is a ConnectionResetError (Slack may have acted). Nothing is retried here. A kept connection is not
+    reused once the server has closed it or may be about to (idle past its keep-alive): a request sent as a close
+    is on its way would read as "maybe posted". An HTTP error status is raised as urllib's HTTPError, which
+    WebClient reads as it always has (429 Retry-After included). With a proxy, urllib as before.
     """
 
     def __init__(self, *args: Any, pool: ConnectionPool | None = None, **kwargs: Any) -> None:

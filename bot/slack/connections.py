@@ -4,24 +4,36 @@ connections, reused between calls, one caller at a time each.
 Why not urllib3's pool, which this replaced: every Slack call goes to one host, and urllib3's layers above
 http.client (URL parsing and pool lookup per call, its header dict, its response wrapper) cost 0.18 ms of CPU per
 call of 0.48 (bench/RESULTS.md, tenth session): a third of posting an auto-reply. What the app needs of a pool is
-this much: keep connections open, never reuse one the server has closed, and say whether a failure came before the
+this much: keep connections open, reuse none the server may be closing, and say whether a failure came before the
 request was sent (urllib's URLError, as before: Slack did nothing) or after (Slack may have acted).
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import select
 import socket
 import ssl
 import threading
+import time
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # Connections kept open per host: the posting threads of every sender together (more are opened when needed, and
 # closed after use beyond this many).
 POOL_CONNECTIONS = 32
+# How long a connection may sit idle and still be reused, when the server does not say (Keep-Alive: timeout=N).
+# A server closes an idle connection at its keep-alive timeout; a request sent as its close is on the way is lost
+# in a way that cannot be told from a drop after Slack acted (so it is "maybe posted"). Staying well below the
+# usual unannounced timeouts (nginx 75 s, load balancers 60 s) keeps reuse away from that moment; a quiet spell
+# costs a new connection.
+IDLE_LIMIT_S = 10.0
+# Margin kept below a timeout the server announces (whole seconds, and our clock is not its clock).
+_ANNOUNCED_MARGIN_S = 1.0
+_KEEP_ALIVE_TIMEOUT = re.compile(r"(?:^|[,\s])timeout\s*=\s*(\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,13 +44,32 @@ class Answer:
     data: bytes
 
 
-class ConnectionPool:
-    """Idle connections per (scheme, host, port), the most recently used first: a burst reuses the warm ones."""
+@dataclass
+class _Kept:
+    conn: http.client.HTTPConnection
+    generation: int  # the pool's at opening: a connection from before a clear() is not kept after it
+    reuse_until: float = 0.0  # on the pool's clock
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, *, maxsize: int = POOL_CONNECTIONS) -> None:
-        self.ssl_context = ssl_context
+
+class ConnectionPool:
+    """Idle connections per (scheme, host, port), the most recently used first: a burst reuses the warm ones.
+
+    `clock` is monotonic seconds (tests hand in their own)."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        maxsize: int = POOL_CONNECTIONS,
+        idle_limit: float = IDLE_LIMIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.maxsize = maxsize
-        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self.idle_limit = idle_limit
+        self.clock = clock
+        self._ssl_context = ssl_context
+        self._idle: dict[tuple[str, str, int], list[_Kept]] = {}
+        self._generation = 0
         self._lock = threading.Lock()
 
     def post(self, url: str, body: bytes | None, headers: dict[str, str], *, timeout: float) -> Answer:
@@ -50,7 +81,8 @@ class ConnectionPool:
         parts = urlsplit(url)
         key = (parts.scheme.lower(), parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn = self._take(key, timeout)
+        kept = self._take(key, timeout)
+        conn = kept.conn
         try:
             try:
                 conn.request("POST", path, body=body, headers=headers)
@@ -63,50 +95,70 @@ class ConnectionPool:
                 raise
             except http.client.HTTPException as e:  # a malformed or cut answer, after the request went out
                 raise ConnectionResetError(type(e).__name__) from e
+            if response.status < 200:  # http.client skips only 100 Continue: 103 Early Hints is not the answer
+                raise ConnectionResetError(f"informational answer {response.status} where the answer was due")
         except BaseException:
             conn.close()
             raise
         if response.will_close:
             conn.close()
         else:
-            self._give_back(key, conn)
+            self._give_back(key, kept, self._reusable_for(response.headers))
         return Answer(response.status, response.reason, response.headers, data)
 
     def clear(self) -> None:
-        """Close every idle connection (at shutdown; a later call opens new ones)."""
+        """Close every idle connection, and those in use as they come back (at shutdown; a later call opens new
+        ones)."""
         with self._lock:
             idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+            self._generation += 1
+        for kept_ones in idle.values():
+            for kept in kept_ones:
+                kept.conn.close()
 
-    def _take(self, key: tuple[str, str, int], timeout: float) -> http.client.HTTPConnection:
+    def _reusable_for(self, headers: http.client.HTTPMessage) -> float:
+        announced = _KEEP_ALIVE_TIMEOUT.search(headers.get("Keep-Alive", ""))
+        if announced is None:
+            return self.idle_limit
+        return max(0.0, min(self.idle_limit, int(announced.group(1)) - _ANNOUNCED_MARGIN_S))
+
+    def _take(self, key: tuple[str, str, int], timeout: float) -> _Kept:
         while True:
             with self._lock:
-                conns = self._idle.get(key)
-                conn = conns.pop() if conns else None
-            if conn is None:
-                return self._new(key, timeout)
-            if conn.sock is not None and not _dropped(conn.sock):
-                conn.timeout = timeout
-                conn.sock.settimeout(timeout)
-                return conn
-            conn.close()  # the server closed it while idle (keep-alive timeout, restart): not for reuse
+                kept_ones = self._idle.get(key)
+                kept = kept_ones.pop() if kept_ones else None
+                generation = self._generation
+            if kept is None:
+                return _Kept(self._new(key, timeout), generation)
+            sock = kept.conn.sock
+            if sock is not None and self.clock() < kept.reuse_until and not _dropped(sock):
+                kept.conn.timeout = timeout
+                sock.settimeout(timeout)
+                return kept
+            # Idle too long (the server may be closing it), or closed while idle (keep-alive timeout, restart)
+            kept.conn.close()
 
     def _new(self, key: tuple[str, str, int], timeout: float) -> http.client.HTTPConnection:
         scheme, host, port = key
         if scheme == "https":
-            context = self.ssl_context or ssl.create_default_context()
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls())
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
-    def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+    def _tls(self) -> ssl.SSLContext:
+        # Made once: loading the system's certificates takes tens of milliseconds.
         with self._lock:
-            conns = self._idle.setdefault(key, [])
-            if len(conns) < self.maxsize:
-                conns.append(conn)
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            return self._ssl_context
+
+    def _give_back(self, key: tuple[str, str, int], kept: _Kept, reusable_for: float) -> None:
+        kept.reuse_until = self.clock() + reusable_for
+        with self._lock:
+            kept_ones = self._idle.setdefault(key, [])
+            if kept.generation == self._generation and len(kept_ones) < self.maxsize:
+                kept_ones.append(kept)
                 return
-        conn.close()
+        kept.conn.close()
 
 
 def _dropped(sock: socket.socket) -> bool:

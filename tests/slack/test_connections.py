@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import select
 import socket
 import ssl
 import threading
@@ -24,8 +25,8 @@ from bot.slack.connections import ConnectionPool
 OK = b'{"ok": true, "channel": "C1", "ts": "1.0"}'
 
 
-def answer(body: bytes = OK, *, close: bool = False) -> bytes:
-    extra = b"Connection: close\r\n" if close else b""
+def answer(body: bytes = OK, *, close: bool = False, keep_alive: bytes = b"") -> bytes:
+    extra = (b"Connection: close\r\n" if close else b"") + (b"Keep-Alive: %s\r\n" % keep_alive if keep_alive else b"")
     return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n%sContent-Length: %d\r\n\r\n%s"
             % (extra, len(body), body))  # fmt: skip
 
@@ -34,9 +35,11 @@ class Server:
     """Accepts connections (TLS when given a context) and answers each request with `respond(n)`, the request's
     number: bytes to send, after which the connection stays open unless the answer said otherwise."""
 
-    def __init__(self, respond: Callable[[int], bytes], tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, respond: Callable[[int], bytes], tls: ssl.SSLContext | None = None, *,
+                 hang_up: bool = False) -> None:  # fmt: skip
         self.respond = respond
         self.tls = tls
+        self.hang_up = hang_up  # close every connection after one answer, without saying so (a keep-alive ending)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections = 0
@@ -80,7 +83,9 @@ class Server:
                     n = self.requests
                 reply = self.respond(n)
                 conn.sendall(reply)
-                if b"Connection: close" in reply or not reply.endswith(b"}"):
+                if self.hang_up:
+                    conn.shutdown(socket.SHUT_RDWR)
+                if self.hang_up or b"Connection: close" in reply or not reply.endswith(b"}"):
                     return
 
     def close(self) -> None:
@@ -149,25 +154,92 @@ def test_an_answer_that_closes_its_connection_is_not_reused(servers):
     assert (server.connections, server.requests) == (3, 4)
 
 
-def test_a_cut_answer_may_have_posted_and_the_next_call_opens_a_new_connection(servers):
-    server = Server(lambda n: answer()[:-5] if n == 1 else answer())
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(answer()[:-5], id="cut answer"),
+        pytest.param(b"NOT HTTP AT ALL\r\n\r\n", id="garbled status line"),
+        pytest.param(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + answer(), id="an early hint first"),
+    ],
+)
+def test_a_bad_answer_reads_as_a_drop_after_sending_and_the_next_call_opens_a_new_connection(servers, bad):
+    server = Server(lambda n: bad if n == 1 else answer())
     servers.append(server)
     client = PooledWebClient(base_url=f"http://127.0.0.1:{server.port}/api/", timeout=5, retry_handlers=[])
-    with pytest.raises(ConnectionResetError) as cut:
+    with pytest.raises(ConnectionResetError) as failed:
         post(client)
-    assert request_error(cut.value).maybe_posted is True
+    assert request_error(failed.value).maybe_posted is True  # the request did reach the server
     assert post(client, 1)["ok"] is True
     assert (server.connections, server.requests) == (2, 2)
 
 
-def test_a_garbled_status_line_reads_as_a_drop_after_sending(servers):
-    server = Server(lambda n: b"NOT HTTP AT ALL\r\n\r\n" if n == 1 else answer())
+def idle_sockets(pool: ConnectionPool) -> list[socket.socket]:
+    return [kept.conn.sock for kept_ones in pool._idle.values() for kept in kept_ones if kept.conn.sock is not None]
+
+
+def test_a_kept_connection_the_server_closed_meanwhile_is_replaced_not_sent_on(servers):
+    """The server answers one request per connection, then closes it unannounced (as a keep-alive ends). With no
+    retry handlers, a request sent on the closed connection would fail: the pool must find the close first."""
+    server = Server(lambda n: answer(), hang_up=True)
     servers.append(server)
     client = PooledWebClient(base_url=f"http://127.0.0.1:{server.port}/api/", timeout=5, retry_handlers=[])
-    with pytest.raises(ConnectionResetError) as garbled:
-        post(client)
-    assert request_error(garbled.value).maybe_posted is True
-    assert post(client, 1)["ok"] is True
+    for n in range(3):
+        assert post(client, n)["ok"] is True
+        # The server's close has reached the kept connection before the next call (waited for, not assumed).
+        (sock,) = idle_sockets(client.pool)
+        readable, _, _ = select.select([sock], [], [], 5)
+        assert readable == [sock]
+    assert (server.connections, server.requests) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "still_reused", "then_idle"),
+    [
+        pytest.param(b"", 9.9, 10.0, id="the pool's own limit of 10 s"),
+        pytest.param(b"timeout=3, max=100", 1.9, 2.0, id="a second below the server's announced 3 s"),
+    ],
+)
+def test_a_connection_idle_past_its_limit_is_not_reused(servers, keep_alive, still_reused, then_idle):
+    """A server may close an idle connection just as a request is sent on it, and that request is lost in a way
+    that reads as "maybe posted": connections idle for longer than the limit are closed, not reused."""
+    now = [100.0]
+    server = Server(lambda n: answer(keep_alive=keep_alive))
+    servers.append(server)
+    pool = ConnectionPool(idle_limit=10.0, clock=lambda: now[0])
+    client = PooledWebClient(base_url=f"http://127.0.0.1:{server.port}/api/", timeout=5, pool=pool)
+    post(client)
+    now[0] += still_reused
+    post(client)
+    assert server.connections == 1
+    now[0] += then_idle
+    post(client)
+    assert (server.connections, server.requests) == (2, 3)
+
+
+def test_a_connection_in_use_during_clear_is_closed_when_it_comes_back(servers):
+    answering = threading.Event()
+    release = threading.Event()
+
+    def respond(n: int) -> bytes:
+        if n == 1:
+            answering.set()
+            release.wait(5)
+        return answer()
+
+    server = Server(respond)
+    servers.append(server)
+    client = PooledWebClient(base_url=f"http://127.0.0.1:{server.port}/api/", timeout=5)
+    results: list[bool] = []
+    call = threading.Thread(target=lambda: results.append(post(client)["ok"]))
+    call.start()
+    assert answering.wait(5)
+    client.pool.clear()  # as at shutdown, while the call is in flight
+    release.set()
+    call.join(5)
+    assert results == [True]
+    assert idle_sockets(client.pool) == []  # not kept after the clear
+    post(client, 1)
+    assert (server.connections, server.requests) == (2, 2)
 
 
 def test_idle_connections_beyond_the_pool_size_are_closed_and_clear_closes_the_rest(servers):
@@ -177,11 +249,12 @@ def test_idle_connections_beyond_the_pool_size_are_closed_and_clear_closes_the_r
     url = f"http://127.0.0.1:{server.port}/api/chat.postMessage"
     headers = {"Content-Type": "application/json"}
     # Three calls at once: three connections; two are kept when they come back, the third closed.
-    taken = [pool._take(("http", "127.0.0.1", server.port), 5) for _ in range(3)]
-    for conn in taken:
-        conn.connect()
-        pool._give_back(("http", "127.0.0.1", server.port), conn)
-    assert [conn.sock is not None for conn in taken] == [True, True, False]
+    key = ("http", "127.0.0.1", server.port)
+    taken = [pool._take(key, 5) for _ in range(3)]
+    for kept in taken:
+        kept.conn.connect()
+        pool._give_back(key, kept, 60.0)
+    assert [kept.conn.sock is not None for kept in taken] == [True, True, False]
     assert pool.post(url, b"{}", headers, timeout=5).status == 200
     # The server's accept thread counts a connection after the client's connect() returned: wait for it.
     deadline = time.monotonic() + 5
@@ -189,6 +262,6 @@ def test_idle_connections_beyond_the_pool_size_are_closed_and_clear_closes_the_r
         time.sleep(0.01)
     assert server.connections == 3  # the call reused a kept one
     pool.clear()
-    assert all(conn.sock is None for conn in taken)
+    assert all(kept.conn.sock is None for kept in taken)
     assert pool.post(url, b"{}", headers, timeout=5).status == 200
     assert server.connections == 4  # after clear, a new one

@@ -4,7 +4,6 @@ connections are reused, and every failure means what it meant through urllib (re
 from __future__ import annotations
 
 import socket
-import threading
 import urllib.error
 
 import pytest
@@ -91,41 +90,3 @@ def test_a_read_timeout_may_have_posted(fake):
     with pytest.raises(TimeoutError) as timed_out:
         post(client)
     assert request_error(timed_out.value).maybe_posted is True
-
-
-def test_a_kept_connection_the_server_closed_meanwhile_is_replaced_not_failed():
-    """A server that answers one request per connection, then closes it (as an idle keep-alive ends): the next
-    call finds the pooled connection dropped and opens another, without an error."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    served: list[int] = []
-
-    def serve() -> None:
-        for _ in range(3):
-            conn, _addr = listener.accept()
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))  # fmt: skip
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                body = b'{"ok": true, "channel": "C1", "ts": "1.0"}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
-                served.append(1)
-                conn.shutdown(socket.SHUT_RDWR)  # then closed: the client's pooled connection is dead
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    client = PooledWebClient(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}/api/", timeout=5)
-    try:
-        for n in range(3):
-            assert post(client, n)["ok"] is True
-    finally:
-        listener.close()
-    thread.join(5)
-    assert len(served) == 3
