@@ -261,7 +261,12 @@ class DeliveryEngine(Generic[C, P, R]):
         ready: list[tuple[C, P]] = []
         refused: list[tuple[C, Outcome]] = []
         held_since = self.monotonic()  # the batch was claimed a moment ago, at `now`
-        for claim, prepared in self.kind.prepare(batch, now=now):
+        try:
+            prepared_batch = self.kind.prepare(batch, now=now)
+        except Exception:
+            self._hand_back(batch, now=now)
+            raise
+        for claim, prepared in prepared_batch:
             if isinstance(prepared, Outcome):
                 refused.append((claim, prepared))
             else:
@@ -278,6 +283,22 @@ class DeliveryEngine(Generic[C, P, R]):
                 # so nothing is posted) rather than leave them claimed until their lease runs out.
                 jobs.append(self._deliver(claim, prepared, now=now, held_since=held_since))
         return jobs
+
+    def _hand_back(self, batch: list[C], *, now: datetime) -> None:
+        """The batch's reads failed (the database, say): nothing was posted, so it goes back untried, as at a stop,
+        due again once the pass's retry wait is over, rather than held until its lease runs out. If this write fails
+        too, the lease frees the batch."""
+        log.warning("%s outcome=retry reason=prepare_failed batch=%d", self.kind.name, len(batch))
+        handed_back = [
+            (claim, Outcome(S.OUTCOME_UNKNOWN if claim.outcome_unknown else S.NOT_POSTED,
+                            error=claim.last_error if claim.outcome_unknown else "prepare_failed",
+                            retry_at=self.later(now), untried=True))
+            for claim in batch
+        ]  # fmt: skip
+        try:
+            self.kind.settle_all(handed_back, now=now)
+        except Exception as e:
+            log.warning("%s outcome=held reason=hand_back_failed error=%s", self.kind.name, type(e).__name__)
 
     def _deliver(self, claim: C, prepared: P, *, now: datetime, held_since: float | None = None) -> Outcome | None:
         ready: R | None = None

@@ -247,6 +247,59 @@ def test_a_claim_re_check_the_database_cannot_answer_posts_nothing_and_hands_the
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
+def _unreachable(*_args, **_kwargs):
+    raise sa.exc.OperationalError("SELECT ...", {}, ConnectionRefusedError("refused"))
+
+
+def test_a_batch_whose_reads_fail_is_handed_back_untried_not_held_until_its_lease_ends(
+    store, fake_slack, make_app, clock, monkeypatch
+):
+    """The batch's reads (settings, tokens, lists) fail: nothing is posted, and every claim goes back as certainly
+    not posted, untried, due at once, so the next pass sends them without waiting out the lease or a lookup."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3"))
+    sender = ReplySender(make_app().services, workers=1)
+    batch = store.replies.claim_due(now=t0)
+    monkeypatch.setattr(store.exceptions, "pairs", _unreachable)
+    with pytest.raises(sa.exc.OperationalError):
+        sender.send_batch(batch, now=t0)
+    assert fake_slack.calls_to("chat.postMessage") == []
+    # Due at once (a claim's lease is its next_attempt_at), its attempt given back
+    handed_back = {(r["state"], r["delivery_state"], r["attempts"], r["next_attempt_at"])
+                   for r in rows(store, db.replies)}  # fmt: skip
+    assert handed_back == {("pending", DeliveryState.NOT_POSTED, 0, t0)}
+    monkeypatch.undo()
+    assert sender.drain(now=t0) == 2  # at once: no lease to wait out, no lookup first
+    sender.stop()
+    assert fake_slack.calls_to("conversations.replies") == []
+    assert sorted(c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")) == sorted(
+        dm_channel("U1", u) for u in ("U2", "U3")
+    )
+
+
+def test_a_batch_whose_reads_and_hand_back_both_fail_is_sent_once_its_lease_ends(
+    store, fake_slack, make_app, clock, monkeypatch
+):
+    """The database is gone for the hand-back too: the claims stay held, and the lease frees them (never lost)."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2",))
+    sender = ReplySender(make_app().services, workers=1)
+    batch = store.replies.claim_due(now=t0)
+    monkeypatch.setattr(store.exceptions, "pairs", _unreachable)
+
+    def settle_unreachable(*_args, **_kwargs):
+        raise sa.exc.OperationalError("UPDATE ...", {}, TimeoutError("timed out"))
+
+    monkeypatch.setattr(sender.engine.kind, "settle_all", settle_unreachable)
+    with pytest.raises(sa.exc.OperationalError, match="refused"):  # the reads' failure, not the hand-back's
+        sender.send_batch(batch, now=t0)
+    monkeypatch.undo()
+    assert sender.drain(now=t0 + timedelta(seconds=1)) == 0  # still claimed
+    assert sender.drain(now=t0 + timedelta(seconds=61)) == 1  # the lease is over
+    sender.stop()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
 def test_the_next_batch_is_claimed_while_the_previous_one_posts_and_never_a_third(store, fake_slack, make_app, clock):
     """Two batches in flight: the claim and compose of the next do not wait for the posts of the one before (the
     posting threads would idle through them), but a third claim waits until the first batch is settled."""
