@@ -152,7 +152,8 @@ def count_statements(*, events: int, watched: list[str], fake: FakeSlackProcess,
     from slack_sdk import WebClient
 
     from bench.inprocess import call
-    from bot.config import Config, Settings
+    from bot.config import Config
+    from bot.settings import Settings
     from bot.slack.app import create_app
     from bot.slack.web import create_wsgi
     from bot.storage.store import Store

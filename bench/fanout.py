@@ -27,8 +27,9 @@ from slack_sdk import WebClient
 
 from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL
-from bot.config import Config, Settings
+from bot.config import Config
 from bot.services import build_services
+from bot.settings import Settings
 from bot.storage import db
 from bot.workers.recaps import RecapSender
 from tests.support.fakeslack import RateLimits

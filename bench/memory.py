@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
     from slack_sdk import WebClient
 
-    from bot.config import Config, Settings
+    from bot.config import Config
+    from bot.settings import Settings
     from bot.slack.app import create_app
     from bot.storage import db
 

@@ -35,7 +35,8 @@ def serve(command: str) -> int:
 
 def migrate() -> int:
     """Bring the database schema up to date; needs only the database URL (no Slack variables)."""
-    from bot.config import database_url_and_source, load_config
+    from bot.config import load_config
+    from bot.settings import database_url_and_source
     from bot.storage.opening import open_store
 
     url, source = database_url_and_source(load_config())

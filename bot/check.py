@@ -25,7 +25,8 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.config import Config, Settings
+    from bot.config import Config
+    from bot.settings import Settings
     from bot.storage.store import Store
 
 
@@ -76,7 +77,8 @@ def collect(environ: Mapping[str, str]) -> list[Check]:
 
 
 def _checks(environ: Mapping[str, str]) -> Iterator[Check]:
-    from bot.config import Config, config_file, database_url_and_source, load_config, load_settings
+    from bot.config import Config, config_file, load_config
+    from bot.settings import database_url_and_source, load_settings
     from bot.storage.opening import check_database_url
 
     settings: Settings | None = None

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
-from bot.config import Config, Settings, load_config, load_settings, settings_database_url
+from bot.config import Config, load_config
 from bot.domain.errors import ConfigError
 from bot.services import Services, build_services, utc_now
+from bot.settings import Settings, load_settings, settings_database_url
 from bot.slack.client import close_connections
 from bot.storage.opening import open_store
 

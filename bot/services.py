@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 
 from bot.channel_hours import ChannelHoursService
-from bot.config import Config, Settings
+from bot.config import Config
 from bot.metrics import Metrics
 from bot.people import PeopleService
+from bot.settings import Settings
 from bot.slack.paths import INSTALL_PATH
 from bot.slack.profiles import ProfileCache
 from bot.storage import ops

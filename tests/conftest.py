@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk import WebClient
 
-from bot.config import Config, Settings
+from bot.config import Config
+from bot.settings import Settings
 from bot.slack.app import OffhoursApp, create_app
 from bot.storage.store import Store
 from tests.support.databases import create_database, drop_database

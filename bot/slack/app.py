@@ -24,10 +24,11 @@ from slack_sdk import WebClient
 from slack_sdk.oauth import AuthorizeUrlGenerator
 from slack_sdk.oauth.installation_store import Installation
 
-from bot.config import Config, Settings
+from bot.config import Config
 from bot.domain.mentions import GROUP_DM_MEMBERS_SCOPE
 from bot.metrics import label
 from bot.services import Services, build_services, utc_now
+from bot.settings import Settings
 from bot.slack.authorize import StoreAuthorize
 from bot.slack.pages import OffhoursPages
 from bot.slack.paths import (

@@ -20,9 +20,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.config import Settings
 from bot.domain.delivery import Failure
 from bot.metrics import Metrics
+from bot.settings import Settings
 from bot.slack.connections import ConnectionPool
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from slack_sdk import WebClient
 
-from bot.config import Config, Settings
+from bot.config import Config
 from bot.domain.hours import parse_hours, render_hours
 from bot.services import build_services
+from bot.settings import Settings
 from bot.storage import db
 from bot.storage.store import Store
 from bot.workers.recaps import RecapSender

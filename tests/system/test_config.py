@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, Settings, StorageConfig, database_url, load_config, load_settings
+from bot.config import Config, StorageConfig, load_config
 from bot.domain.errors import ConfigError, HoursError
 from bot.domain.hours import parse_hours, render_hours
 from bot.domain.templates import DEFAULT_MESSAGE
+from bot.settings import Settings, database_url, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED_ENV = {"SLACK_SIGNING_SECRET": "sign-s3cret", "SLACK_CLIENT_ID": "123.456", "SLACK_CLIENT_SECRET": "cl-s3cret"}
@@ -408,6 +409,8 @@ def test_nothing_set_names_all_three():
         ("PORT", "65536", "got '65536'"),
         ("PORT", "-1", "got '-1'"),
         ("PORT", "80.5", "got '80.5'"),
+        ("METRICS_PORT", "abc", "METRICS_PORT: expected a whole number from 1 to 65535, got 'abc'"),
+        ("METRICS_PORT", "0", "METRICS_PORT: expected a whole number from 1 to 65535, got '0'"),
         ("OFFHOURS_HOST", "http://0.0.0.0", "OFFHOURS_HOST: expected an address to listen on"),
         ("OFFHOURS_HOST", "0.0.0.0:3000", "got '0.0.0.0:3000'"),
         ("OFFHOURS_HOST", "my host", "got 'my host'"),
@@ -423,6 +426,12 @@ def test_bad_environment_values(name, value, expected):
     with pytest.raises(ConfigError) as caught:
         load_settings({**REQUIRED_ENV, name: value})
     assert expected in str(caught.value)
+
+
+def test_ports_given_are_used_and_unset_ones_take_their_defaults():
+    assert (load_settings(REQUIRED_ENV).port, load_settings(REQUIRED_ENV).metrics_port) == (3000, None)
+    given = load_settings({**REQUIRED_ENV, "PORT": "8080", "METRICS_PORT": "9090"})
+    assert (given.port, given.metrics_port) == (8080, 9090)
 
 
 def test_socket_mode_requires_the_public_base_url_named_with_every_other_problem():
