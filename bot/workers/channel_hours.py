@@ -34,7 +34,8 @@ from bot.storage.channel_hours import (
     ClaimedChannelReply,
     ClaimedChannelSummary,
 )
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine
+from bot.workers.kind import KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 

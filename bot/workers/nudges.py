@@ -24,7 +24,8 @@ from bot.services import Services
 from bot.slack.blocks.nudge import nudge_blocks, nudge_text
 from bot.slack.client import sending_client, slack_code
 from bot.storage.nudges import MAX_NUDGE_ATTEMPTS, NUDGE_LEASE, ClaimedNudge, SentReply
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine
+from bot.workers.kind import KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from bot.slack.blocks.recap import recap_fallback_text
 from bot.slack.client import sending_client, slack_code
 from bot.slack.recap_message import BuiltRecap, RecapRenderer, RecapToBuild
 from bot.storage.recaps import RECAP_LEASE, ClaimedRecap, SentRecap
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine
 from bot.workers.group_commit import GroupCommit
+from bot.workers.kind import KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 

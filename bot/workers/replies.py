@@ -25,8 +25,9 @@ from bot.slack.blocks.status import auto_reply_blocks
 from bot.slack.blocks.urgent import urgent_button
 from bot.slack.client import sending_client
 from bot.storage.replies import MAX_REPLY_ATTEMPTS, MESSAGE_DELETED, REPLY_LEASE, PendingReply
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted, Settled
+from bot.workers.engine import DeliveryEngine
 from bot.workers.group_commit import GroupCommit
+from bot.workers.kind import KindDefaults, Posted, Settled
 from bot.workers.lookup_slots import LookupSlots
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ from bot.services import Services
 from bot.slack.client import sending_client, slack_code
 from bot.status_sync import Ours, ours
 from bot.storage.status import STATUS_LEASE, ClaimedStatus, StatusRow
-from bot.workers.engine import ClaimLost, DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine
+from bot.workers.kind import ClaimLost, KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from bot.services import Services
 from bot.slack.blocks.urgent import BUTTON_BLOCK, notice_blocks, notice_fallback, passed_on
 from bot.slack.client import sending_client, slack_code
 from bot.storage.urgent import MAX_URGENT_ATTEMPTS, URGENT_LEASE, PendingNotice
-from bot.workers.engine import DeliveryEngine, KindDefaults, Posted
+from bot.workers.engine import DeliveryEngine
+from bot.workers.kind import KindDefaults, Posted
 
 log = logging.getLogger(__name__)
 
