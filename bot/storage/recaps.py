@@ -69,7 +69,9 @@ _SETTLE = (
     .where(_OURS)
     .values(state=sa.bindparam("b_state"), delivery_state=sa.bindparam("b_delivery"),
             next_attempt_at=sa.func.coalesce(sa.bindparam("b_at", type_=db.UTCDateTime()), _r.next_attempt_at),
-            last_error=sa.bindparam("b_error"))
+            last_error=sa.bindparam("b_error"),
+            # Handed back untried (a stop, a workspace held back): the attempt is given back, as for replies
+            attempts=_r.attempts - sa.bindparam("b_untried", type_=sa.Integer()))
 )  # fmt: skip
 _MARK_SENT = (
     db.recaps.update()
@@ -278,6 +280,7 @@ class RecapStore:
             "b_delivery": outcome.state.value,
             "b_at": outcome.retry_at,
             "b_error": outcome.error[:200] if outcome.error else None,
+            "b_untried": int(outcome.untried),
         }
         with db.writing(self.engine) as conn:
             conn.execute(_SETTLE, values)

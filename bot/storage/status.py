@@ -279,6 +279,8 @@ class StatusStore:
         }
         if outcome.retry_at is not None:
             values["next_attempt_at"] = outcome.retry_at
+        if outcome.untried:  # handed back without an attempt (a stop): the attempt is given back
+            values["attempts"] = _s.attempts - 1
         if outcome.state is DeliveryState.SENT:
             values.update(applied=applied, result=result)
             if saved is not None:

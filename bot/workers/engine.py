@@ -112,12 +112,7 @@ class DeliveryEngine(Generic[C, P, R]):
         ready: list[tuple[C, P]] = []
         refused: list[tuple[C, Outcome]] = []
         held_since = self.monotonic()  # the batch was claimed a moment ago, at `now`
-        try:
-            prepared_batch = self.kind.prepare(batch, now=now)
-        except Exception:
-            self._hand_back(batch, now=now)
-            raise
-        for claim, prepared in prepared_batch:
+        for claim, prepared in self._prepare(batch, now=now):
             if isinstance(prepared, Outcome):
                 refused.append((claim, prepared))
             else:
@@ -135,21 +130,39 @@ class DeliveryEngine(Generic[C, P, R]):
                 jobs.append(self._deliver(claim, prepared, now=now, held_since=held_since))
         return jobs
 
-    def _hand_back(self, batch: list[C], *, now: datetime) -> None:
-        """The batch's reads failed (the database, say): nothing was posted, so it goes back untried, as at a stop,
-        due again once the pass's retry wait is over, rather than held until its lease runs out. If this write fails
-        too, the lease frees the batch."""
-        log.warning("%s outcome=retry reason=prepare_failed batch=%d", self.kind.name, len(batch))
-        handed_back = [
-            (claim, Outcome(S.OUTCOME_UNKNOWN if claim.outcome_unknown else S.NOT_POSTED,
-                            error=claim.last_error if claim.outcome_unknown else "prepare_failed",
-                            retry_at=self.later(now), untried=True))
-            for claim in batch
-        ]  # fmt: skip
+    def _prepare(self, batch: list[C], *, now: datetime) -> list[tuple[C, P | Outcome]]:
+        """The kind's per-batch reads; if they fail, again claim by claim, so that one row whose reads keep failing
+        (a token the key cannot decrypt, a bug on one person's data) fails alone instead of taking its batch, and
+        every batch claimed after it, down with it on every pass."""
         try:
-            self.kind.settle_all(handed_back, now=now)
+            return self.kind.prepare(batch, now=now)
         except Exception as e:
-            log.warning("%s outcome=held reason=hand_back_failed error=%s", self.kind.name, type(e).__name__)
+            if len(batch) == 1:
+                return [(batch[0], self._unprepared(batch[0], e, now=now))]
+            log.warning("%s outcome=retry_one_by_one reason=prepare_failed batch=%d error=%s", self.kind.name,
+                        len(batch), type(e).__name__)  # fmt: skip
+        prepared: list[tuple[C, P | Outcome]] = []
+        for claim in batch:
+            try:
+                prepared.extend(self.kind.prepare([claim], now=now))
+            except Exception as e:
+                prepared.append((claim, self._unprepared(claim, e, now=now)))
+        return prepared
+
+    def _unprepared(self, claim: C, error: Exception, *, now: datetime) -> Outcome:
+        """Its reads failed (the database, or a bug): nothing was posted. Retried with the usual backoff, the attempt
+        counted, so a row that always fails drifts to the back of the queue (and gives up where the kind has a
+        maximum), rather than sit at its head, or be held until its lease runs out."""
+        log.warning("%s id=%s outcome=retry reason=prepare_failed error=%s", self.kind.name, claim.id,
+                    type(error).__name__, exc_info=error)  # fmt: skip
+        max_attempts = self.kind.max_attempts
+        if max_attempts is not None and claim.attempts >= max_attempts:
+            return Outcome(S.FAILED, error=claim.last_error if claim.outcome_unknown else "prepare_failed")
+        if claim.outcome_unknown:  # an earlier attempt may have posted: the next one still looks first
+            return Outcome(
+                S.OUTCOME_UNKNOWN, error=claim.last_error, retry_at=self.later(now) + backoff(claim.attempts)
+            )
+        return Outcome(S.NOT_POSTED, error="prepare_failed", retry_at=self.later(now) + backoff(claim.attempts))
 
     def _deliver(self, claim: C, prepared: P, *, now: datetime, held_since: float | None = None) -> Outcome | None:
         ready: R | None = None

@@ -748,3 +748,19 @@ def test_a_stale_owners_outcome_does_not_overwrite_the_recap_another_claim_sent(
     clock.set(DUE + timedelta(minutes=20))
     assert b.tick(clock()) == 0
     assert len(posts(fake_slack)) == 1
+
+
+def test_a_recap_handed_back_at_a_stop_keeps_its_attempt_and_goes_out_once(people, store, fake_slack, dm):
+    """A stop lands after the claim: the recap goes back as not posted, due at once, and without using up an
+    attempt (its backoff, should it fail later, starts where it was)."""
+    dm("U2")
+    sender = RecapSender(people.services)
+    [(team_id, user_id, due_at)] = store.recaps.due_people(now=DUE)
+    claim = store.recaps.claim_new(team_id, user_id, due_at=due_at, now=DUE)
+    assert claim is not None
+    sender.stop()
+    assert sender.deliver(claim, now=DUE) is False
+    [recap] = recaps(store)
+    assert (recap["state"], recap["delivery_state"], recap["attempts"]) == ("pending", "not_posted", 0)
+    assert RecapSender(people.services).tick(DUE) == 1
+    assert len(posts(fake_slack)) == 1

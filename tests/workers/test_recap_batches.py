@@ -193,3 +193,32 @@ def test_a_claim_made_late_in_a_long_tick_is_leased_from_when_it_was_made(offhou
     claims.close()
     assert claimed_at == DUE + timedelta(minutes=6)
     assert claim.leased_until == DUE + timedelta(minutes=6) + RECAP_LEASE
+
+
+def test_one_recap_that_cannot_be_built_holds_back_no_other(offhours, store, fake_slack, monkeypatch):
+    """A bug on one person's data makes building their recap fail on every try: everyone else's recap goes out all
+    the same, on time, and theirs is retried with a growing backoff (retries are claimed first: one that stayed at
+    the head of the queue would stop every recap after it)."""
+    connect(store, fake_slack, "U1")
+    connect(store, fake_slack, "U2")
+    record(store, "U1", "U9")
+    later = DUE + timedelta(minutes=1)
+    record(store, "U2", "U9", due=later)
+    sender = RecapSender(offhours.services)
+    real = sender.kind.renderer.build_many
+
+    def build_many(team_id, recaps, **kwargs):
+        if any(recap.user_id == "U1" for recap in recaps):
+            raise ValueError("a bug in U1's recap")
+        return real(team_id, recaps, **kwargs)
+
+    monkeypatch.setattr(sender.kind.renderer, "build_many", build_many)
+    assert sender.tick(DUE) == 0
+    assert sender.tick(later) == 1
+    assert len(posts_to(fake_slack, "U2")) == 1
+    assert posts_to(fake_slack, "U1") == []
+    [u1] = [r for r in rows(store, db.recaps) if r["user_id"] == "U1"]
+    assert u1["state"] == "pending"
+    monkeypatch.undo()
+    assert sender.tick(later + timedelta(minutes=10)) == 1  # once the bug is fixed, theirs goes out once
+    assert len(posts_to(fake_slack, "U1")) == 1

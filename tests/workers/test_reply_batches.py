@@ -251,30 +251,60 @@ def _unreachable(*_args, **_kwargs):
     raise sa.exc.OperationalError("SELECT ...", {}, ConnectionRefusedError("refused"))
 
 
-def test_a_batch_whose_reads_fail_is_handed_back_untried_not_held_until_its_lease_ends(
+def test_a_batch_whose_reads_fail_goes_back_with_a_backoff_not_held_until_its_lease_ends(
     store, fake_slack, make_app, clock, monkeypatch
 ):
     """The batch's reads (settings, tokens, lists) fail: nothing is posted, and every claim goes back as certainly
-    not posted, untried, due at once, so the next pass sends them without waiting out the lease or a lookup."""
+    not posted, due after the usual backoff (10 s), not after the 60 s lease; the next pass then sends them without
+    looking for an earlier post."""
     t0 = clock()
     queue_replies(store, fake_slack, t0, ("U2", "U3"))
     sender = ReplySender(make_app().services, workers=1)
     batch = store.replies.claim_due(now=t0)
     monkeypatch.setattr(store.exceptions, "pairs", _unreachable)
-    with pytest.raises(sa.exc.OperationalError):
-        sender.send_batch(batch, now=t0)
+    assert sender.send_batch(batch, now=t0) == 0
     assert fake_slack.calls_to("chat.postMessage") == []
-    # Due at once (a claim's lease is its next_attempt_at), its attempt given back
-    handed_back = {(r["state"], r["delivery_state"], r["attempts"], r["next_attempt_at"])
+    handed_back = {(r["state"], r["delivery_state"], r["attempts"], r["next_attempt_at"], r["last_error"])
                    for r in rows(store, db.replies)}  # fmt: skip
-    assert handed_back == {("pending", DeliveryState.NOT_POSTED, 0, t0)}
+    assert handed_back == {("pending", DeliveryState.NOT_POSTED, 1, t0 + timedelta(seconds=10), "prepare_failed")}
     monkeypatch.undo()
-    assert sender.drain(now=t0) == 2  # at once: no lease to wait out, no lookup first
+    assert sender.drain(now=t0 + timedelta(seconds=9)) == 0  # not yet due
+    assert sender.drain(now=t0 + timedelta(seconds=10)) == 2
     sender.stop()
     assert fake_slack.calls_to("conversations.replies") == []
     assert sorted(c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")) == sorted(
         dm_channel("U1", u) for u in ("U2", "U3")
     )
+
+
+def test_one_reply_whose_reads_always_fail_holds_back_no_other(store, fake_slack, make_app, clock, monkeypatch):
+    """One row's reads keep failing (a token the key cannot decrypt, a bug on one person's data): the others of its
+    batch, and every DM queued after it, are sent all the same; it is retried with a growing backoff."""
+    t0 = clock()
+    queue_replies(store, fake_slack, t0, ("U2", "U3"))
+    real = store.exceptions.pairs
+
+    def pairs(team_id, recipients, senders):
+        if "U2" in senders:
+            raise ValueError("a bug in U2's row")
+        return real(team_id, recipients, senders)
+
+    monkeypatch.setattr(store.exceptions, "pairs", pairs)
+    sender = ReplySender(make_app().services, workers=1)
+    assert sender.drain(now=t0) == 1  # U3's, in the same pass
+    fake_slack.add_user("U4")
+    ts = f"{t0.timestamp() + 20:.6f}"
+    store.inbox.record(IncomingRecord(
+        team_id="T1", recipient_id="U1", sender_id="U4", channel_id=dm_channel("U1", "U4"), ts=ts, thread_ts=ts,
+        received_at=t0, due_at=t0 + timedelta(hours=10), text=None, window_key="w", reply=True,
+    ), now=t0 + timedelta(seconds=10))  # fmt: skip
+    assert sender.drain(now=t0 + timedelta(seconds=10)) == 1  # U4's, claimed with U2's retry
+    sender.stop()
+    assert sorted(c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")) == sorted(
+        dm_channel("U1", u) for u in ("U3", "U4")
+    )
+    [u2] = [r for r in rows(store, db.replies) if r["sender_id"] == "U2"]
+    assert (u2["state"], u2["attempts"], u2["next_attempt_at"]) == ("pending", 2, t0 + timedelta(seconds=30))
 
 
 def test_a_batch_whose_reads_and_hand_back_both_fail_is_sent_once_its_lease_ends(
@@ -291,10 +321,10 @@ def test_a_batch_whose_reads_and_hand_back_both_fail_is_sent_once_its_lease_ends
         raise sa.exc.OperationalError("UPDATE ...", {}, TimeoutError("timed out"))
 
     monkeypatch.setattr(sender.engine.kind, "settle_all", settle_unreachable)
-    with pytest.raises(sa.exc.OperationalError, match="refused"):  # the reads' failure, not the hand-back's
+    with pytest.raises(sa.exc.OperationalError, match="timed out"):
         sender.send_batch(batch, now=t0)
     monkeypatch.undo()
-    assert sender.drain(now=t0 + timedelta(seconds=1)) == 0  # still claimed
+    assert sender.drain(now=t0 + timedelta(seconds=11)) == 0  # still claimed
     assert sender.drain(now=t0 + timedelta(seconds=61)) == 1  # the lease is over
     sender.stop()
     assert len(fake_slack.calls_to("chat.postMessage")) == 1

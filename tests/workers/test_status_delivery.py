@@ -171,3 +171,15 @@ def test_a_status_slack_refuses_is_not_retried_until_the_person_changes_it(proce
     store.status.choose("T1", "U1", emoji=":zzz:")
     assert sync.tick(NOW + timedelta(minutes=6)) == 1
     assert fake_slack.status_of("U1")["status_emoji"] == ":zzz:"
+
+
+def test_a_status_handed_back_at_a_stop_keeps_its_attempt_and_is_set_once(process, people, fake_slack, store):
+    stopping = process()
+    stopping.plan(NOW)
+    claimed = store.status.claim_due(now=NOW)
+    stopping.stop()
+    assert stopping.engine.deliver_batch(claimed, now=NOW) == 0
+    assert {(r["delivery_state"], r["attempts"]) for r in rows(store, schema.status_updates)} == {("not_posted", 0)}
+    assert process().tick(NOW) == len(people)  # due at once: no lease to wait out
+    for user_id in people:
+        assert len(sets(fake_slack, user_id)) == 1
