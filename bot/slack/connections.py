@@ -152,13 +152,21 @@ class ConnectionPool:
             return self._ssl_context
 
     def _give_back(self, key: tuple[str, str, int], kept: _Kept, reusable_for: float) -> None:
-        kept.reuse_until = self.clock() + reusable_for
+        now = self.clock()
+        kept.reuse_until = now + reusable_for
         with self._lock:
             kept_ones = self._idle.setdefault(key, [])
-            if kept.generation == self._generation and len(kept_ones) < self.maxsize:
+            # The least recently used come first. Under light traffic the latest serves every call, and those past
+            # their time would stay open (in CLOSE_WAIT once the server has closed them) until a burst reached them.
+            expired = 0
+            while expired < len(kept_ones) and kept_ones[expired].reuse_until <= now:
+                expired += 1
+            closing, kept_ones[:expired] = kept_ones[:expired], []
+            keep = reusable_for > 0 and kept.generation == self._generation and len(kept_ones) < self.maxsize
+            if keep:
                 kept_ones.append(kept)
-                return
-        kept.conn.close()
+        for old in closing if keep else [*closing, kept]:
+            old.conn.close()
 
 
 def _dropped(sock: socket.socket) -> bool:

@@ -216,6 +216,31 @@ def test_a_connection_idle_past_its_limit_is_not_reused(servers, keep_alive, sti
     assert (server.connections, server.requests) == (2, 3)
 
 
+def test_connections_past_their_time_are_closed_when_another_comes_back_not_left_open(servers):
+    """Under light traffic the most recently used connection serves every call; the others, idle past their limit,
+    are closed as soon as a connection comes back (not left open until a burst reaches them), and a connection the
+    server allows no idle time is not kept at all."""
+    now = [100.0]
+    keep_alive = [b""]
+    server = Server(lambda n: answer(keep_alive=keep_alive[0]))
+    servers.append(server)
+    pool = ConnectionPool(idle_limit=10.0, clock=lambda: now[0])
+    key = ("http", "127.0.0.1", server.port)
+    older, latest = [pool._take(key, 5) for _ in range(2)]  # two calls at once, back at 100 s and 105 s
+    for kept in (older, latest):
+        kept.conn.connect()
+        pool._give_back(key, kept, 10.0)
+        now[0] += 5.0
+    now[0] += 1.0  # 111 s: the older one is past its time, the latest is not
+    url = f"http://127.0.0.1:{server.port}/api/chat.postMessage"
+    assert pool.post(url, b"{}", {"Content-Type": "application/json"}, timeout=5).status == 200
+    assert (older.conn.sock, latest.conn.sock is not None) == (None, True)  # the latest served it and came back
+    assert idle_sockets(pool) == [latest.conn.sock]
+    keep_alive[0] = b"timeout=1"  # a second, less our margin: no idle time at all
+    assert pool.post(url, b"{}", {"Content-Type": "application/json"}, timeout=5).status == 200
+    assert idle_sockets(pool) == []
+
+
 def test_a_connection_in_use_during_clear_is_closed_when_it_comes_back(servers):
     answering = threading.Event()
     release = threading.Event()
