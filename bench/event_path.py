@@ -164,7 +164,10 @@ def run_one(
 ) -> dict:
     """One measured run against a fresh database and a fresh server process (under py-spy with `profile`)."""
     now = datetime.now(UTC)
-    url = POSTGRES_URL if database == "postgres" else f"sqlite:///{workdir / f'{app}-{server}.db'}"
+    # A new SQLite file per run: an app measured twice in one invocation (interleaved A/B) must not find the first
+    # run's rows.
+    sqlite_file = Path(tempfile.mkdtemp(prefix=f"{app}-{server}-", dir=workdir)) / "bench.db"
+    url = POSTGRES_URL if database == "postgres" else f"sqlite:///{sqlite_file}"
     recipient_ids = [f"UR{i:06d}" for i in range(recipients)]
     if app == "offhours":
         store = make_store(url)
