@@ -1,6 +1,6 @@
 """Everything that touches the database: the only code that imports SQLAlchemy. One module owns each table.
 
-engine.py       connections (reading/writing), make_engine, UTCDateTime, insert_ignore/upsert
+engine.py       connections (reading/writing), make_engine, UTCDateTime, insert_ignore/upsert, InsertNew
 schema.py       every table's definition (Alembic's target metadata); db.py re-exports both for older imports
 people.py       people: settings rows
 profiles.py     profiles: the users.info cache

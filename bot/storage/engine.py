@@ -6,6 +6,7 @@ aware UTC, so code above the storage layer only ever sees aware datetimes.
 
 from __future__ import annotations
 
+import json
 import select
 import sqlite3
 import threading
@@ -192,3 +193,54 @@ def upsert(engine: sa.Engine, table: sa.Table, keys: list[str], values: dict) ->
     """INSERT ... ON CONFLICT (keys) DO UPDATE the other columns."""
     stmt = dialect_insert(engine)(table).values(**values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})
+
+
+class InsertNew:
+    """INSERT of many rows at once, ON CONFLICT DO NOTHING, RETURNING the `returning` columns of those it inserted
+    (callers sort the rows into key order, so that two writers lock keys in one order).
+
+    On PostgreSQL the rows go as one JSON parameter, unpacked by the server (json_to_recordset): one short statement
+    text at any number of rows, which psycopg converts once and prepares, and one string to send. SQLAlchemy's
+    multi-row VALUES is a new text for each number of rows with a parameter per value, which psycopg converts anew
+    on every call; one array per column (unnest) left the cost in psycopg's list dumping (bench/RESULTS.md, twelfth
+    session). SQLite keeps multi-row VALUES.
+    """
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, conflict: list[str], columns: list[str],
+                 returning: list[str]) -> None:  # fmt: skip
+        self.columns = columns
+        self._values = insert_ignore(engine, table, conflict).returning(*(table.c[k] for k in returning))
+        self._json: sa.TextClause | None = None
+        self._instants = [k for k in columns if isinstance(table.c[k].type, UTCDateTime)]
+        if engine.dialect.name == "postgresql":
+            preparer = engine.dialect.identifier_preparer
+            names = ", ".join(preparer.quote(k) for k in columns)
+            typed = ", ".join(f"{preparer.quote(k)} {table.c[k].type.compile(dialect=engine.dialect)}" for k in columns)
+            self._json = sa.text(
+                f"INSERT INTO {preparer.format_table(table)} ({names}) "
+                f"SELECT {names} FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS ({typed})) "
+                f"WITH ORDINALITY AS new_rows ({names}, new_row_n) ORDER BY new_row_n "
+                f"ON CONFLICT ({', '.join(preparer.quote(k) for k in conflict)}) DO NOTHING "
+                f"RETURNING {', '.join(preparer.quote(k) for k in returning)}"
+            )
+
+    def __call__(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[sa.Row]:
+        if not rows:
+            return []
+        if self._json is None:
+            return list(conn.execute(self._values, rows).all())
+        return list(conn.execute(self._json, {"rows": json.dumps([self._jsonable(row) for row in rows])}).all())
+
+    def _jsonable(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {k: row[k] for k in self.columns}
+        for k in self._instants:
+            if out[k] is not None:
+                out[k] = _naive_utc(out[k]).isoformat()
+        return out
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """As UTCDateTime stores an instant."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; pass an aware one")
+    return value.astimezone(UTC).replace(tzinfo=None)

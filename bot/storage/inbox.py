@@ -22,10 +22,13 @@ from bot.domain.autoreply import ReplyWindow
 from bot.domain.recap import WaitingMessage
 from bot.storage import db, nudges
 from bot.storage.batch_writer import BatchWriter
+from bot.storage.engine import InsertNew
 from bot.storage.replies import QueuedReply, Replies
 from bot.storage.tokens import connected_among, still_connected
 
 MESSAGE_KEY = ["team_id", "recipient_id", "channel_id", "ts"]  # a DM is recorded once
+# What recording a DM writes (the rest are the defaults: pending, in no recap)
+MESSAGE_COLUMNS = (*MESSAGE_KEY, "thread_ts", "sender_id", "received_at", "text", "due_at", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,7 @@ class Inbox:
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_message = db.insert_ignore(engine, db.messages, MESSAGE_KEY)
         self._insert_presence = db.insert_ignore(engine, db.dm_presence, ["team_id", "user_id", "channel_id"])
-        self._insert_messages_returning = self._insert_message.returning(*(_m[k] for k in MESSAGE_KEY))
+        self._insert_new_messages = InsertNew(engine, db.messages, MESSAGE_KEY, list(MESSAGE_COLUMNS), MESSAGE_KEY)
         self._records: BatchWriter[tuple[IncomingRecord, datetime], str] = BatchWriter(
             self._record_many, self._record_one
         )
@@ -217,7 +220,7 @@ class Inbox:
                  "text": rec.text, "due_at": rec.due_at, "source": rec.source} for rec in recs]  # fmt: skip
         # In key order: two processes inserting the same keys in opposite orders would wait for each other.
         rows.sort(key=lambda row: tuple(row[k] for k in MESSAGE_KEY))
-        return {tuple(row) for row in conn.execute(self._insert_messages_returning, rows).all()}
+        return {tuple(row) for row in self._insert_new_messages(conn, rows)}
 
     def wrote(self, team_id: str, user_id: str, channel_id: str, *, at: datetime) -> None:
         """The connected person wrote in this DM at `at`: for a while they count as present there. Nothing is

@@ -22,8 +22,12 @@ import sqlalchemy as sa
 from bot.domain.autoreply import ReplyWindow
 from bot.domain.delivery import DeliveryState, Outcome, maybe_posted
 from bot.storage import db
+from bot.storage.engine import InsertNew
 
 REPLY_KEY = ["team_id", "recipient_id", "sender_id", "window_key"]  # one reply per sender per off-window
+# What queueing a reply writes (QueuedReply.row; the rest are the defaults: pending, queued, no attempt yet)
+QUEUED_COLUMNS = (*REPLY_KEY, "window_start", "window_end", "channel_id", "message_ts", "thread_ts", "received_at",
+                  "next_attempt_at", "external", "ephemeral")  # fmt: skip
 REPLY_LEASE = timedelta(seconds=60)
 # The error of a reply expired unposted because its DM was deleted (and no attempt may have posted it): it does not
 # count for the once-per-window rule.
@@ -221,7 +225,7 @@ class Replies:
         self.engine = engine
         # Built once per engine: on the ack path, constructing statements cost more than running them.
         self._insert_reply = db.insert_ignore(engine, db.replies, REPLY_KEY)
-        self._insert_replies = self._insert_reply.returning(*(_r[k] for k in REPLY_KEY))
+        self._insert_replies = InsertNew(engine, db.replies, REPLY_KEY, list(QUEUED_COLUMNS), REPLY_KEY)
 
     def queue(
         self, conn: sa.Connection, *, team_id: str, recipient_id: str, sender_id: str, window: ReplyWindow,
@@ -274,7 +278,7 @@ class Replies:
         if fresh:
             # In key order: two processes inserting the same keys in opposite orders would wait for each other.
             rows = sorted((wanted[n].row() for n in fresh), key=lambda row: tuple(row[k] for k in REPLY_KEY))
-            inserted = set(conn.execute(self._insert_replies, rows).all())
+            inserted = set(self._insert_replies(conn, rows))
             for n in fresh:
                 queued[n] = wanted[n].key in inserted
         return [bool(q) for q in queued]
