@@ -28,6 +28,7 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 from slack_sdk.oauth.installation_store.cacheable_installation_store import CacheableInstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from sqlalchemy.dialects import postgresql
 
 from bot.storage import schema
 from bot.storage.engine import reading, writing
@@ -318,12 +319,39 @@ def still_connected(conn: sa.Connection, team_id: str, user_id: str) -> bool:
 
 
 def connected_among(conn: sa.Connection, team_id: str, user_ids: set[str]) -> set[str]:
-    """`still_connected` for several people, in user id order: one row locked per person, as before batches.
+    """`still_connected` for several people in one statement: on PostgreSQL one row locked per person, in user id
+    order, as one statement per person did.
 
-    Not one statement with IN: that locked every installation row of each person, in id order, while forget
+    Not a plain IN on PostgreSQL: that locked every installation row of each person, in id order, while forget
     deletes a person's rows in table order, and the two deadlocked (tests/storage/test_inbox_group_commit.py).
     """
-    return {user_id for user_id in sorted(user_ids) if still_connected(conn, team_id, user_id)}
+    if len(user_ids) <= 1:
+        return {user_id for user_id in user_ids if still_connected(conn, team_id, user_id)}
+    query = _connected_among_query(conn.dialect.name == "postgresql")
+    return set(conn.execute(query, {"team_id": team_id, "user_ids": sorted(user_ids)}).scalars())
+
+
+@functools.cache
+def _connected_among_query(postgres: bool) -> sa.Select:
+    i = schema.installations.c
+    connected = (in_team(sa.bindparam("team_id")), i.user_token.is_not(None))
+    if not postgres:  # SQLite's writers take turns: nothing to lock
+        among = i.user_id.in_(sa.bindparam("user_ids", expanding=True))
+        return sa.select(i.user_id).where(*connected, among).distinct()
+    # Each person's first row, locked person by person in the order of the (sorted) array, like still_connected
+    people = (
+        sa.func.unnest(sa.bindparam("user_ids", type_=postgresql.ARRAY(schema.ID)))
+        .table_valued("user_id", with_ordinality="n")
+        .render_derived()
+    )
+    first_row = (
+        sa.select(i.id)
+        .where(*connected, i.user_id == people.c.user_id)
+        .limit(1)
+        .with_for_update(read=True)
+        .lateral("first_row")
+    )
+    return sa.select(people.c.user_id).select_from(people.join(first_row, sa.true())).order_by(people.c.n)
 
 
 @functools.cache
