@@ -118,25 +118,30 @@ class RecapStore:
         its person's due messages moved into it (those another process has are left out).
 
         The window's latest recaps are read in one query and the new ones inserted in one statement. Take-overs
-        come first, then the inserts, each in one order for every process: two processes' overlapping batches
-        wait for each other's rows (PostgreSQL) in the same order, never in a cycle."""
+        come first (in recap id order, as mark_sent_many's), then the inserts (in person order), each in one order
+        for every process: two processes' overlapping batches wait for each other's rows (PostgreSQL) in the same
+        order, never in a cycle."""
         ordered = sorted(set(people))
         with db.writing(self.engine) as conn:
             latest = self._latest(conn, ordered)
             claimed: list[ClaimedRecap] = []
             new: list[tuple[str, str, datetime, int]] = []
+            taking_over: list[int] = []
             for team_id, user_id, due_at in ordered:
                 row = latest.get((team_id, user_id, due_at))
                 if row is None:
                     new.append((team_id, user_id, due_at, 0))
                 elif row.state == "pending":
-                    taken = self._take_over(conn, row.id, now=now)
-                    if taken is not None:
-                        claimed.append(taken)
+                    taking_over.append(row.id)
                 elif inbox.any_due(conn, team_id=team_id, user_id=user_id, now=now):
                     new.append((team_id, user_id, due_at, row.seq + 1))
                 # else: the window's recap went out with everything that was due (another process sent it since
                 # this one read who is due): nothing to follow up.
+            # Existing rows are locked in id order, as every writer of several recaps locks them (mark_sent_many)
+            for recap_id in sorted(taking_over):
+                taken = self._take_over(conn, recap_id, now=now)
+                if taken is not None:
+                    claimed.append(taken)
             claimed += self._insert(conn, new, now=now)
             inbox.attach_due_many(conn, [(c.team_id, c.user_id, c.id) for c in claimed], now=now)
         return [replace(c, attached=True) for c in claimed]
@@ -264,10 +269,12 @@ class RecapStore:
         if not sent:
             return
         with db.writing(self.engine) as conn:
+            # In id order, as claim_new takes recaps over: two transactions locking the same rows in opposite
+            # orders deadlocked (PostgreSQL aborted the one recording the posts).
             conn.execute(_MARK_SENT, [
                 {"b_id": s.recap_id, "b_attempts": s.attempts, "b_channel_id": s.channel_id,
                  "b_message_ts": s.message_ts, "b_sent_at": s.sent_at, "b_late": s.late}
-                for s in sent
+                for s in sorted(sent, key=lambda s: s.recap_id)
             ])  # fmt: skip
 
     def settle(self, recap_id: int, outcome: Outcome, *, attempts: int) -> None:
