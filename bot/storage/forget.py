@@ -16,14 +16,15 @@ from bot.storage.tokens import TokenStore, in_team
 
 # Every table holding something about a person, with the columns that name them: a row naming the person in any
 # of them goes. Tokens first: a writer holding still_connected()'s lock makes forget wait, then its rows go below
-# (deleted last, the two took their locks in opposite orders: a deadlock on PostgreSQL).
+# (deleted last, the two took their locks in opposite orders: a deadlock on PostgreSQL). Recaps before messages, as
+# every recap writer locks them (a take-over, give_up: the recap row, then its messages).
 PERSON_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (schema.installations, ("user_id",)),
     (schema.people, ("user_id",)),
+    (schema.recaps, ("user_id",)),
     (schema.messages, ("recipient_id", "sender_id")),
     (schema.replies, ("recipient_id", "sender_id")),  # replies sent *to* them name them too
     (schema.dm_channels, ("user_a", "user_b")),
-    (schema.recaps, ("user_id",)),
     (schema.profiles, ("user_id",)),
     (schema.reply_exceptions, ("user_id", "except_user_id")),  # their own list, and their place on others'
     (schema.dm_presence, ("user_id",)),

@@ -64,3 +64,62 @@ def test_forgetting_waits_for_a_writer_that_found_the_person_connected_then_dele
     assert outcome == [None]
     assert rows(store, db.people) == []
     assert store.user_token("T1", "U1") is None
+
+
+def test_forgetting_a_person_while_their_recap_is_taken_over_does_not_deadlock(store, monkeypatch):
+    """A take-over locks the recap row, then moves the person's due messages into it; forget deleted the messages
+    first, then the recaps: opposite orders, and PostgreSQL aborted the forget (found in review). Forget now takes
+    the recaps first, as every recap writer does, so it waits for the take-over and then deletes what it left."""
+    from datetime import timedelta
+
+    from bot.storage import recaps as recaps_module
+    from bot.storage.inbox import IncomingRecord
+    from tests.support.helpers import connected
+
+    if not store.is_postgres:
+        pytest.skip("PostgreSQL's row locks (SQLite's writers take turns)")
+    connected(store, "U1", now=NOW)
+    due = NOW + timedelta(hours=1)
+
+    def record(ts: str) -> None:
+        assert store.inbox.record(IncomingRecord(
+            team_id="T1", recipient_id="U1", sender_id="U2", channel_id="D1", ts=ts, thread_ts=ts, received_at=NOW,
+            due_at=due, text=None, window_key="w", reply=False,
+        ), now=NOW) == "recorded"  # fmt: skip
+
+    record("1.0")
+    assert store.recaps.claim_new_many([("T1", "U1", due)], now=due)  # claimed; then its owner died
+    record("2.0")  # recorded after the claim: due, waiting for the take-over to move it in
+    paused, resume = threading.Event(), threading.Event()
+    attach = recaps_module.inbox.attach_due_many
+
+    def held_attach(conn, recaps, *, now):
+        paused.set()
+        assert resume.wait(10)
+        return attach(conn, recaps, now=now)
+
+    monkeypatch.setattr(recaps_module.inbox, "attach_due_many", held_attach)
+    errors: list[BaseException] = []
+
+    def run(f) -> None:
+        try:
+            f()
+        except BaseException as e:
+            errors.append(e)
+
+    later = due + timedelta(minutes=10)  # the lease is over: the next scheduler takes the recap over
+    take_over = threading.Thread(
+        target=run, args=(lambda: store.recaps.claim_new_many([("T1", "U1", due)], now=later),)
+    )
+    take_over.start()
+    assert paused.wait(10)  # the take-over holds the recap row
+    forget = threading.Thread(target=run, args=(lambda: store.forget_person("T1", "U1"),))
+    forget.start()
+    deadline = time.monotonic() + 10
+    while not someone_waits_for_a_lock(store.engine):
+        assert time.monotonic() < deadline
+    resume.set()
+    take_over.join(30)
+    forget.join(30)
+    assert [type(e).__name__ for e in errors] == []
+    assert rows(store, db.recaps) == [] and rows(store, db.messages) == []
