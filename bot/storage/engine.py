@@ -21,6 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+def naive_utc(value: datetime) -> datetime:
+    """An instant as it is stored: naive UTC (UTCDateTime, and InsertNew's JSON rows)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; pass an aware one")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(sa.types.TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
 
@@ -28,11 +35,7 @@ class UTCDateTime(sa.types.TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; pass an aware one")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
@@ -235,12 +238,5 @@ class InsertNew:
         out = {k: row[k] for k in self.columns}
         for k in self._instants:
             if out[k] is not None:
-                out[k] = _naive_utc(out[k]).isoformat()
+                out[k] = naive_utc(out[k]).isoformat()
         return out
-
-
-def _naive_utc(value: datetime) -> datetime:
-    """As UTCDateTime stores an instant."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; pass an aware one")
-    return value.astimezone(UTC).replace(tzinfo=None)
