@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="offhours-inprocess-") as tmp:
             for threads in [int(t) for t in args.threads.split(",")]:
-                for app in args.apps.split(","):
-                    url = POSTGRES_URL if args.database == "postgres" else f"sqlite:///{tmp}/{app}-{threads}.db"
+                for run, app in enumerate(args.apps.split(",")):
+                    # a file per run, so one invocation can measure an app twice (interleaved A/B)
+                    url = POSTGRES_URL if args.database == "postgres" else f"sqlite:///{tmp}/{app}-{threads}-{run}.db"
                     os.environ.update(
                         SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_CLIENT_ID=CLIENT_ID, SLACK_CLIENT_SECRET="bench",
                         DATABASE_URL=url, SLACK_API_URL=fake.base_url,

@@ -152,7 +152,8 @@ def off_window_key(
         return None
     if once_per == "day":
         return "day:" + at.astimezone(pytz.timezone(tz)).date().isoformat()
-    return "back:" + window[1].astimezone(pytz.utc).strftime("%Y-%m-%dT%H:%MZ")
+    back = window[1].astimezone(pytz.utc)  # as strftime("%Y-%m-%dT%H:%MZ") wrote it, without its dst() calls
+    return f"back:{back.year:04d}-{back.month:02d}-{back.day:02d}T{back.hour:02d}:{back.minute:02d}Z"
 
 
 def reply_window(

@@ -31,12 +31,9 @@ class ReplyExceptions:
 
     def pairs(self, team_id: str, user_ids: Iterable[str], senders: Iterable[str]) -> set[tuple[str, str]]:
         """(person, excepted sender) among `user_ids` x `senders`, in one read (the reply sender's batch check)."""
-        e = schema.reply_exceptions.c
-        query = sa.select(e.user_id, e.except_user_id).where(
-            e.team_id == team_id, e.user_id.in_(list(set(user_ids))), e.except_user_id.in_(list(set(senders)))
-        )
+        values = {"team_id": team_id, "user_ids": list(set(user_ids)), "senders": list(set(senders))}
         with reading(self.engine) as conn:
-            return {(r[0], r[1]) for r in conn.execute(query)}
+            return {(r[0], r[1]) for r in conn.execute(_PAIRS, values)}
 
     def change(
         self,
@@ -66,3 +63,12 @@ class ReplyExceptions:
                     [{"team_id": team_id, "user_id": user_id, "except_user_id": u} for u in sorted(wanted - current)],
                 )
         return sorted(wanted), sorted(current)
+
+
+_e = schema.reply_exceptions.c
+# Built once: it runs for every batch of auto-replies (building a select costs about as much as running it).
+_PAIRS = sa.select(_e.user_id, _e.except_user_id).where(
+    _e.team_id == sa.bindparam("team_id"),
+    _e.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+    _e.except_user_id.in_(sa.bindparam("senders", expanding=True)),
+)

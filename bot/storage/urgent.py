@@ -33,6 +33,10 @@ _FOR_RECAPS = sa.select(_u.recipient_id, _u.sender_id, _u.target_id, _u.state, _
     _u.created_at >= sa.bindparam("since", type_=UTCDateTime()),
 )  # fmt: skip
 _rt = schema.urgent_routes.c
+# Built once: read for every batch of auto-replies.
+_ROUTES = sa.select(_rt.user_id, _rt.route_to).where(
+    _rt.team_id == sa.bindparam("team_id"), _rt.user_id.in_(sa.bindparam("user_ids", expanding=True))
+)
 _r = schema.replies.c
 
 
@@ -145,9 +149,7 @@ class UrgentStore:
         if not ids:
             return {}
         with reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(_rt.user_id, _rt.route_to).where(_rt.team_id == team_id, _rt.user_id.in_(ids))
-            ).all()
+            rows = conn.execute(_ROUTES, {"team_id": team_id, "user_ids": ids}).all()
         return {row.user_id: row.route_to for row in rows}
 
     def set_route(self, team_id: str, user_id: str, route_to: str | None, *, now: datetime) -> None:

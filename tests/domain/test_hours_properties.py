@@ -9,12 +9,14 @@ import pytz
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.autoreply import off_window_key
 from bot.domain.hours import (
     DayOff,
     HoursError,
     Interval,
     Schedule,
     WeeklyHours,
+    format_local,
     parse_days_off,
     parse_duration,
     parse_hours,
@@ -207,3 +209,34 @@ def test_days_off_round_trip(start: date, length: int) -> None:
 def test_durations_round_trip(minutes: int) -> None:
     duration = timedelta(minutes=minutes)
     assert parse_duration(render_duration(duration)) == duration
+
+
+def _strftime_local(instant: datetime, tz: str, now: datetime | None) -> str:
+    """format_local as strftime wrote it (C locale), the reference the table-driven version must match."""
+    local = instant.astimezone(pytz.timezone(tz))
+    text = local.strftime("%a %H:%M")
+    if now is None or abs(instant - now) > timedelta(days=6):
+        text = local.strftime("%a ") + str(local.day) + local.strftime(" %b")
+        if now is not None and now.astimezone(local.tzinfo).year != local.year:
+            text += f" {local.year}"
+        text += local.strftime(" %H:%M")
+    return text
+
+
+INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@FAST
+@given(instant=INSTANTS, tz=st.sampled_from(ZONES), now=st.none() | INSTANTS, near=st.booleans())
+def test_format_local_writes_what_strftime_wrote(instant: datetime, tz: str, now: datetime | None, near: bool) -> None:
+    if near and now is not None:  # half the time within a few days of now, where the short form applies
+        now = instant + (now - datetime(2050, 1, 1, tzinfo=UTC)) / 2000
+    assert format_local(instant, tz, now=now) == _strftime_local(instant, tz, now)
+
+
+@FAST
+@given(back=INSTANTS, tz=st.sampled_from(ZONES))
+def test_window_keys_are_what_strftime_wrote(back: datetime, tz: str) -> None:
+    # Stored keys (the once-per-window rule) must not change with how they are written.
+    key = off_window_key((None, back.astimezone(pytz.timezone(tz))), at=back, tz=tz, once_per="off_window")
+    assert key == "back:" + back.strftime("%Y-%m-%dT%H:%MZ")

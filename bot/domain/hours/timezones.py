@@ -27,6 +27,9 @@ __all__ = ["format_local", "format_utc_offset", "localize_wall", "resolve_timezo
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
 _BY_LOWER = {name.lower(): name for name in pytz.all_timezones}
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_NEAR = timedelta(days=6)  # format_local names the date of an instant further than this from now
 
 
 @lru_cache(maxsize=1024)
@@ -123,14 +126,17 @@ def format_local(instant: datetime, tz: str, *, now: datetime | None = None) -> 
     The date is added when `now` is None or the instant is more than 6 days away from `now` (either side);
     the year is added too when it differs from `now`'s local year.
     """
+    # Names from tables, not strftime: strftime asks a pytz zone for dst() in Python on every call, and this runs
+    # for every auto-reply (twice); the names are English whatever the process's locale, as the rest of the text.
     local = instant.astimezone(zone(tz))
-    text = f"{local:%a} {local:%H:%M}"
-    if now is None or abs(instant - now) > timedelta(days=6):
-        text = f"{local:%a} {local.day} {local:%b}"
-        if now is not None and now.astimezone(local.tzinfo).year != local.year:
-            text += f" {local.year}"
-        text += f" {local:%H:%M}"
-    return text
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    day = _WEEKDAYS[local.weekday()]
+    if now is not None and abs(instant - now) <= _NEAR:
+        return f"{day} {clock}"
+    text = f"{day} {local.day} {_MONTHS[local.month - 1]}"
+    if now is not None and now.astimezone(local.tzinfo).year != local.year:
+        text += f" {local.year}"
+    return f"{text} {clock}"
 
 
 def format_utc_offset(instant: datetime, tz: str) -> str:
