@@ -25,6 +25,11 @@ for _table in (installations, bots):
         if _name in _table.c:
             _table.c[_name].type = sa.String(500)
 
+# A person's installation rows (every token read: before each DM's ack, and per batch of replies). slack_sdk's own
+# index begins with client_id and enterprise_id, so a read by team (or org-wide install) and user scanned every
+# row of the app: the whole workspace, per DM.
+sa.Index("ix_installations_user", installations.c.user_id, installations.c.client_id, installations.c.installed_at)
+
 ID = sa.String(32)
 
 people = sa.Table(

@@ -24,7 +24,7 @@ def test_ready_when_the_database_answers_at_the_newest_schema(server):
     response = request(f"{server.url}/readyz")
     assert response.status == 200
     assert response.json == {"ok": True}
-    assert ops.head_revision() == "0013"  # re-pointed at merge: the newest migration, whatever its number
+    assert ops.head_revision() == "0014"  # re-pointed at merge: the newest migration, whatever its number
 
 
 def test_not_ready_when_the_database_does_not_answer(settings, fake_slack, clock, tmp_path):
