@@ -37,6 +37,7 @@ from bench.common import (
     SIGNING_SECRET,
     TEAM,
     FakeSlackProcess,
+    analyze,
     cpu_seconds,
     emit,
     make_store,
@@ -172,6 +173,7 @@ def run_one(
     if app == "offhours":
         store = make_store(url)
         seed_connected(store, recipient_ids, tz=night_zone(now))
+        analyze(store)
         store.close()
     fake.reset()
     port = free_port()

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 
 from bench.common import CLIENT_ID, SIGNING_SECRET, TEAM, FakeSlackProcess, emit, make_store, seed_connected
+from bench.common import analyze as bench_analyze
 from bench.event_path import POSTGRES_URL
 from bot.config import Config
 from bot.services import build_services
@@ -86,12 +87,8 @@ def run(
     seed_connected(store, user_ids, tz="UTC")
     due = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # all due within the minute 09:00-09:01
     seed_messages(store, user_ids, due_at=due)
-    if analyze and store.is_postgres:
-        # The statistics autovacuum has by a morning (the people, their tokens and DMs came over days, not in one
-        # second): without any, PostgreSQL's planner takes each table for a few rows, and read every person's rows
-        # of the workspace for each batch (`team_id = ?` on the primary key, the user ids as a filter).
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    if analyze:
+        bench_analyze(store)
     setup_s = time.monotonic() - started_setup
     fake = FakeSlackProcess()
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CLIENT_ID, SIGNING_SECRET, FakeSlackProcess, emit, make_store, seed_connected
+from bench.common import CLIENT_ID, SIGNING_SECRET, FakeSlackProcess, analyze, emit, make_store, seed_connected
 from bench.event_path import POSTGRES_URL, event_body, night_zone
 from tests.support.slackhttp import signed_headers
 
@@ -60,7 +60,7 @@ def call(wsgi, body: str) -> None:
         raise RuntimeError(f"the app answered {statuses[0]}")
 
 
-def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackProcess) -> dict:
+def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackProcess, people: int = 0) -> dict:
     from bench.server import bare_wsgi, recording_wsgi
     from bot.runtime import configured_store as _store
     from bot.runtime import load_environment as _load
@@ -68,9 +68,13 @@ def run_one(app: str, *, events: int, threads: int, url: str, fake: FakeSlackPro
     from bot.slack.web import create_wsgi
     from bot.workers.replies import ReplySender
 
+    # The DMs go to events/4 people; `people` connected in all (the workspace's size: every token read must find a
+    # person's rows without reading everyone's).
     recipients = [f"UR{i:06d}" for i in range(max(events // 4, 1))]
+    everyone = recipients + [f"UO{i:06d}" for i in range(max(people - len(recipients), 0))]
     store = make_store(url)
-    seed_connected(store, recipients, tz=night_zone(datetime.now(UTC)))
+    seed_connected(store, everyone, tz=night_zone(datetime.now(UTC)))
+    analyze(store)
     store.close()
     fake.reset()
     settings, config = _load()
@@ -126,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="0,16", help="comma-separated request thread counts; 0: one by one")
     parser.add_argument("--apps", default="bare,offhours")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--people", type=int, default=0, help="people connected in all (default: the recipients)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     events = args.events or (50 if args.quick else 2000)
@@ -142,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_CLIENT_ID=CLIENT_ID, SLACK_CLIENT_SECRET="bench",
                         DATABASE_URL=url, SLACK_API_URL=fake.base_url,
                     )  # fmt: skip
-                    result = run_one(app, events=events, threads=threads, url=url, fake=fake)
-                    results.append({**result, "database": args.database})
+                    result = run_one(app, events=events, threads=threads, url=url, fake=fake, people=args.people)
+                    results.append({**result, "database": args.database, "people": max(args.people, events // 4)})
                     print(
                         f"{app:9} threads={threads:<3} cpu/event={result['cpu_ms_per_event']:.3f} ms "
                         f"switches/event={result['context_switches_per_event']:.1f} replies={result['replies']}",

@@ -47,6 +47,7 @@ from bench.common import (
     ROOT,
     SIGNING_SECRET,
     FakeSlackProcess,
+    analyze,
     cpu_seconds,
     emit,
     make_store,
@@ -253,6 +254,7 @@ def run_one(config: str, *, events: int, duplicate_every: int | None, fake: Fake
         recipients = [f"UR{i:06d}" for i in range(max(1, events // 4))]
         store = make_store(database_url)
         seed_connected(store, recipients, tz=night_zone(datetime.now(UTC)))
+        analyze(store)
         store.close()
         idle = idle_cost(config, database_url=database_url, fake=fake, workdir=workdir)
         fake.reset()
