@@ -106,7 +106,8 @@ def analyze(store: Store) -> None:
     for a few rows and reads every person of the workspace for each batch (`team_id = ?` on the primary key, the
     user ids as a filter). SQLite keeps no statistics unless asked: nothing to do."""
     if store.is_postgres:
-        with store.engine.connect() as conn:
+        # Outside a transaction: statistics written in one that is rolled back (a plain connect()) are lost.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
 
 

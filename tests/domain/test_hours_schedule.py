@@ -283,6 +283,12 @@ FORMAT_LOCAL = [
     ("2026-03-27T16:30:00+00:00", "Europe/Rome", "2026-03-28T20:00:00+00:00", "Fri 17:30"),
     ("2027-01-04T08:00:00+00:00", "Europe/Rome", "2026-12-20T08:00:00+00:00", "Mon 4 Jan 2027 09:00"),
     ("2026-03-09T03:00:00+00:00", "Asia/Kolkata", None, "Mon 9 Mar 08:30"),
+    # Exactly six days either side is near; a microsecond more is not.
+    ("2026-03-10T09:00:00+00:00", "UTC", "2026-03-04T09:00:00+00:00", "Tue 09:00"),
+    ("2026-02-26T09:00:00+00:00", "UTC", "2026-03-04T09:00:00+00:00", "Thu 09:00"),
+    ("2026-03-10T09:00:00.000001+00:00", "UTC", "2026-03-04T09:00:00+00:00", "Tue 10 Mar 09:00"),
+    # The year is compared in the person's zone: at noon UTC on 31 December it is already 2027 in Auckland.
+    ("2027-02-15T00:00:00+00:00", "Pacific/Auckland", "2026-12-31T12:00:00+00:00", "Mon 15 Feb 13:00"),
 ]
 
 
