@@ -4,7 +4,7 @@ in one transaction, and each caller returns only once its item is durable, with 
 Why: before the ack every DM needs its record committed; one transaction per DM made the request threads queue for
 the single writer (SQLite) or for a commit each (PostgreSQL), and a thread holding the write lock had to win the
 GIL back from fifteen others after every statement. Here one thread writes for all who arrived meanwhile and the
-others wait on an event, without the GIL.
+others wait on a lock of their own, without the GIL.
 
 Leadership is handed over batch by batch: the thread that finds no write under way writes what is waiting (its
 own item included) and, if more arrived meanwhile, wakes the oldest of those to write the next batch, so that no

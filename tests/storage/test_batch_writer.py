@@ -4,6 +4,7 @@ caller gets its own item's result only after that write, and a failure stays wit
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -103,4 +104,55 @@ def test_a_failed_write_of_one_raises_in_its_caller_and_the_writer_goes_on():
     with pytest.raises(ValueError, match="bad item 1"):
         writer.submit(1)
     assert writer.submit(2) == "done:2"
+    assert writer.queued == 0
+
+
+@pytest.mark.parametrize("max_batch", [1, 2, 5, 64])
+@pytest.mark.parametrize("bad", [None, 13])
+def test_under_load_every_item_is_written_exactly_once_and_every_caller_returns(max_batch, bad):
+    """Many callers, writes of varying length, maybe a bad item among them: nobody hangs (each waits on a lock the
+    writer releases once per wake-up), nobody gets another's result, no item is written twice, however leadership
+    is handed over; one batch is written at a time (after a failed batch its items are written again by their own
+    callers, beside the leader)."""
+    written: list[int] = []
+    lock = threading.Lock()
+    in_flight, most = [0], [0]
+
+    def write(items: list[int]) -> list[str]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.0005 * (items[0] % 3))
+            if bad in items:
+                raise RuntimeError("a bad item in this batch")
+            with lock:
+                written.extend(items)
+            return [f"done:{i}" for i in items]
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    writer = BatchWriter(write, lambda item: write([item])[0], max_batch=max_batch)
+    results: dict[int, object] = {}
+
+    def run(item: int) -> None:
+        try:
+            results[item] = writer.submit(item)
+        except RuntimeError as e:
+            results[item] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(200)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + TIMEOUT
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+        assert not t.is_alive()
+    if bad is not None:
+        assert isinstance(results.pop(bad), RuntimeError)
+    assert results == {i: f"done:{i}" for i in range(200) if i != bad}
+    assert sorted(written) == [i for i in range(200) if i != bad]  # once each, the bad one never
+    if bad is None:
+        assert most[0] == 1
     assert writer.queued == 0
