@@ -154,6 +154,9 @@ class Store:
     def connected_user_ids(self, team_id: str) -> set[str]:
         return self.tokens.connected_user_ids(team_id)
 
+    def anyone_else_connected(self, team_id: str, user_id: str) -> bool:
+        return self.tokens.anyone_else_connected(team_id, user_id)
+
     def revoke_bot_tokens(self, team_id: str) -> None:
         self.tokens.revoke_bot_tokens(team_id)
 

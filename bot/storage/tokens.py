@@ -279,6 +279,14 @@ class TokenStore:
         latest = dict(rows)  # ordered by installed_at: each person's latest installation wins
         return {user_id: self.cipher.decrypt(stored) or "" for user_id, stored in latest.items() if stored is not None}
 
+    def anyone_else_connected(self, team_id: str, user_id: str) -> bool:
+        """Whether someone other than `user_id` has connected here: the first such row, not the whole workspace's
+        (asked for each DM channel seen for the first time)."""
+        i = schema.installations.c
+        query = sa.select(i.id).where(in_team(team_id), i.user_token.is_not(None), i.user_id != user_id).limit(1)
+        with reading(self.engine) as conn:
+            return conn.execute(query).first() is not None
+
     def connected_user_ids(self, team_id: str) -> set[str]:
         i = schema.installations.c
         with reading(self.engine) as conn:

@@ -729,6 +729,20 @@ def test_dst_night_back_at_has_the_new_offset(people, store, fake_slack, slack, 
     assert len(posts(fake_slack)) == 1
 
 
+def test_a_dm_seen_only_through_its_senders_token_asks_nothing_when_no_one_else_is_connected(
+    people, store, fake_slack, slack, clock, drain
+):
+    # U1 (connected) writes to U2 (not connected) in a DM Offhours has not seen: no one else is connected, so the
+    # other member cannot be anyone Offhours answers for, and Slack is not asked who it is.
+    slack.dm(sender="U1", recipient="U2", ts=now_ts(clock), authorized="U1")
+    assert fake_slack.calls_to("conversations.info") == []
+    assert messages(store) == []
+    join(people, store, fake_slack, "U3", tz="Europe/Rome")  # now someone else is: the lookup is worth making
+    slack.dm(sender="U1", recipient="U2", ts=now_ts(clock) + 1, authorized="U1")
+    assert len(fake_slack.calls_to("conversations.info")) == 1
+    assert drain() == 0
+
+
 def test_the_authorized_user_is_the_sender(people, store, fake_slack, slack, clock, drain):
     # Both are connected; Slack lists only U2's authorization on a DM U2 wrote to U1.
     join(people, store, fake_slack, "U2", tz="Europe/Rome")

@@ -72,6 +72,22 @@ def test_a_person_whose_latest_installation_has_no_token_is_not_connected(store)
     assert store.user_tokens("T1", ["U1"]) == {}
 
 
+def test_anyone_else_connected_answers_like_the_workspaces_connected_people(store):
+    fake = FakeSlack()
+    assert not store.anyone_else_connected("T1", "U1")  # no one at all
+    connect(store, fake, "U1", now=NOW)
+    assert not store.anyone_else_connected("T1", "U1")  # only the asker
+    assert store.anyone_else_connected("T1", "U9")
+    assert not store.anyone_else_connected("T2", "U9")  # another workspace's people do not count
+    connect(store, fake, "U2", now=NOW)
+    store.revoke_user_tokens("T1", ["U2"])
+    assert not store.anyone_else_connected("T1", "U1")  # U2's token is gone
+    connect(store, fake, "U3", now=NOW)
+    for asker in ("U1", "U3", "U7"):
+        expected = store.connected_user_ids("T1") - {asker} != set()
+        assert store.anyone_else_connected("T1", asker) is expected
+
+
 # --- the bot cache ----------------------------------------------------------------------------------------
 
 

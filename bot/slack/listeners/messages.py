@@ -205,7 +205,7 @@ class MessageHandler:
     def _other_member(self, team_id: str, channel_id: str, me: str) -> str | None:
         members = self.store.dm_channels.members(team_id, channel_id)
         if members is None:
-            if not self.store.connected_user_ids(team_id) - {me}:
+            if not self.store.anyone_else_connected(team_id, me):
                 return None  # no one else here is connected: whoever the other member is, they have no recipient
             token = self.store.user_token(team_id, me)
             if token is None:
