@@ -19,7 +19,7 @@ from alembic.migration import MigrationContext
 
 from bot.storage import schema
 from bot.storage.store import Store
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import own_store as own_database_store
 from tests.support.statements import claim_select
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -29,15 +29,8 @@ BACKLOG = 2000
 
 @pytest.fixture
 def own_store(tmp_path) -> Iterator[Store]:
-    url = create_database(TEST_DATABASE_URL) if TEST_DATABASE_URL else f"sqlite:///{tmp_path / 'claims.db'}"
-    store = Store(url)
-    try:
-        store.migrate()
+    with own_database_store(tmp_path, "claims") as store:
         yield store
-    finally:
-        store.close()
-        if TEST_DATABASE_URL:
-            drop_database(TEST_DATABASE_URL, url)
 
 
 def test_the_migrations_build_the_declared_schema(own_store):

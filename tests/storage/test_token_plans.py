@@ -20,7 +20,8 @@ from bot.storage.dm_view import DmKey, read_dm_views
 from bot.storage.engine import writing
 from bot.storage.store import Store
 from bot.storage.tokens import connected_among, still_connected
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import own_store
+from tests.support.statements import statements_run
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 PEOPLE = 3000
@@ -29,10 +30,7 @@ INSTALLED = datetime(2026, 3, 4, 9, 0)
 
 @pytest.fixture
 def crowded_store(tmp_path) -> Iterator[Store]:
-    url = create_database(TEST_DATABASE_URL) if TEST_DATABASE_URL else f"sqlite:///{tmp_path / 'tokens.db'}"
-    store = Store(url)
-    try:
-        store.migrate()
+    with own_store(tmp_path, "tokens") as store:
         rows = [
             {"client_id": store.installation_store.client_id, "app_id": "A1", "team_id": "T1", "user_id": f"U{i:05d}",
              "user_token": f"stored-{i}", "installed_at": INSTALLED + timedelta(seconds=i)}
@@ -43,10 +41,6 @@ def crowded_store(tmp_path) -> Iterator[Store]:
             if store.is_postgres:
                 conn.exec_driver_sql("ANALYZE slack_installations")
         yield store
-    finally:
-        store.close()
-        if TEST_DATABASE_URL:
-            drop_database(TEST_DATABASE_URL, url)
 
 
 def _in_a_transaction(store: Store, read: Callable[[sa.Connection], object]) -> Callable[[], object]:
@@ -76,18 +70,9 @@ READS: dict[str, Callable[[Store], Callable[[], object]]] = {
 
 
 def _installation_reads(engine: sa.Engine, read: Callable[[], object]) -> list[tuple[str, object]]:
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "slack_installations" in statement:
-            seen.append((statement, parameters))
-
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
-        read()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
-    return seen
+    return statements_run(
+        engine, read, lambda s: s.lstrip().upper().startswith(("SELECT", "WITH")) and "slack_installations" in s
+    )
 
 
 @pytest.mark.parametrize("read", list(READS))

@@ -7,10 +7,18 @@ own prefix (bench/pg_stats.py: `offhours_bench_<random>`).
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from bot.storage.store import Store
 
 PREFIX = "offhours_test_"
 
@@ -39,3 +47,21 @@ def drop_database(server_url: str, database_url: str, *, prefix: str = PREFIX) -
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+@contextmanager
+def own_store(tmp_path: Path, name: str) -> Iterator[Store]:
+    """A migrated store on a database of its own: SQLite in `tmp_path/name.db`, or with TEST_DATABASE_URL a
+    PostgreSQL database created for it and dropped after."""
+    from bot.storage.store import Store
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    url = create_database(server) if server else f"sqlite:///{tmp_path / (name + '.db')}"
+    store = Store(url)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+        if server:
+            drop_database(server, url)
