@@ -280,8 +280,9 @@ class TokenStore:
         return {user_id: self.cipher.decrypt(stored) or "" for user_id, stored in latest.items() if stored is not None}
 
     def anyone_else_connected(self, team_id: str, user_id: str) -> bool:
-        """Whether someone other than `user_id` has connected here: the first such row, not the whole workspace's
-        (asked for each DM channel seen for the first time)."""
+        """Whether someone other than `user_id` has connected here (asked for each DM channel seen for the first
+        time). It stops at the first such row, where reading every connected person's id did not; when there is
+        none it still reads the table's rows (no index serves the workspace's OR with `user_id !=`)."""
         i = schema.installations.c
         query = sa.select(i.id).where(in_team(team_id), i.user_token.is_not(None), i.user_id != user_id).limit(1)
         with reading(self.engine) as conn:

@@ -8,7 +8,6 @@ and, with an index ending at `next_attempt_at`, sorted every one of them before 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +21,6 @@ from bot.storage.store import Store
 from tests.support.databases import own_store as own_database_store
 from tests.support.statements import claim_select
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 DUE = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 BACKLOG = 2000
 

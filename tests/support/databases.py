@@ -57,11 +57,13 @@ def own_store(tmp_path: Path, name: str) -> Iterator[Store]:
 
     server = os.environ.get("TEST_DATABASE_URL")
     url = create_database(server) if server else f"sqlite:///{tmp_path / (name + '.db')}"
-    store = Store(url)
+    store: Store | None = None
     try:
+        store = Store(url)
         store.migrate()
         yield store
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if server:
             drop_database(server, url)
